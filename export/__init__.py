@@ -1,0 +1,1 @@
+"""Exported policies (NAME.onnx + NAME.json + NAME.toml), installed as ``liveagent.export``."""

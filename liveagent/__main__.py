@@ -1,0 +1,3 @@
+from liveagent.cli import main
+
+raise SystemExit(main())

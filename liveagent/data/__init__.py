@@ -1,0 +1,1 @@
+"""Small data files shipped in the package (demo melodies)."""

@@ -1,0 +1,1 @@
+"""The learning environment (numpy + gymnasium): AccompanimentEnv, the vector env, rewards, metrics, eval."""

@@ -1,0 +1,127 @@
+"""Decoding outside the graph: masks and the one sampler shared by `liveagent eval` and the live engine.
+
+What is evaluated is what is played: both call :class:`Sampler` on the policy's logits with the same
+masks. Greedy decoding (``temperature == 0``) is argmax after the mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from liveagent.music.tokens import HOLD, N_PITCHES, ONSET_BASE, REST, VOCAB_SIZE
+
+BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float32]
+
+
+def range_mask(pitch_min: int = 0, pitch_max: int = N_PITCHES - 1) -> BoolArray:
+    """Tokens allowed when onsets must lie in ``pitch_min..pitch_max`` (REST and HOLD always allowed)."""
+    if not 0 <= pitch_min <= pitch_max < N_PITCHES:
+        raise ValueError(f"bad pitch range {pitch_min}..{pitch_max}")
+    mask = np.zeros(VOCAB_SIZE, dtype=bool)
+    mask[REST] = mask[HOLD] = True
+    mask[ONSET_BASE + pitch_min : ONSET_BASE + pitch_max + 1] = True
+    return mask
+
+
+def pitch_class_mask(pitch_classes: Iterable[int]) -> BoolArray:
+    """Tokens allowed when onsets must belong to ``pitch_classes`` (a scale; REST and HOLD allowed)."""
+    pcs = {int(pc) % 12 for pc in pitch_classes}
+    if not pcs:
+        raise ValueError("a scale mask needs at least one pitch class")
+    mask = np.zeros(VOCAB_SIZE, dtype=bool)
+    mask[REST] = mask[HOLD] = True
+    pitches = np.arange(N_PITCHES)
+    mask[ONSET_BASE + pitches[np.isin(pitches % 12, list(pcs))]] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How tokens are drawn from logits."""
+
+    temperature: float = 0.0
+    """0 = greedy (argmax after masks); otherwise logits are divided by it before softmax."""
+    top_p: float = 1.0
+    """Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p (1 = all)."""
+    seed: int | None = None
+    """Seed of the sampler's own generator, for reproducible sampled runs."""
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.temperature) and 0.0 <= self.temperature <= 10.0):
+            raise ValueError(f"temperature must be in 0..10, got {self.temperature}")
+        if not (np.isfinite(self.top_p) and 0.0 < self.top_p <= 1.0):
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+class Sampler:
+    """Masked greedy / temperature / top-p sampling over ``[B, 130]`` logits.
+
+    Scratch buffers are allocated for the largest batch seen, so the live path (B = 1) allocates
+    nothing per call after the first.
+    """
+
+    def __init__(self, config: SamplerConfig | None = None) -> None:
+        self.config = config or SamplerConfig()
+        self._rng = np.random.default_rng(self.config.seed)
+        self._scratch = np.empty((1, VOCAB_SIZE), dtype=np.float64)
+        self._out = np.empty(1, dtype=np.int64)
+
+    def with_temperature(self, temperature: float) -> Sampler:
+        """A sampler with another temperature that keeps this one's random stream."""
+        s = Sampler(SamplerConfig(temperature, self.config.top_p, self.config.seed))
+        s._rng = self._rng
+        return s
+
+    def sample(self, logits: npt.ArrayLike, mask: BoolArray | None = None) -> npt.NDArray[np.int64]:
+        """Draw one token per row. ``mask`` is ``[130]`` or ``[B, 130]``; True = allowed.
+
+        Non-finite logits are treated as forbidden; a row with nothing allowed falls back to REST.
+        """
+        lg = np.asarray(logits)
+        if lg.ndim == 1:
+            lg = lg[None, :]
+        b = lg.shape[0]
+        if self._scratch.shape[0] < b:
+            self._scratch = np.empty((b, VOCAB_SIZE), dtype=np.float64)
+            self._out = np.empty(b, dtype=np.int64)
+        x = self._scratch[:b]
+        np.copyto(x, lg)
+        x[~np.isfinite(x)] = -np.inf
+        if mask is not None:
+            if mask.ndim == 1:
+                x[:, ~mask] = -np.inf
+            else:
+                x[~mask[:b]] = -np.inf
+        out = self._out[:b]
+        np.argmax(x, axis=1, out=out)
+        dead = ~np.isfinite(x[np.arange(b), out])
+        cfg = self.config
+        if cfg.temperature > 0.0:
+            for i in range(b):
+                if not dead[i]:
+                    out[i] = self._draw(x[i], cfg.temperature, cfg.top_p)
+        out[dead] = REST
+        return out
+
+    def _draw(self, row: npt.NDArray[np.float64], temperature: float, top_p: float) -> int:
+        row -= row.max()
+        row /= temperature
+        np.exp(row, out=row)
+        row /= row.sum()
+        if top_p < 1.0:
+            order = np.argsort(-row)
+            cum = np.cumsum(row[order])
+            keep = order[: int(np.searchsorted(cum, top_p)) + 1]
+            probs = row[keep] / row[keep].sum()
+            return int(keep[self._rng.choice(keep.size, p=probs)])
+        return int(self._rng.choice(VOCAB_SIZE, p=row))
+
+
+def resolve_hold(token: int, sounding: bool) -> int:
+    """HOLD while nothing sounds means REST (the contract)."""
+    return REST if token == HOLD and not sounding else token

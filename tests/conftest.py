@@ -1,0 +1,1 @@
+"""Shared fixtures; helper functions live in tests/support.py."""
