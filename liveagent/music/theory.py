@@ -20,8 +20,8 @@ from liveagent.music.tokens import NO_PITCH
 PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 # Semitones modulo 12 -> class. Index by (upper - lower) % 12.
-UNISON, MINOR_2, MAJOR_2, MINOR_3, MAJOR_3, FOURTH, TRITONE, FIFTH, MINOR_6, MAJOR_6, MINOR_7, MAJOR_7 = range(
-    12
+UNISON, MINOR_2, MAJOR_2, MINOR_3, MAJOR_3, FOURTH, TRITONE, FIFTH, MINOR_6, MAJOR_6, MINOR_7, MAJOR_7 = (
+    range(12)
 )
 PERFECT_CONSONANCES = (UNISON, FIFTH)
 """Unison/octave and fifth (compound intervals included, by reduction mod 12)."""
@@ -107,7 +107,9 @@ class Key:
         return Key((self.tonic + semitones) % 12, self.mode)
 
 
-def pitch_class_histogram(pitches: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> npt.NDArray[np.float64]:
+def pitch_class_histogram(
+    pitches: npt.ArrayLike, weights: npt.ArrayLike | None = None
+) -> npt.NDArray[np.float64]:
     """Histogram of pitch classes (``NO_PITCH`` ignored), optionally weighted (e.g. by duration)."""
     p = np.asarray(pitches, dtype=np.int64).ravel()
     w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
