@@ -1,0 +1,213 @@
+"""`liveagent eval`: play policies online over a chorale split and print the table (terminal, JSON, Markdown).
+
+Default rows: random, rules, bach (the real part as a policy: the ceiling), plus the shipped
+``export/default.onnx`` when it exists. Nothing heavy is imported at module level (music21 only inside
+the chorale loader, on a cache miss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from liveagent.env.evaluate import EvalConfig, PolicyResult, evaluate
+from liveagent.env.metrics import COLUMNS
+from liveagent.env.policies import DEFAULT_EXPORT, PolicyLoadError, default_export_path, load_policy
+from liveagent.music.piece import Piece
+from liveagent.music.tokens import Grid
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+DEFAULT_POLICIES = ("random", "rules", "bach")
+JSON_FORMAT = 1
+"""Version of the JSON report layout."""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--split", choices=SPLITS, default="test", help="chorale split to play (default: test)"
+    )
+    parser.add_argument(
+        "--policy",
+        action="append",
+        nargs="+",
+        metavar="NAME|PATH",
+        help="random, rules, bach, an exported policy name or a .onnx path (repeatable; default: "
+        "random rules bach, plus export/default.onnx if present)",
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the table as JSON")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the table as Markdown")
+    parser.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = greedy)")
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold (1 = off)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the samplers and the random policy")
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N pieces of the split")
+    parser.add_argument("--performer", default="soprano", help="performer voice (default soprano)")
+    parser.add_argument("--accompaniment", default="bass", help="accompaniment voice (default bass)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def policy_names(args: argparse.Namespace) -> list[str]:
+    """The --policy values flattened, or the default rows."""
+    if args.policy:
+        return [name for group in args.policy for name in group]
+    names = list(DEFAULT_POLICIES)
+    if default_export_path() is not None:
+        names.append(DEFAULT_EXPORT)
+    return names
+
+
+def load_pieces(split: str, performer: str = "soprano", accompaniment: str = "bass") -> list[Piece]:
+    from liveagent.music.chorales import chorale_split
+
+    return chorale_split(split, performer=performer, accompaniment=accompaniment, grid=Grid(), progress=True)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf -> null, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def report(
+    results: Sequence[PolicyResult], pieces: Sequence[Piece], args: argparse.Namespace, command: str
+) -> dict[str, Any]:
+    """The JSON report: settings, columns and one row per policy."""
+    return _clean(
+        {
+            "format": JSON_FORMAT,
+            "command": command,
+            "split": args.split,
+            "performer": args.performer,
+            "accompaniment": args.accompaniment,
+            "pieces": len(pieces),
+            "piece_names": [p.name for p in pieces],
+            "temperature": args.temperature,
+            "top_p": args.top_p,
+            "seed": args.seed,
+            "columns": [{"key": c.key, "header": c.header, "better": c.better} for c in COLUMNS],
+            "rows": [
+                {
+                    "policy": r.name,
+                    "metrics": r.row,
+                    "rewards": r.rewards,
+                    "seconds": round(r.seconds, 3),
+                    "meta": {k: v for k, v in r.meta.items() if k != "metrics"},
+                }
+                for r in results
+            ],
+        }
+    )
+
+
+def _fmt(value: float, spec: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return format(int(value), spec) if spec == "d" else format(value, spec)
+
+
+def markdown_table(results: Sequence[PolicyResult]) -> str:
+    """The table in GitHub Markdown (one row per policy)."""
+    head = "| policy | " + " | ".join(c.header for c in COLUMNS) + " | mean reward |"
+    sep = "|---|" + "|".join("---:" for _ in COLUMNS) + "|---:|"
+    rows = [
+        f"| {r.name} | "
+        + " | ".join(_fmt(r.row.get(c.key, math.nan), c.fmt) for c in COLUMNS)
+        + f" | {_fmt(r.rewards.get('total', math.nan), '.3f')} |"
+        for r in results
+    ]
+    return "\n".join([head, sep, *rows]) + "\n"
+
+
+def print_table(results: Sequence[PolicyResult], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("policy", style="bold")
+    for c in COLUMNS:
+        table.add_column(c.header, justify="right")
+    table.add_column("mean reward", justify="right")
+    for r in results:
+        table.add_row(
+            r.name,
+            *(_fmt(r.row.get(c.key, math.nan), c.fmt) for c in COLUMNS),
+            _fmt(r.rewards.get("total", math.nan), ".3f"),
+        )
+    Console(width=max(200, Console().width)).print(table)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """A command that reproduces this table (the options that change it, spelled out)."""
+    parts = ["liveagent", "eval", "--split", args.split]
+    if args.policy:
+        parts += ["--policy", *policy_names(args)]
+    if (args.performer, args.accompaniment) != ("soprano", "bass"):
+        parts += ["--performer", args.performer, "--accompaniment", args.accompaniment]
+    if args.temperature:
+        parts += ["--temperature", f"{args.temperature:g}", "--top-p", f"{args.top_p:g}"]
+    if args.seed or args.temperature:
+        parts += ["--seed", str(args.seed)]
+    if args.limit is not None:
+        parts += ["--limit", str(args.limit)]
+    return shlex.join(parts)
+
+
+def run(args: argparse.Namespace, pieces: list[Piece] | None = None) -> int:
+    """Run the evaluation; ``pieces`` replaces the chorale split (tests, custom corpora)."""
+    if pieces is None:
+        try:
+            pieces = load_pieces(args.split, args.performer, args.accompaniment)
+        except (ImportError, ValueError, OSError) as exc:
+            print(f"liveagent eval: cannot load the {args.split} split: {exc}", file=sys.stderr)
+            return 2
+    if args.limit is not None:
+        pieces = pieces[: max(args.limit, 0)]
+    if not pieces:
+        print("liveagent eval: no pieces to evaluate", file=sys.stderr)
+        return 2
+    grid = pieces[0].grid
+    try:
+        policies = [load_policy(name, grid=grid, seed=args.seed) for name in policy_names(args)]
+    except PolicyLoadError as exc:
+        print(f"liveagent eval: {exc}", file=sys.stderr)
+        return 2
+    try:
+        config = EvalConfig(
+            temperature=args.temperature, top_p=args.top_p, seed=args.seed, progress=not args.no_progress
+        )
+        results = evaluate(policies, pieces, config)
+    except (ValueError, PolicyLoadError) as exc:
+        print(f"liveagent eval: {exc}", file=sys.stderr)
+        return 2
+    command = command_line(args)
+    title = (
+        f"liveagent eval: {args.split} split, {len(pieces)} pieces, "
+        f"{args.performer} -> {args.accompaniment}, temperature {args.temperature:g}"
+    )
+    print_table(results, title)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report(results, pieces, args, command), indent=2) + "\n")
+        log.info("wrote %s", args.json)
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(f"`{command}`\n\n{title}\n\n" + markdown_table(results))
+        log.info("wrote %s", args.markdown)
+    return 0

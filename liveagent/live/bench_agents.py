@@ -1,0 +1,94 @@
+"""How many engines one process holds at a tempo (240 BPM in sixteenths) with zero misses.
+
+Each agent is a full :class:`~liveagent.live.engine.Engine` on its own thread with its own internal clock,
+its own policy instance and a real OSC sink (to a socket nobody reads, so the kernel absorbs the output).
+The count doubles until an agent misses a step, then bisects between the last clean and the first missing
+count. Automatic gc is frozen and off for the whole run, as each engine would do alone.
+"""
+
+from __future__ import annotations
+
+import gc
+import socket
+import time
+from typing import Any
+
+import numpy as np
+
+from liveagent.live.clocks import InternalClock
+from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.events import Control, ControlEvent
+from liveagent.live.osc import OscSink, OscSinkConfig
+from liveagent.live.server import resolve_policy
+from liveagent.music.tokens import Grid
+
+
+def trial(policy_name: str, n: int, bpm: float, seconds: float) -> dict[str, Any]:
+    sink_rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink_rx.bind(("127.0.0.1", 0))
+    out = ("127.0.0.1", sink_rx.getsockname()[1])
+    engines: list[Engine] = []
+    sinks: list[OscSink] = []
+    try:
+        for _ in range(n):
+            policy, _ = resolve_policy(policy_name)
+            m = policy.meta
+            clock = InternalClock(bpm, Grid(m.steps_per_beat, m.beats_per_bar), preroll_ms=200.0)
+            sink = OscSink(OscSinkConfig(out=out))
+            sinks.append(sink)
+            engines.append(Engine(policy, sink, clock, EngineConfig(gc_freeze=False)))
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        for e in engines:
+            e.start()
+        time.sleep(0.3)
+        t = time.perf_counter_ns()
+        for e in engines:
+            e.submit(ControlEvent(t, Control.START))
+        time.sleep(seconds)
+        misses = [e.stats.counters.misses for e in engines]
+        steps = [e.stats.counters.steps for e in engines]
+        late = np.concatenate([e.stats.lateness_ns.values() for e in engines]).astype(np.float64)
+        dec = np.concatenate([e.stats.decision_ns.values() for e in engines]).astype(np.float64)
+    finally:
+        for e in engines:
+            e.stop()
+        for s in sinks:
+            s.close()
+        sink_rx.close()
+        gc.unfreeze()
+        gc.enable()
+    return {
+        "agents": n,
+        "misses": int(sum(misses)),
+        "steps": int(sum(steps)),
+        "lateness_p99_us": round(float(np.percentile(late, 99)) / 1e3, 1) if late.size else None,
+        "decision_p99_us": round(float(np.percentile(dec, 99)) / 1e3, 1) if dec.size else None,
+    }
+
+
+def max_agents(policy: str, *, bpm: float = 240.0, seconds: float = 6.0, limit: int = 64) -> dict[str, Any]:
+    trials: list[dict[str, Any]] = []
+    ok, bad = 0, 0
+    n = 1
+    while n <= limit:
+        r = trial(policy, n, bpm, seconds)
+        trials.append(r)
+        if r["misses"] == 0 and r["steps"] > 0:
+            ok = n
+            n *= 2
+        else:
+            bad = n
+            break
+    if ok == 0:
+        return {"max_agents_zero_misses": 0, "bpm": bpm, "trials": trials}
+    while bad and bad - ok > 1 and len(trials) < 10:
+        mid = (ok + bad) // 2
+        r = trial(policy, mid, bpm, seconds)
+        trials.append(r)
+        if r["misses"] == 0:
+            ok = mid
+        else:
+            bad = mid
+    return {"max_agents_zero_misses": ok, "bpm": bpm, "seconds_per_trial": seconds, "trials": trials}

@@ -1,0 +1,101 @@
+"""`liveagent bench`: decision latency, emission lateness at an independent receiver (OSC, JACK MIDI),
+cold start, resident memory, ONNX vs torch eager, and the most agents per process at 240 BPM.
+
+Numbers are printed as measured (and saved as JSON with ``--json``); nothing here passes or fails.
+torch is imported only by the ``torch`` section, in this process, never in `serve`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", default="default", help="policy under test (default falls back to rules)")
+    parser.add_argument("--bpm", type=float, default=240.0, help="tempo of the timing runs (16ths)")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per emission-lateness run")
+    parser.add_argument("--flood-rate", type=float, default=1000.0, help="OSC flood msg/s (0 = skip)")
+    parser.add_argument("--decisions", type=int, default=5000, help="policy calls for decision latency")
+    parser.add_argument("--cold-starts", type=int, default=3, help="serve launches for cold start")
+    parser.add_argument("--agents-seconds", type=float, default=6.0, help="seconds per max-agents trial")
+    parser.add_argument("--max-agents", type=int, default=64, help="largest agent count tried")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated sections: decision,cold,osc,monitor,flood,jack,torch,agents (default: all)",
+    )
+    parser.add_argument("--no-jack", action="store_true", help="skip the JACK MIDI run")
+    parser.add_argument("--no-torch", action="store_true", help="skip ONNX vs torch")
+    parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the bench itself)")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
+
+
+def _line(name: str, res: dict[str, Any]) -> str:
+    def us(d: Any) -> str:
+        if not isinstance(d, dict):
+            return "-"
+        return f"p50 {d.get('p50', 0):.0f} us, p99 {d.get('p99', 0):.0f} us, p99.9 {d.get('p99.9', 0):.0f} us"
+
+    if "error" in res or "skipped" in res:
+        return f"{name:9s} {res.get('error') or 'skipped: ' + str(res.get('skipped'))}"
+    if name == "decision":
+        return f"decision  [{res['policy']}] {us(res)} (n={res['n']})"
+    if name == "cold":
+        c = res["cold_start_s"]
+        return (
+            f"cold      serve ready in {c['median']:.2f} s median ({c['max']:.2f} max, {c['runs']} runs); "
+            f"RSS {res['rss_mb']:.0f} MB; torch mapped: {res['torch_mapped']}"
+        )
+    if name in ("osc", "monitor", "flood", "jack"):
+        label = {"osc": "osc", "monitor": "osc+mon", "flood": "osc+flood", "jack": "jack"}[name]
+        s = f"{label:9s} receiver lateness {us(res.get('osc_lateness_us'))}"
+        s += f"; misses {res.get('misses')}/{res.get('steps')}"
+        if name == "flood":
+            s += f"; flood {res.get('flood_rate_achieved')} msg/s, dropped {res.get('osc_flood_dropped')}"
+        if name == "jack":
+            s += f"\n{'':9s} JACK MIDI lateness {us(res.get('midi_lateness_us'))}"
+            s += f" (period {res.get('jack_period_ms')} ms)"
+        return s
+    if name == "torch":
+        return (
+            f"torch     onnxruntime p50 {res['onnx_us']['p50']:.0f} us vs torch eager p50 "
+            f"{res['torch_eager_us']['p50']:.0f} us: ONNX {res['speedup_p50']}x faster "
+            f"(p99 {res['speedup_p99']}x)"
+        )
+    if name == "agents":
+        return (
+            f"agents    {res['max_agents_zero_misses']} agents in one process at {res['bpm']:g} BPM (16ths), "
+            f"zero misses; trials: "
+            + ", ".join(f"{t['agents']}:{t['misses']}" for t in res.get("trials", []))
+        )
+    return f"{name} {json.dumps(res)}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from liveagent.live.bench import BenchConfig, run_all, save
+
+    cfg = BenchConfig(
+        policy=args.policy,
+        bpm=args.bpm,
+        duration_s=args.duration,
+        flood_rate=args.flood_rate,
+        decisions=args.decisions,
+        cold_starts=args.cold_starts,
+        agents_s=args.agents_seconds,
+        max_agents=args.max_agents,
+        jack=not args.no_jack,
+        torch=not args.no_torch,
+        only=tuple(s.strip() for s in args.only.split(",") if s.strip()),
+    )
+    if args.quick:
+        cfg.duration_s, cfg.decisions, cfg.cold_starts = 3.0, 500, 1
+        cfg.agents_s, cfg.max_agents = 2.0, 4
+    print(f"liveagent bench: policy {cfg.policy}, {cfg.bpm:g} BPM in 16ths, {cfg.duration_s:g} s per run")
+    results = run_all(cfg, lambda name, res: print(_line(name, res), flush=True))
+    if args.json:
+        save(results, Path(args.json))
+        print(f"results: {args.json}")
+    return 0

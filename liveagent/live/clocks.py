@@ -1,0 +1,478 @@
+"""Clocks: where the due time T_k of grid step k comes from, and the transport state.
+
+All clocks speak nanoseconds of ``time.perf_counter_ns()`` (or an injected ``now``) and are driven by the
+engine thread only: input threads put transport events (:class:`~liveagent.live.events.ControlEvent`)
+on the engine's queue and the engine hands them to :meth:`Clock.handle`. Schedules are absolute
+(``anchor + n * period``, as in supriya's clocks and python-rtmidi's sequencer example), never sums of
+sleeps, so rounding never drifts; a tempo change re-anchors at a step boundary.
+
+- :class:`InternalClock`: BPM, start/stop/continue, tempo change at the next bar or at the next step.
+- :class:`OscTransportClock`: the internal clock plus ``/beat`` pulses that re-anchor the phase.
+- :class:`MidiClockFollower`: 24 PPQN ticks, Start/Stop/Continue, Song Position Pointer; a robust tempo
+  estimate; a step opens on its tick; freewheel at the last tempo when ticks stop, then stop after a bar.
+- :class:`ManualClock`: an internal clock on a :class:`ManualTime` the test advances (exact schedules).
+
+The engine uses four questions: ``running``/``epoch``/``start_step`` (did the transport change, and
+where does playing resume), ``due(k)`` (when is step k due: scheduled or predicted), ``opened(k, now)``
+(has step k's emission moment come: time for internal clocks, the tick for MIDI) and ``step_at(t)``
+(the fractional step at time t, to quantize performer onsets).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+
+from liveagent.live.events import Control, ControlEvent
+from liveagent.music.tokens import Grid
+
+NowFn = Callable[[], int]
+MIDI_PPQN = 24
+
+
+class ManualTime:
+    """A fake ``perf_counter_ns`` for tests: call it for the time, move it with ``set``/``advance``."""
+
+    def __init__(self, t_ns: int = 0) -> None:
+        self.t_ns = int(t_ns)
+
+    def __call__(self) -> int:
+        return self.t_ns
+
+    def set(self, t_ns: int) -> None:
+        if t_ns < self.t_ns:
+            raise ValueError(f"time cannot go back ({t_ns} < {self.t_ns})")
+        self.t_ns = int(t_ns)
+
+    def advance(self, dt_ns: int) -> None:
+        self.set(self.t_ns + int(dt_ns))
+
+
+class Clock(ABC):
+    """The interface the engine schedules against (see the module docstring)."""
+
+    external = False
+    """True when steps open on external events (MIDI ticks): the engine waits on its queue, no spin."""
+
+    def __init__(self, grid: Grid, now: NowFn) -> None:
+        self.grid = grid
+        self.now = now
+        self.running = False
+        self.epoch = 0
+        """Bumped on every transport discontinuity (start, stop, continue, locate)."""
+        self.start_step = 0
+        """The step where the current run (re)started."""
+
+    def _bump(self) -> None:
+        self.epoch += 1
+
+    @property
+    @abstractmethod
+    def bpm(self) -> float:
+        """The current (or estimated) tempo in quarter notes per minute."""
+
+    @abstractmethod
+    def due(self, k: int) -> int:
+        """T_k: the time (ns) step k is due, scheduled or predicted. Meaningful while running."""
+
+    @abstractmethod
+    def step_at(self, t_ns: int) -> float:
+        """The fractional step index at time ``t_ns`` (inverse of ``due``)."""
+
+    def opened(self, k: int, now: int) -> bool:
+        """Has step k's emission moment come?"""
+        return now >= self.due(k)
+
+    def open_time(self, k: int) -> int:
+        """When step k actually opened (the tick's arrival for MIDI); ``due(k)`` for timed clocks."""
+        return self.due(k)
+
+    def period_ns(self) -> float:
+        """The current length of one step."""
+        return 60e9 / (self.bpm * self.grid.steps_per_beat)
+
+    def handle(self, ev: ControlEvent) -> bool:
+        """Consume a transport/clock event; False when the event is not this clock's business."""
+        return False
+
+    def poll(self, now: int) -> None:  # noqa: B027 - optional hook
+        """Housekeeping the engine calls each time it wakes (freewheel timeouts)."""
+
+    def status(self) -> dict[str, object]:
+        return {"clock": type(self).__name__, "running": self.running, "bpm": round(self.bpm, 3)}
+
+
+class InternalClock(Clock):
+    """A BPM clock: T_k = anchor_ns + (k - anchor_step) * period, re-anchored at tempo changes."""
+
+    def __init__(
+        self,
+        bpm: float = 120.0,
+        grid: Grid | None = None,
+        *,
+        now: NowFn = time.perf_counter_ns,
+        preroll_ms: float = 50.0,
+        tempo_at_bar: bool = True,
+    ) -> None:
+        super().__init__(grid or Grid(), now)
+        self._bpm = self._check_bpm(bpm)
+        self.preroll_ns = int(preroll_ms * 1e6)
+        """Start (and continue) this long after the command, so step 0 can be decided in time."""
+        self.tempo_at_bar = tempo_at_bar
+        """Whether a TEMPO event takes effect at the next bar line (else at the next step)."""
+        self._anchor_step = 0
+        self._anchor_ns = 0
+        self._period = 60e9 / (self._bpm * self.grid.steps_per_beat)
+        self._pending: tuple[int, int, float, float] | None = None
+        """(step, T_step, new period, new bpm): a tempo change waiting for its bar line."""
+        self._stopped_at = 0
+
+    @staticmethod
+    def _check_bpm(bpm: float) -> float:
+        if not (math.isfinite(bpm) and 1.0 <= bpm <= 999.0):
+            raise ValueError(f"bpm must be in 1..999, got {bpm}")
+        return float(bpm)
+
+    @property
+    def bpm(self) -> float:
+        self._commit_pending(self.now())
+        return self._bpm
+
+    def _commit_pending(self, now: int) -> None:
+        if self._pending is not None and now >= self._pending[1]:
+            self._anchor_step, self._anchor_ns, self._period, self._bpm = self._pending
+            self._pending = None
+
+    def due(self, k: int) -> int:
+        p = self._pending
+        if p is not None and k >= p[0]:
+            return p[1] + round((k - p[0]) * p[2])
+        return self._anchor_ns + round((k - self._anchor_step) * self._period)
+
+    def step_at(self, t_ns: int) -> float:
+        p = self._pending
+        if p is not None and t_ns >= p[1]:
+            return p[0] + (t_ns - p[1]) / p[2]
+        return self._anchor_step + (t_ns - self._anchor_ns) / self._period
+
+    def start(self, at_ns: int | None = None, step: int = 0) -> None:
+        """Start playing: step ``step`` is due at ``at_ns`` (default: now + preroll)."""
+        self._pending = None
+        self._anchor_step = step
+        self._anchor_ns = self.now() + self.preroll_ns if at_ns is None else int(at_ns)
+        self.start_step = step
+        self.running = True
+        self._bump()
+
+    def stop(self) -> None:
+        if not self.running:
+            return
+        now = self.now()
+        self._commit_pending(now)
+        self._stopped_at = max(self.start_step, math.floor(self.step_at(now)) + 1)
+        self.running = False
+        self._bump()
+
+    def cont(self, at_ns: int | None = None) -> None:
+        """Continue from where the last stop left off."""
+        self.start(at_ns, self._stopped_at)
+
+    def set_tempo(self, bpm: float, *, at_bar: bool | None = None) -> None:
+        """Change tempo at the next bar line (default per ``tempo_at_bar``) or at the next step.
+
+        The step the change falls on keeps its old due time; later steps follow the new period.
+        """
+        bpm = self._check_bpm(bpm)
+        period = 60e9 / (bpm * self.grid.steps_per_beat)
+        if not self.running:
+            self._bpm, self._period, self._pending = bpm, period, None
+            return
+        now = self.now()
+        self._commit_pending(now)
+        nxt = max(self.start_step, math.floor(self.step_at(now)) + 1)
+        if at_bar if at_bar is not None else self.tempo_at_bar:
+            spb = self.grid.steps_per_bar
+            nxt = -(-nxt // spb) * spb
+        self._pending = (nxt, self.due(nxt), period, bpm)
+        self._commit_pending(now)
+
+    def handle(self, ev: ControlEvent) -> bool:
+        kind = ev.kind
+        if kind == Control.START:
+            self.start()
+        elif kind == Control.STOP:
+            self.stop()
+        elif kind == Control.CONTINUE:
+            if not self.running:
+                self.cont()
+        elif kind == Control.TEMPO:
+            self.set_tempo(ev.value)
+        else:
+            return False
+        return True
+
+
+class ManualClock(InternalClock):
+    """An internal clock on fake time, for tests: ``clock.time`` is the :class:`ManualTime` to advance.
+
+    Pass ``now=clock.time`` to the engine. With a BPM giving an integral period (e.g. 125 BPM in 16ths =
+    120 ms) every T_k is an exact integer and schedules can be asserted exactly.
+    """
+
+    def __init__(
+        self,
+        bpm: float = 125.0,
+        grid: Grid | None = None,
+        *,
+        t0_ns: int = 0,
+        preroll_ms: float = 0.0,
+        tempo_at_bar: bool = True,
+    ) -> None:
+        self.time = ManualTime(t0_ns)
+        super().__init__(bpm, grid, now=self.time, preroll_ms=preroll_ms, tempo_at_bar=tempo_at_bar)
+
+
+class OscTransportClock(InternalClock):
+    """The internal clock driven by OSC transport: /tempo, /start, /stop, /continue and /beat pulses.
+
+    A beat pulse re-anchors the phase: the beat boundary nearest the pulse (or, when the pulse names its
+    beat within the bar, the nearest such beat) is moved to the pulse's time, scaled by ``phase_gain``
+    (1 = hard lock; below 1 smooths a jittery sender).
+    """
+
+    def __init__(
+        self,
+        bpm: float = 120.0,
+        grid: Grid | None = None,
+        *,
+        now: NowFn = time.perf_counter_ns,
+        preroll_ms: float = 50.0,
+        tempo_at_bar: bool = True,
+        phase_gain: float = 1.0,
+    ) -> None:
+        super().__init__(bpm, grid, now=now, preroll_ms=preroll_ms, tempo_at_bar=tempo_at_bar)
+        if not 0.0 < phase_gain <= 1.0:
+            raise ValueError("phase_gain must be in (0, 1]")
+        self.phase_gain = phase_gain
+        self.beats_seen = 0
+
+    def beat(self, t_ns: int, index: int = -1) -> None:
+        """A beat pulse at ``t_ns``; ``index`` = beat within the bar (0-based) or -1 (any beat)."""
+        if not self.running:
+            return
+        self._commit_pending(t_ns)
+        spbeat = self.grid.steps_per_beat
+        pos = self.step_at(t_ns)
+        if index >= 0:
+            spbar = self.grid.steps_per_bar
+            offset = (index % self.grid.beats_per_bar) * spbeat
+            step = round((pos - offset) / spbar) * spbar + offset
+        else:
+            step = round(pos / spbeat) * spbeat
+        predicted = self.due(step)
+        self._pending = None
+        self._anchor_step = step
+        self._anchor_ns = predicted + round(self.phase_gain * (t_ns - predicted))
+        self.beats_seen += 1
+
+    def handle(self, ev: ControlEvent) -> bool:
+        if ev.kind == Control.BEAT:
+            self.beat(ev.t_ns, int(ev.value))
+            return True
+        return super().handle(ev)
+
+
+class MidiClockFollower(Clock):
+    """Follows a MIDI clock master: 24 ticks per quarter note as ``ControlEvent(CLOCK_TICK)``.
+
+    Start: the next tick is position 0. Continue: the next tick is the position last set by Song
+    Position Pointer (or where it stopped). The tempo is a least-squares fit of tick times against tick
+    indices over the last ``window`` ticks, refitted without outliers (residual > 4 median absolute
+    deviations), so one late tick does not bend it. Step k opens on the arrival of its tick; when no tick
+    came for ``freewheel_ticks`` tick periods (a tick is missing) the clock freewheels at the last tempo
+    (steps open by predicted time), and after one bar without ticks it stops.
+    """
+
+    external = True
+
+    def __init__(
+        self,
+        grid: Grid | None = None,
+        *,
+        now: NowFn = time.perf_counter_ns,
+        initial_bpm: float = 120.0,
+        window: int = 48,
+        freewheel_ticks: float = 1.5,
+    ) -> None:
+        super().__init__(grid or Grid(), now)
+        if MIDI_PPQN % self.grid.steps_per_beat:
+            raise ValueError(f"MIDI clock needs steps_per_beat dividing 24, got {self.grid.steps_per_beat}")
+        self.ticks_per_step = MIDI_PPQN // self.grid.steps_per_beat
+        self.window = max(4, window)
+        self.freewheel_ticks = freewheel_ticks
+        self._tick_period = 60e9 / (initial_bpm * MIDI_PPQN)
+        self._times = np.zeros(self.window, dtype=np.float64)
+        self._idx = np.zeros(self.window, dtype=np.float64)
+        self._n = 0
+        """Ticks in the fit ring since the last discontinuity."""
+        self._next_tick = 0
+        """Position (in ticks) of the next tick to arrive."""
+        self._last_tick = -1
+        self._last_tick_ns = 0
+        self._armed_ns = 0
+        """When Start/Continue arrived (predictions before the first tick start here)."""
+        self._armed = False
+        """Start/Continue received, first tick not yet."""
+        self.freewheeling = False
+        self._opened_step = -1
+        self._opened_ns = 0
+        self.ticks = 0
+
+    @property
+    def bpm(self) -> float:
+        return 60e9 / (self._tick_period * MIDI_PPQN)
+
+    def tick_period_ns(self) -> float:
+        return self._tick_period
+
+    # -- transport ---------------------------------------------------------------------------------
+    def _arm(self, t_ns: int, position_ticks: int) -> None:
+        self._next_tick = position_ticks
+        self._armed = True
+        self._armed_ns = t_ns
+        self._n = 0
+        self._last_tick = position_ticks - 1
+        self._last_tick_ns = t_ns
+        self.freewheeling = False
+        self._opened_step = -1
+        self.start_step = -(-position_ticks // self.ticks_per_step)
+        self.running = True
+        self._bump()
+
+    def start(self, t_ns: int | None = None) -> None:
+        self._arm(self.now() if t_ns is None else t_ns, 0)
+
+    def cont(self, t_ns: int | None = None) -> None:
+        self._arm(self.now() if t_ns is None else t_ns, self._next_tick)
+
+    def stop(self) -> None:
+        self._armed = False
+        self.freewheeling = False
+        if self.running:
+            self.running = False
+            self._bump()
+
+    def locate(self, sixteenths: int) -> None:
+        """Song Position Pointer: the position (in sixteenth notes) the next Continue resumes from."""
+        self._next_tick = max(0, int(sixteenths)) * (MIDI_PPQN // 4)
+
+    def tick(self, t_ns: int) -> None:
+        """One clock pulse arrived at ``t_ns``."""
+        self.ticks += 1
+        if not self.running:
+            return
+        idx = self._next_tick
+        self._next_tick += 1
+        self._armed = False
+        if self.freewheeling:
+            self.freewheeling = False
+            self._n = 0  # the master may have changed tempo while silent: refit from fresh ticks
+        self._last_tick = idx
+        self._last_tick_ns = t_ns
+        if idx % self.ticks_per_step == 0:
+            self._opened_step = idx // self.ticks_per_step
+            self._opened_ns = t_ns
+        slot = self._n % self.window
+        self._times[slot] = t_ns
+        self._idx[slot] = idx
+        self._n += 1
+        if self._n >= 3:
+            self._refit()
+
+    def _refit(self) -> None:
+        n = min(self._n, self.window)
+        x = self._idx[:n]
+        y = self._times[:n]
+        xm = x.mean()
+        ym = y.mean()
+        dx = x - xm
+        sxx = float(dx @ dx)
+        if sxx <= 0:
+            return
+        slope = float(dx @ (y - ym)) / sxx
+        if n >= 8:
+            resid = y - (ym + slope * dx)
+            mad = float(np.median(np.abs(resid - np.median(resid))))
+            keep = np.abs(resid) <= 4.0 * max(mad, 50_000.0)
+            if keep.sum() >= 4 and not keep.all():
+                xk, yk = x[keep], y[keep]
+                dxk = xk - xk.mean()
+                sk = float(dxk @ dxk)
+                if sk > 0:
+                    slope = float(dxk @ (yk - yk.mean())) / sk
+        # Guard against nonsense (a stalled sender): 20..400 BPM.
+        lo, hi = 60e9 / (400 * MIDI_PPQN), 60e9 / (20 * MIDI_PPQN)
+        if lo <= slope <= hi:
+            self._tick_period = slope
+
+    # -- the Clock questions -----------------------------------------------------------------------
+    def _tick_time(self, tick: float) -> float:
+        if self._armed:
+            return self._armed_ns + (tick - self._next_tick) * self._tick_period
+        return self._last_tick_ns + (tick - self._last_tick) * self._tick_period
+
+    def due(self, k: int) -> int:
+        return round(self._tick_time(k * self.ticks_per_step))
+
+    def step_at(self, t_ns: int) -> float:
+        if self._armed:
+            tick = self._next_tick + (t_ns - self._armed_ns) / self._tick_period
+        else:
+            tick = self._last_tick + (t_ns - self._last_tick_ns) / self._tick_period
+        return tick / self.ticks_per_step
+
+    def opened(self, k: int, now: int) -> bool:
+        if self._last_tick >= k * self.ticks_per_step and not self._armed:
+            return True
+        return self.freewheeling and now >= self.due(k)
+
+    def open_time(self, k: int) -> int:
+        """The arrival time of the tick that opened step k (exact for the latest opened step)."""
+        return self._opened_ns if k == self._opened_step else self.due(k)
+
+    def poll(self, now: int) -> None:
+        if not self.running or self._armed:
+            return
+        silent = now - self._last_tick_ns
+        if silent > self.freewheel_ticks * self._tick_period:
+            self.freewheeling = True
+        bar_ns = self._tick_period * MIDI_PPQN * self.grid.beats_per_bar
+        if silent > bar_ns:
+            self._next_tick = max(self._next_tick, math.ceil(self.step_at(now)) * self.ticks_per_step)
+            self.stop()
+
+    def handle(self, ev: ControlEvent) -> bool:
+        kind = ev.kind
+        if kind == Control.CLOCK_TICK:
+            self.tick(ev.t_ns)
+        elif kind == Control.START:
+            self.start(ev.t_ns)
+        elif kind == Control.CONTINUE:
+            self.cont(ev.t_ns)
+        elif kind == Control.STOP:
+            self.stop()
+        elif kind == Control.SONG_POSITION:
+            self.locate(int(ev.value))
+        else:
+            return False
+        return True
+
+    def status(self) -> dict[str, object]:
+        out = super().status()
+        out["freewheeling"] = self.freewheeling
+        out["ticks"] = self.ticks
+        return out

@@ -1,0 +1,183 @@
+"""The demo's material and outputs: melodies in, the duet as MIDI, a piano roll and a timing report out.
+
+Melodies are grid notes (:class:`~liveagent.music.tokens.Note`): the held-out chorale sopranos shipped in
+``liveagent/data/melodies/``, a user's MIDI file (its first part, or the one ``track`` selects), or the
+built-in "ode" when nothing is shipped. No music21, no torch.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from liveagent.music.theory import pitch_name
+from liveagent.music.tokens import Grid, Note, notes_to_tokens
+
+log = logging.getLogger(__name__)
+
+# "Ode to Joy" (public domain), 8 bars in quarter notes: (pitch, beats)
+_ODE = [
+    (64, 1), (64, 1), (65, 1), (67, 1), (67, 1), (65, 1), (64, 1), (62, 1),
+    (60, 1), (60, 1), (62, 1), (64, 1), (64, 1.5), (62, 0.5), (62, 2),
+    (64, 1), (64, 1), (65, 1), (67, 1), (67, 1), (65, 1), (64, 1), (62, 1),
+    (60, 1), (60, 1), (62, 1), (64, 1), (62, 1.5), (60, 0.5), (60, 2),
+]  # fmt: skip
+
+
+def melodies_dir() -> Path:
+    return Path(str(importlib.resources.files("liveagent.data"))) / "melodies"
+
+
+def list_melodies() -> list[str]:
+    """Names ``--melody`` accepts besides a path: the shipped files (stems) and "ode"."""
+    d = melodies_dir()
+    shipped = sorted(p.stem for p in d.glob("*.mid")) if d.is_dir() else []
+    return [*shipped, "ode"]
+
+
+def builtin_ode(grid: Grid) -> list[Note]:
+    notes, t = [], 0
+    for pitch, beats in _ODE:
+        n = round(beats * grid.steps_per_beat)
+        notes.append(Note(t, n, pitch, 90))
+        t += n
+    return notes
+
+
+def load_melody(
+    spec: str, grid: Grid, bars: int | None = None, track: str | None = None
+) -> tuple[str, list[Note]]:
+    """(display name, notes starting at step 0) for ``spec``: "chorale", a shipped name, "ode" or a path.
+
+    ``bars`` keeps the first N bars (notes cut at the end); leading silence is removed so the melody
+    begins on the first bar after the count-in.
+    """
+    from liveagent.music.midifile import read_midi, select_tracks
+
+    path: Path | None = None
+    shipped = list_melodies()[:-1]
+    if spec == "chorale":
+        if shipped:
+            path = melodies_dir() / f"{shipped[0]}.mid"
+        else:
+            log.warning("no shipped chorale melodies found: playing the built-in 'ode'")
+            spec = "ode"
+    elif spec in shipped:
+        path = melodies_dir() / f"{spec}.mid"
+    elif spec != "ode":
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ValueError(f"melody {spec!r}: no such file, and not one of {', '.join(list_melodies())}")
+    if path is None:
+        name, notes = "ode", builtin_ode(grid)
+    else:
+        song = read_midi(path, grid)
+        if not song.tracks:
+            raise ValueError(f"{path}: no notes")
+        parts = select_tracks(song, track) if track else [song.tracks[0]]
+        notes = sorted((n for p in parts for n in p.notes), key=lambda n: (n.start, n.pitch))
+        name = path.stem
+    if not notes:
+        raise ValueError(f"melody {spec!r} has no notes")
+    first_bar = (notes[0].start // grid.steps_per_bar) * grid.steps_per_bar
+    notes = [Note(n.start - first_bar, n.length, n.pitch, n.velocity or 90) for n in notes]
+    if bars is not None:
+        end = bars * grid.steps_per_bar
+        notes = [
+            Note(n.start, min(n.length, end - n.start), n.pitch, n.velocity) for n in notes if n.start < end
+        ]
+    return name, notes
+
+
+def performer_events(notes: Sequence[Note], offset: int) -> list[tuple[int, int, int]]:
+    """(step, pitch, velocity) to send, note-offs before note-ons of the same step (velocity 0 = off)."""
+    ev: list[tuple[int, int, int, int]] = []
+    for n in notes:
+        ev.append((n.start + offset, 1, n.pitch, max(1, min(127, n.velocity))))
+        ev.append((n.start + n.length + offset, 0, n.pitch, 0))
+    ev.sort(key=lambda e: (e[0], e[1]))
+    return [(s, p, v) for s, _, p, v in ev]
+
+
+def agent_notes(events: Sequence[tuple[int, int, int]]) -> list[Note]:
+    """Agent notes from received (step, pitch, velocity) note events (velocity 0 = off)."""
+    open_: dict[int, tuple[int, int]] = {}
+    notes: list[Note] = []
+    for step, pitch, vel in events:
+        if pitch in open_:
+            s, v = open_.pop(pitch)
+            if step > s:
+                notes.append(Note(s, step - s, pitch, v))
+        if vel > 0:
+            open_[pitch] = (step, vel)
+    last = max((s for s, _, _ in events), default=0)
+    for pitch, (s, v) in open_.items():
+        notes.append(Note(s, max(1, last - s), pitch, v))
+    return sorted(notes, key=lambda n: (n.start, n.pitch))
+
+
+def write_duet_midi(
+    path: Path, performer: Sequence[Note], agent: Sequence[Note], bpm: float, grid: Grid
+) -> Path:
+    from liveagent.music.midifile import write_midi
+
+    n = max([x.start + x.length for x in (*performer, *agent)] or [1])
+    return write_midi(
+        path,
+        {"performer": notes_to_tokens(performer, n), "agent": notes_to_tokens(agent, n)},
+        bpm=bpm,
+        grid=grid,
+        velocities={"performer": 90, "agent": 75},
+    )
+
+
+def plot_piano_roll(
+    path: Path, performer: Sequence[Note], agent: Sequence[Note], grid: Grid, title: str = "liveagent duet"
+) -> Path:
+    """Performer against agent on a beat axis (matplotlib Agg, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    spb = grid.steps_per_beat
+    end = max([n.start + n.length for n in (*performer, *agent)] or [grid.steps_per_bar])
+    pitches = [n.pitch for n in (*performer, *agent)] or [60]
+    fig, ax = plt.subplots(figsize=(max(8.0, end / spb * 0.35), 5.0), dpi=110)
+    for notes, color in ((performer, "#1f77b4"), (agent, "#ff7f0e")):
+        for n in notes:
+            ax.add_patch(
+                plt.Rectangle(
+                    (n.start / spb, n.pitch - 0.4),
+                    n.length / spb,
+                    0.8,
+                    facecolor=color,
+                    edgecolor="white",
+                    alpha=0.9,
+                    linewidth=1.0,
+                )
+            )
+    for b in np.arange(0, end / spb + 1e-9, grid.beats_per_bar):
+        ax.axvline(b, color="0.6", linewidth=0.8)
+    ax.set_xlim(0, end / spb)
+    lo, hi = min(pitches) - 2, max(pitches) + 2
+    ax.set_ylim(lo, hi)
+    ticks = [p for p in range(lo, hi + 1) if p % 12 in (0, 7)]
+    ax.set_yticks(ticks, [pitch_name(p) for p in ticks])
+    ax.set_xlabel("beat")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(title)
+    ax.legend(
+        handles=[Patch(color="#1f77b4", label="performer"), Patch(color="#ff7f0e", label="agent")],
+        loc="upper right",
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,568 @@
+"""The live engine: one thread that owns all state and plays the policy on the clock's grid.
+
+Timing (DESIGN.md): step k is decided at T_k - lead (snapshot, policy, sampling) and emitted at T_k
+(sleep, then spin the last stretch for timed clocks; on the tick that opens the step for the MIDI clock).
+A policy with ``meta.mode == "react"`` is decided just after T_k (+ ``react_delay_ms``), having heard the
+performer's step, and emitted at once. No decision ready at T_k means a fallback token (HOLD while a note
+sounds, else REST) and a counted miss; an engine that wakes up more than a step late skips to the current
+step (counted) and never plays a late burst.
+
+Other threads only call :meth:`Engine.submit` (a lock-free ``SimpleQueue.put``). Performer onsets are
+quantized to the nearest step (an onset just before T_k belongs to step k) and folded into the
+observation (:class:`~liveagent.music.features.StreamingObservation`, preallocated, updated in place)
+when that step's window is final. For tests, :meth:`Engine.run_until` drives the same loop on a
+:class:`~liveagent.live.clocks.ManualTime` without real time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from liveagent.live.clocks import Clock, ManualTime
+from liveagent.live.engine_config import EngineConfig, PolicyLoaded, RecorderLike
+from liveagent.live.errors import ErrorReporter
+from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent, OutputSink
+from liveagent.live.notes import NoteTracker
+from liveagent.live.performer import PerformerLine
+from liveagent.live.policy import Policy, PolicyError, load_policy
+from liveagent.live.policy_view import HISTORY, PolicyView
+from liveagent.live.runtime_gc import RealtimeGC
+from liveagent.live.stats import Stats
+from liveagent.music.features import ObservationBuffers
+from liveagent.music.sampling import Sampler, SamplerConfig
+from liveagent.music.tokens import HOLD, ONSET_BASE, REST
+
+log = logging.getLogger(__name__)
+
+
+_DECIDE, _EMIT = 0, 1
+
+
+class Engine:
+    """Plays ``policy`` into ``sink`` on ``clock``'s grid. See the module docstring for the timing."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        sink: OutputSink,
+        clock: Clock,
+        config: EngineConfig | None = None,
+        *,
+        now: Callable[[], int] | None = None,
+        recorder: RecorderLike | None = None,
+        policy_loader: Callable[[str], Policy] = load_policy,
+    ) -> None:
+        self.config = cfg = config or EngineConfig()
+        self.sink = sink
+        self.clock = clock
+        self._now = now or clock.now
+        self.recorder = recorder
+        self.policy_loader = policy_loader
+        self.grid = clock.grid
+        self._check_grid(policy)
+        self.stats = Stats()
+        self.tracker = NoteTracker(sink)
+        self._queue: queue.SimpleQueue[InputEvent | PolicyLoaded] = queue.SimpleQueue()
+        self._sampler = Sampler(SamplerConfig(cfg.temperature, cfg.top_p, cfg.seed))
+        self._lead_ns = int(cfg.lead_ms * 1e6)
+        self._react_ns = int(cfg.react_delay_ms * 1e6)
+        self._spin_ns = int(cfg.spin_ms * 1e6)
+        self._slack_ns = int(cfg.slack_ms * 1e6)
+        self._idle_ns = int(cfg.idle_wait_ms * 1e6)
+        self._ext_poll_ns = int(cfg.external_poll_ms * 1e6)
+        self.performer = PerformerLine()
+        self._vel_ema = cfg.velocity_default / max(cfg.velocity_scale, 1e-6)
+        # Transport and schedule.
+        self._epoch = -1
+        """The clock epoch last seen (-1: sync on the first pass, even if the clock started first)."""
+        self._k: int | None = None
+        """Next step to decide/emit, None while stopped."""
+        self._phase = _DECIDE
+        self._token = REST
+        self._last_step = -1
+        self.muted = False
+        self._shutdown = False
+        self._pending_policy: Policy | None = None
+        self._slack_work = False
+        self._bar_work = False
+        self._gc: RealtimeGC | None = None
+        self.errors = ErrorReporter(sink, cfg.error_report_interval_s, self._now)
+        self._thread: threading.Thread | None = None
+        self.view = PolicyView(policy, self.grid, cfg)
+
+    # -- public API (thread-safe) ----------------------------------------------------------------
+    def submit(self, event: InputEvent | PolicyLoaded) -> None:
+        """Enqueue an input event (any thread; never blocks)."""
+        self._queue.put(event)
+
+    def swap_policy(self, policy: Policy, name: str | None = None) -> None:
+        """Swap in an already loaded policy at the next bar line (any thread)."""
+        self._queue.put(PolicyLoaded(self._now(), policy, name or policy.name))
+
+    def request_policy(self, name_or_path: str, reply_to: tuple[str, int] | None = None) -> None:
+        """Load a policy (off the engine thread) and swap it in at the next bar line (any thread)."""
+        self._queue.put(ControlEvent(self._now(), Control.POLICY, text=name_or_path, reply_to=reply_to))
+
+    def start(self) -> threading.Thread:
+        """Run the engine on its own daemon thread ("liveagent-engine") and return it."""
+        if self._thread is not None and self._thread.is_alive():
+            return self._thread
+        self._thread = threading.Thread(target=self.run, name="liveagent-engine", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """End the loop (notes off, All Notes Off, recorder closed); join the thread if we started it."""
+        self._queue.put(ControlEvent(self._now(), Control.SHUTDOWN))
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def policy(self) -> Policy:
+        return self.view.policy
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The thread :meth:`start` made (None when the caller runs :meth:`run` itself)."""
+        return self._thread
+
+    def is_alive(self) -> bool:
+        """True while the engine thread started by :meth:`start` runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def status(self) -> dict[str, object]:
+        """Tempo, position, policy, counters and timing percentiles (JSON-friendly)."""
+        k = self._last_step
+        spbar, spbeat = self.grid.steps_per_bar, self.grid.steps_per_beat
+        out: dict[str, object] = {
+            "policy": self.view.policy.name,
+            "mode": self.view.policy.meta.mode,
+            "part": self.view.policy.meta.part,
+            "step": k,
+            "bar": k // spbar if k >= 0 else -1,
+            "beat": (k % spbar) // spbeat if k >= 0 else -1,
+            "muted": self.muted,
+            "temperature": self._sampler.config.temperature,
+            "velocity": self._velocity(),
+            "sounding": self.tracker.pitches(),
+        }
+        out.update(self.clock.status())
+        out.update(self.stats.snapshot())
+        return out
+
+    # -- running -----------------------------------------------------------------------------------
+    def run(self) -> None:
+        """The real-time loop (blocks until SHUTDOWN / :meth:`stop`). Notes off on every way out."""
+        try:
+            self._warmup()
+            with RealtimeGC(self.config.gc_freeze) as rgc:
+                self._gc = rgc
+                while not self._shutdown:
+                    wake = self._service()
+                    if self._slack_work or self._bar_work:
+                        now = self._now()
+                        if wake - now >= self._slack_ns:
+                            self._housekeeping()
+                    self._wait(wake)
+        finally:
+            self._gc = None
+            self._teardown()
+
+    def run_until(self, t_end_ns: int) -> None:
+        """Tests: run the loop on a ManualTime up to ``t_end_ns``, jumping from one wake-up to the next."""
+        clock_time = self._now
+        if not isinstance(clock_time, ManualTime):
+            raise TypeError("run_until needs the engine's now to be a ManualTime")
+        while not self._shutdown:
+            wake = self._service()
+            if self._slack_work or self._bar_work:
+                self._housekeeping()
+            if wake > t_end_ns:
+                break
+            clock_time.set(max(wake, clock_time()))
+        if clock_time() < t_end_ns:
+            clock_time.set(t_end_ns)
+        if not self._shutdown:
+            self._service()
+
+    def step_once(self) -> int:
+        """Tests: one pass of the loop at the current time; returns the next wake-up time."""
+        return self._service()
+
+    def close(self) -> None:
+        """Tests and non-threaded use: the same clean-up as the end of :meth:`run`."""
+        self._teardown()
+
+    def _wait(self, wake: int) -> None:
+        external = self.clock.external
+        while True:
+            remaining = wake - self._now()
+            if remaining <= 0:
+                return
+            if not external and remaining <= self._spin_ns:
+                while self._now() < wake:
+                    pass
+                return
+            timeout = (remaining if external else remaining - self._spin_ns) / 1e9
+            try:
+                ev = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            self._handle(ev)
+            return
+
+    def _warmup(self) -> None:
+        view = self.view
+        obs = ObservationBuffers.allocate(1, view.policy.meta.window)
+        for _ in range(self.config.warmup_calls):
+            self._sampler.sample(view.policy(obs), view.mask)
+        self.stats.reset_timing()
+
+    def _teardown(self) -> None:
+        try:
+            released = self.tracker.release_all()
+            self._record_offs(released)
+            self.sink.all_notes_off()
+        finally:
+            if self.recorder is not None:
+                try:
+                    self.recorder.event(self._now(), "end", stats=self.stats.snapshot())
+                    self.recorder.close()
+                except Exception:
+                    log.exception("closing the recorder failed")
+                self.recorder = None
+
+    def _housekeeping(self) -> None:
+        if self._bar_work and self.recorder is not None:
+            try:
+                self.recorder.flush()
+            except Exception:
+                log.exception("recorder flush failed")
+        if self._gc is not None:
+            self._gc.collect(1 if self._bar_work else 0)
+            self.stats.counters.gc_collections += 1
+        self._slack_work = self._bar_work = False
+        self.errors.flush(self._now())
+
+    # -- the loop body -----------------------------------------------------------------------------
+    def _drain(self) -> None:
+        q = self._queue
+        while True:
+            try:
+                ev = q.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(ev)
+
+    def _service(self) -> int:
+        """Handle queued events and every action due now; return when to wake up next."""
+        self._drain()
+        clock = self.clock
+        now = self._now()
+        if self.errors.unreported:
+            self.errors.flush(now)
+        clock.poll(now)
+        if clock.epoch != self._epoch:
+            self._transport_changed(now)
+        if not clock.running or self._k is None or self._shutdown:
+            return now + self._idle_ns
+        spbar = self.grid.steps_per_bar
+        while True:
+            k = self._k
+            if self._phase == _DECIDE:
+                swap_here = self._pending_policy is not None and k % spbar == 0
+                if clock.opened(k + 1, now):  # more than a step late: skip, no late burst
+                    if swap_here:
+                        self._swap(now)
+                    self.stats.counters.skipped += 1
+                    self._miss(k, now, emit=False)
+                    continue
+                pending = self._pending_policy
+                mode = pending.meta.mode if swap_here and pending is not None else self.view.policy.meta.mode
+                if mode == "react":
+                    if not clock.opened(k, now):
+                        return self._future(clock.due(k), now)
+                    td = clock.open_time(k) + self._react_ns
+                    if now < td:
+                        return td
+                    if swap_here:
+                        self._swap(now)
+                    self._decide(k, react=True)
+                    now = self._now()
+                    self._phase = _EMIT
+                else:
+                    if clock.opened(k, now):
+                        if swap_here:
+                            self._swap(now)
+                        self._miss(k, now, emit=True)
+                        continue
+                    td = clock.due(k) - self._lead_ns
+                    if now < td:
+                        return td
+                    if swap_here:
+                        self._swap(now)
+                    self._decide(k, react=False)
+                    now = self._now()
+                    if clock.opened(k, now) and now > clock.open_time(k):
+                        self.stats.counters.decisions -= 1
+                        self._miss(k, now, emit=True)
+                        continue
+                    self._phase = _EMIT
+            # _EMIT
+            if not clock.opened(k, now):
+                return self._future(clock.due(k), now)
+            self._emit(k, self._token, now, send=True)
+            now = self._now()
+
+    def _future(self, t: int, now: int) -> int:
+        if t > now:
+            return t
+        return now + (self._ext_poll_ns if self.clock.external else 1)
+
+    def _transport_changed(self, now: int) -> None:
+        clock = self.clock
+        self._epoch = clock.epoch
+        self._record_offs(self.tracker.release_all())
+        if clock.running:
+            self._start_session(clock.start_step)
+            if self.recorder is not None:
+                self.recorder.tempo(now, clock.bpm)
+                self.recorder.event(now, "start", step=clock.start_step, bpm=clock.bpm)
+        elif self._k is not None:
+            self._k = None
+            if self.recorder is not None:
+                self.recorder.event(now, "stop")
+            self._bar_work = True
+
+    def _start_session(self, start: int) -> None:
+        self.view.restart(start)
+        self.performer.restart(start)
+        self._k = start
+        self._phase = _DECIDE
+        self._last_step = start - 1
+
+    # -- performer ---------------------------------------------------------------------------------
+    def _on_note(self, ev: NoteEvent) -> None:
+        pitch, vel = ev.pitch, ev.velocity
+        if not (0 <= pitch <= 127 and 0 <= vel <= 127):
+            self._input_error(InputError(ev.t_ns, ev.source, f"note out of range: {pitch} {vel}"))
+            return
+        if self.recorder is not None:
+            self.recorder.performer_note(ev.t_ns, pitch, vel)
+        if vel > 0:
+            self.stats.counters.notes_in += 1
+            alpha = self.config.velocity_follow
+            self._vel_ema += alpha * (vel - self._vel_ema)
+        perf = self.performer
+        if self._k is None or not self.clock.running:
+            perf.live_note(pitch, vel)
+            return
+        late = perf.late
+        perf.add(math.floor(self.clock.step_at(ev.t_ns) + 0.5), pitch, vel)
+        self.stats.counters.late_inputs += perf.late - late
+
+    def _finalize_performer(self, upto: int) -> None:
+        """Finalize performer steps ``< upto`` and push their tokens."""
+        perf = self.performer
+        while perf.next_step < upto:
+            j = perf.next_step
+            tok = perf.finalize()
+            self.view.push_performer(j, tok)
+
+    # -- deciding and emitting ---------------------------------------------------------------------
+    def _fallback(self) -> int:
+        return HOLD if self.tracker.sounding else REST
+
+    def _decide(self, k: int, *, react: bool) -> None:
+        t0 = self._now()
+        self._finalize_performer(k + 1 if react else k)
+        try:
+            tok = int(self._sampler.sample(self.view.logits(k), self.view.mask)[0])
+            self.stats.counters.decisions += 1
+        except Exception as e:
+            self.stats.counters.policy_errors += 1
+            self._error(f"policy {self.view.policy.name} failed at step {k}: {type(e).__name__}: {e}", None)
+            tok = self._fallback()
+        if tok == HOLD and not self.tracker.sounding:
+            tok = REST
+        self._token = tok
+        self.stats.decision_ns.add(self._now() - t0)
+
+    def _miss(self, k: int, now: int, *, emit: bool) -> None:
+        self.stats.counters.misses += 1
+        self._finalize_performer(k)
+        self._emit(k, self._fallback(), now, send=emit)
+
+    def _velocity(self) -> int:
+        cfg = self.config
+        v = round(self._vel_ema * cfg.velocity_scale) if cfg.velocity_follow > 0 else cfg.velocity_default
+        return min(cfg.velocity_max, max(cfg.velocity_min, v))
+
+    def _emit(self, k: int, tok: int, now: int, *, send: bool) -> None:
+        tr = self.tracker
+        tr.tick()
+        if self.muted or (tok == HOLD and (not tr.sounding or tr.age() >= self.config.max_note_steps)):
+            tok = REST
+        t_emit = self._now()
+        if tok == REST:
+            if tr.sounding:
+                self._record_offs(tr.release_all(), t_emit)
+        elif tok >= ONSET_BASE:
+            self._record_offs(tr.release_all(), t_emit)
+            pitch, vel = tok - ONSET_BASE, self._velocity()
+            tr.note_on(pitch, vel)
+            self.stats.counters.notes_out += 1
+            if self.recorder is not None:
+                self.recorder.agent_note(t_emit, pitch, vel)
+        if send:
+            self.stats.lateness_ns.add(t_emit - self.clock.open_time(k))
+        spbeat, spbar = self.grid.steps_per_beat, self.grid.steps_per_bar
+        if send and self.config.beats and k % spbeat == 0:
+            self.sink.beat(k // spbar, (k % spbar) // spbeat)
+        self.view.push_agent(k, tok)
+        self.stats.counters.steps += 1
+        self._last_step = k
+        self._k = k + 1
+        self._phase = _DECIDE
+        self._slack_work = True
+        if k % spbar == 0:
+            self._bar_work = True
+
+    def _record_offs(self, pitches: list[int], t_ns: int | None = None) -> None:
+        if self.recorder is not None and pitches:
+            t = self._now() if t_ns is None else t_ns
+            for p in pitches:
+                self.recorder.agent_note(t, p, 0)
+
+    # -- events ------------------------------------------------------------------------------------
+    def _handle(self, ev: InputEvent | PolicyLoaded) -> None:
+        if isinstance(ev, NoteEvent):
+            self._on_note(ev)
+        elif isinstance(ev, ControlEvent):
+            self._on_control(ev)
+        elif isinstance(ev, InputError):
+            self._input_error(ev)
+        elif isinstance(ev, PolicyLoaded):
+            self._on_loaded(ev)
+
+    def _on_control(self, ev: ControlEvent) -> None:
+        kind = ev.kind
+        if self.clock.handle(ev):
+            if kind == Control.TEMPO and self.recorder is not None:
+                self.recorder.tempo(ev.t_ns, self.clock.bpm)
+            return
+        if kind == Control.TEMPERATURE:
+            t = ev.value
+            if not (math.isfinite(t) and 0.0 <= t <= 10.0):
+                self._input_error(
+                    InputError(ev.t_ns, "control", f"temperature out of range: {t}", ev.reply_to)
+                )
+                return
+            self._sampler = self._sampler.with_temperature(float(t))
+        elif kind == Control.MUTE:
+            self.muted = bool(ev.value)
+            if self.muted:
+                self._record_offs(self.tracker.release_all())
+        elif kind == Control.PANIC:
+            self._record_offs(self.tracker.pitches())
+            self.tracker.panic()
+            self.performer.clear_held()
+        elif kind == Control.POLICY:
+            self._load(ev.text, ev.reply_to)
+        elif kind == Control.STATUS:
+            self.sink.status(self.status(), ev.reply_to)
+        elif kind == Control.SHUTDOWN:
+            self._shutdown = True
+        elif kind in (Control.TEMPO, Control.BEAT, Control.CLOCK_TICK, Control.SONG_POSITION):
+            pass  # transport events this clock does not follow (e.g. /tempo while slaved to MIDI clock)
+        else:  # START/STOP/CONTINUE are every clock's business; anything else is new to this engine
+            log.debug("ignored control %s", kind)
+
+    def _input_error(self, ev: InputError) -> None:
+        c = self.stats
+        c.counters.input_errors += 1
+        c.input_errors_by_kind[ev.source] += 1
+        self._error(f"bad input ({ev.source}): {ev.message}", ev.reply_to)
+
+    def _error(self, message: str, reply_to: tuple[str, int] | None) -> None:
+        """Report through ``sink.error`` at most once per interval; the rest are counted and summarized."""
+        self.errors.error(message, reply_to)
+
+    # -- policies ----------------------------------------------------------------------------------
+    def _check_grid(self, policy: Policy) -> None:
+        m = policy.meta
+        if (m.steps_per_beat, m.beats_per_bar) != (self.grid.steps_per_beat, self.grid.beats_per_bar):
+            raise PolicyError(
+                f"policy {policy.name} plays {m.steps_per_beat} steps/beat x {m.beats_per_bar} beats/bar, "
+                f"the clock's grid is {self.grid.steps_per_beat} x {self.grid.beats_per_bar}"
+            )
+
+    def _load(self, name: str, reply_to: tuple[str, int] | None) -> None:
+        if self.config.load_in_thread:
+            threading.Thread(
+                target=self._load_worker, args=(name, reply_to), name="policy-loader", daemon=True
+            ).start()
+        else:
+            self._load_worker(name, reply_to)
+
+    def _load_worker(self, name: str, reply_to: tuple[str, int] | None) -> None:
+        try:
+            policy = self.policy_loader(name)
+            obs = ObservationBuffers.allocate(1, policy.meta.window)
+            for _ in range(3):  # onnxruntime's first runs are slow: pay them here, not on stage
+                policy(obs)
+            self._queue.put(PolicyLoaded(self._now(), policy, name, "", reply_to))
+        except Exception as e:
+            err = str(e) if isinstance(e, PolicyError) else f"{type(e).__name__}: {e}"
+            self._queue.put(PolicyLoaded(self._now(), None, name, err, reply_to))
+
+    def _on_loaded(self, ev: PolicyLoaded) -> None:
+        current = self.view.policy.name
+        if ev.policy is None:
+            self._error(f"policy {ev.name!r} not loaded, keeping {current}: {ev.error}", ev.reply_to)
+            return
+        try:
+            self._check_grid(ev.policy)
+        except PolicyError as e:
+            self._error(f"policy {ev.name!r} not swapped in, keeping {current}: {e}", ev.reply_to)
+            return
+        if ev.policy.meta.window > HISTORY // 2:
+            self._error(
+                f"policy {ev.name!r} window {ev.policy.meta.window} too long for the engine", ev.reply_to
+            )
+            return
+        self._pending_policy = ev.policy
+        if self._k is None or not self.clock.running:
+            self._swap(self._now())
+
+    def _swap(self, now: int) -> None:
+        """Swap in the pending policy at a bar line: notes off first, then rebuild the observation."""
+        policy = self._pending_policy
+        if policy is None:
+            return
+        self._pending_policy = None
+        self._record_offs(self.tracker.release_all())
+        old = self.view.policy.name
+        self.view.swap(policy, self._k, self.performer.next_step)
+        self.stats.counters.swaps += 1
+        log.info("policy %s -> %s", old, policy.name)
+        if self.recorder is not None:
+            self.recorder.event(now, "policy", name=policy.name, previous=old, step=self._k)
+
+
+def make_engine(
+    policy: str | Path | Policy,
+    sink: OutputSink,
+    clock: Clock,
+    config: EngineConfig | None = None,
+    **kwargs: Any,
+) -> Engine:
+    """Build an engine from a policy name/path (``"rules"``, an export name, a file) or a policy object."""
+    p = load_policy(policy) if isinstance(policy, str | Path) else policy
+    return Engine(p, sink, clock, config, **kwargs)

@@ -1,0 +1,100 @@
+"""The engine's configuration and the small types at its edges (kept apart so engine.py stays short).
+
+Import them from :mod:`liveagent.live.engine`, which re-exports them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from liveagent.live.policy import Policy
+from liveagent.music.sampling import SamplerConfig
+
+
+@dataclass
+class EngineConfig:
+    """How the engine plays. Times in milliseconds, pitches as MIDI numbers."""
+
+    lead_ms: float = 5.0
+    """Decide step k this long before T_k (anticipate mode)."""
+    react_delay_ms: float = 3.0
+    """React mode: decide step k this long after T_k (the performer's onset has had time to arrive)."""
+    spin_ms: float = 1.0
+    """Busy-wait this last stretch before an emission (timed clocks) instead of sleeping."""
+    max_note_steps: int = 32
+    """Longest agent note in steps; a HOLD beyond it becomes REST (guards against stuck notes)."""
+    velocity_min: int = 30
+    """Lowest output velocity."""
+    velocity_max: int = 120
+    """Highest output velocity."""
+    velocity_default: int = 80
+    """Output velocity before the performer has played (and the EMA's starting point)."""
+    velocity_follow: float = 0.25
+    """EMA weight of each new performer velocity (0 = always ``velocity_default``)."""
+    velocity_scale: float = 0.9
+    """Output velocity = performer EMA x this, clipped to the range (accompaniment under the lead)."""
+    pitch_min: int | None = None
+    """Lowest pitch the agent may play (None = the policy's ``meta.pitch_min``)."""
+    pitch_max: int | None = None
+    """Highest pitch the agent may play (None = the policy's ``meta.pitch_max``)."""
+    scale: tuple[int, ...] | None = None
+    """Allowed pitch classes (0 = C); None = all twelve."""
+    temperature: float = 0.0
+    """Sampling temperature (0 = greedy)."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold."""
+    seed: int | None = None
+    """Sampler seed (reproducible sampled runs)."""
+    beats: bool = True
+    """Send ``sink.beat(bar, beat)`` on each beat (0-based bar and beat within the bar)."""
+    gc_freeze: bool = True
+    """In ``run()``: freeze the heap after warm-up, turn automatic gc off, collect gen 0/1 in slack time."""
+    slack_ms: float = 4.0
+    """Housekeeping (gc gen 0/1, recorder flush) only when the next deadline is at least this far away."""
+    warmup_calls: int = 20
+    """Policy calls before playing (first onnxruntime runs are slow)."""
+    idle_wait_ms: float = 20.0
+    """Longest wait on the queue when nothing is scheduled (stopped transport)."""
+    external_poll_ms: float = 2.0
+    """While waiting for an external clock's tick past its predicted time, re-check this often."""
+    error_report_interval_s: float = 1.0
+    """At most one error report per this many seconds through ``sink.error``; the rest are counted."""
+    load_in_thread: bool = True
+    """Load a swapped-in policy on a helper thread (False: inline, for tests)."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lead_ms) and 0.0 <= self.lead_ms <= 1000.0):
+            raise ValueError(f"lead_ms must be in 0..1000, got {self.lead_ms}")
+        if not 1 <= self.velocity_min <= self.velocity_max <= 127:
+            raise ValueError("need 1 <= velocity_min <= velocity_max <= 127")
+        if self.max_note_steps < 1:
+            raise ValueError("max_note_steps must be >= 1")
+        SamplerConfig(self.temperature, self.top_p, self.seed)  # validates
+
+
+class PolicyLoaded(NamedTuple):
+    """Internal event: a policy finished loading (or failed) on the loader thread."""
+
+    t_ns: int
+    policy: Policy | None
+    name: str
+    error: str = ""
+    reply_to: tuple[str, int] | None = None
+
+
+class RecorderLike(Protocol):
+    """What the engine needs from :class:`liveagent.live.recording.Recorder`."""
+
+    def performer_note(self, t_ns: int, pitch: int, velocity: int) -> None: ...
+
+    def agent_note(self, t_ns: int, pitch: int, velocity: int) -> None: ...
+
+    def tempo(self, t_ns: int, bpm: float) -> None: ...
+
+    def event(self, t_ns: int, kind: str, **fields: object) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,448 @@
+"""MIDI in and out through python-rtmidi (JACK or ALSA), with mido only for port discovery.
+
+The rtmidi input callback runs on rtmidi's own thread. It only timestamps (``time.perf_counter_ns()``),
+decodes the few bytes, and hands an immutable event to ``submit``: notes (filtered by channel, with our own
+echoed output suppressed when the out port loops back to the in port), MIDI clock, Start/Stop/Continue and
+Song Position Pointer as :class:`ControlEvent` for the engine's MIDI clock follower. Malformed bytes become a
+rate-limited :class:`InputError`; everything else (CC, aftertouch, active sensing) is ignored and counted.
+
+:class:`MidiSink` implements :class:`~liveagent.live.events.OutputSink`: three-byte messages, note-offs
+prebuilt, the set of sounding notes tracked so ``all_notes_off`` silences exactly what we started (plus CC
+123 for good measure). With ``clock_out`` it acts as a clock master: Start, 24 PPQN clock phase-locked to the
+engine's beats (the first pulse of each beat is sent on the beat itself, the other 23 by a small thread), and
+Stop when the beats stop.
+
+The backend is chosen by ``api`` or mido's ``MIDO_BACKEND`` variable (``mido.backends.rtmidi/UNIX_JACK``);
+"auto" tries ALSA then JACK, because machines without ``/dev/snd`` only have JACK.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent
+
+log = logging.getLogger(__name__)
+
+NOTE_OFF, NOTE_ON, CC = 0x80, 0x90, 0xB0
+CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
+PPQN = 24
+# data bytes that follow each status (high nibble for channel messages)
+_CHANNEL_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+_SYSTEM_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0, 0xFF: 0}
+_API_NAMES = {"jack": "UNIX_JACK", "alsa": "LINUX_ALSA", "coremidi": "MACOSX_CORE", "winmm": "WINDOWS_MM"}
+
+
+class MidiUnavailableError(RuntimeError):
+    """No MIDI backend could be opened (no ALSA sequencer, no JACK server, or rtmidi missing)."""
+
+
+def api_from_env(api: str = "auto") -> str:
+    """The rtmidi API name: ``api`` ("jack", "alsa", "UNIX_JACK" ...), else ``MIDO_BACKEND``'s suffix."""
+    if api and api != "auto":
+        return _API_NAMES.get(api.lower(), api.upper())
+    env = os.environ.get("MIDO_BACKEND", "")
+    if "/" in env:
+        return env.split("/", 1)[1].upper()
+    return "auto"
+
+
+def _rtmidi_api_ids(api: str) -> list[int]:
+    import rtmidi
+
+    compiled = rtmidi.get_compiled_api()
+    if api == "auto":
+        order = [rtmidi.API_LINUX_ALSA, rtmidi.API_UNIX_JACK, rtmidi.API_MACOSX_CORE, rtmidi.API_WINDOWS_MM]
+        if not os.path.exists("/dev/snd/seq"):  # no ALSA sequencer: skip it (and libasound's stderr noise)
+            order.remove(rtmidi.API_LINUX_ALSA)
+        return [a for a in order if a in compiled]
+    const = getattr(rtmidi, "API_" + api, None)
+    if const is None or const not in compiled:
+        names = [rtmidi.get_api_name(a) for a in compiled]
+        raise MidiUnavailableError(f"MIDI API {api!r} not available in python-rtmidi (compiled: {names})")
+    return [const]
+
+
+def open_rtmidi(kind: str, api: str = "auto", client_name: str = "liveagent") -> Any:
+    """An rtmidi ``MidiIn``/``MidiOut`` on the first API that works, else :class:`MidiUnavailableError`."""
+    try:
+        import rtmidi
+    except ImportError as e:  # pragma: no cover - it is a dependency
+        raise MidiUnavailableError(f"python-rtmidi is not installed: {e}") from e
+    cls = rtmidi.MidiIn if kind == "in" else rtmidi.MidiOut
+    errors = []
+    for api_id in _rtmidi_api_ids(api_from_env(api)):
+        try:
+            return cls(rtapi=api_id, name=client_name)
+        except (rtmidi.SystemError, RuntimeError) as e:
+            errors.append(f"{rtmidi.get_api_name(api_id)}: {e}")
+    raise MidiUnavailableError(
+        "no MIDI backend available (" + "; ".join(errors or ["none compiled"]) + "). On Linux without "
+        "/dev/snd start JACK (jackd -d dummy) and set MIDO_BACKEND=mido.backends.rtmidi/UNIX_JACK"
+    )
+
+
+def find_port(ports: list[str], name: str) -> int:
+    """Index of port ``name``: exact match first, then a unique case-insensitive substring."""
+    if name in ports:
+        return ports.index(name)
+    hits = [i for i, p in enumerate(ports) if name.lower() in p.lower()]
+    if len(hits) == 1:
+        return hits[0]
+    what = "matches several ports" if hits else "not found"
+    raise ValueError(f"MIDI port {name!r} {what}; available: {ports}")
+
+
+def list_ports(api: str = "auto") -> tuple[str, list[str], list[str]]:
+    """(backend name, input port names, output port names); raises :class:`MidiUnavailableError`."""
+    import rtmidi
+
+    mi = open_rtmidi("in", api, "liveagent-ports")
+    mo = open_rtmidi("out", api, "liveagent-ports")
+    try:
+        return rtmidi.get_api_name(mi.get_current_api()), mi.get_ports(), mo.get_ports()
+    finally:
+        mi.delete()
+        mo.delete()
+
+
+@dataclass
+class MidiConfig:
+    """MIDI ports and behaviour."""
+
+    api: str = "auto"
+    """rtmidi API: auto (MIDO_BACKEND, else ALSA then JACK), jack, alsa."""
+    in_port: str | None = None
+    """Input port to connect to (exact or unique substring); None = none (unless ``virtual``)."""
+    out_port: str | None = None
+    """Output port to connect to; None = none (unless ``virtual``)."""
+    virtual: bool = False
+    """Open virtual ports ``<client_name>:in`` / ``<client_name>-out:out`` that others connect to."""
+    client_name: str = "liveagent"
+    """Client name in JACK/ALSA (the output client gets ``-out`` appended)."""
+    in_channels: tuple[int, ...] = ()
+    """Input channels 0..15 that count as the performer; empty = all."""
+    out_channel: int = 0
+    """Output channel 0..15 of the accompaniment."""
+    thru: bool = False
+    """Forward the performer's notes to the output (on ``out_channel``) as they arrive."""
+    feedback_ms: float = 30.0
+    """A note on our out channel equal to one we sent within this window is our own echo: ignored."""
+    clock_out: bool = False
+    """Act as clock master: send Start/Stop and 24 PPQN clock locked to the engine's beats."""
+    error_reports_per_s: float = 4.0
+    """At most this many :class:`InputError` per second reach the engine; the rest are counted."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.out_channel <= 15 or any(not 0 <= c <= 15 for c in self.in_channels):
+            raise ValueError("MIDI channels are 0..15")
+
+
+class MidiCounters:
+    """Written only by the rtmidi callback thread."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.notes = 0
+        self.clock = 0
+        self.filtered = 0
+        self.echo_suppressed = 0
+        self.ignored = 0
+        self.errors = 0
+        self.reported = 0
+        self.suppressed = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+class MidiIO:
+    """Owns the rtmidi ports; ``sink`` (a :class:`MidiSink`) exists when there is an output port."""
+
+    def __init__(self, submit: Callable[[InputEvent], None], config: MidiConfig | None = None) -> None:
+        self.config = cfg = config or MidiConfig()
+        self.submit = submit
+        self.counters = MidiCounters()
+        self.midi_in: Any = None
+        self.midi_out: Any = None
+        self.in_name = self.out_name = ""
+        # last time (perf_counter_ns) we sent note-on / note-off of each pitch, for echo suppression
+        self.sent_on_ns = [0] * 128
+        self.sent_off_ns = [0] * 128
+        self._feedback_ns = int(cfg.feedback_ms * 1e6)
+        self._channels = frozenset(cfg.in_channels) if cfg.in_channels else frozenset(range(16))
+        self._report_tokens = 1.0
+        self._report_last = time.perf_counter_ns()
+        self.out_lock = threading.Lock()
+        self.sink: MidiSink | None = None
+        try:
+            if cfg.in_port or cfg.virtual:
+                self.midi_in = open_rtmidi("in", cfg.api, cfg.client_name)
+                self.midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+                if cfg.in_port:
+                    idx = find_port(self.midi_in.get_ports(), cfg.in_port)
+                    self.in_name = self.midi_in.get_ports()[idx]
+                    self.midi_in.open_port(idx, "in")
+                else:
+                    self.midi_in.open_virtual_port("in")
+                    self.in_name = f"{cfg.client_name}:in"
+                self.midi_in.set_callback(self._callback)
+            if cfg.out_port or cfg.virtual:
+                self.midi_out = open_rtmidi("out", cfg.api, cfg.client_name + "-out")
+                if cfg.out_port:
+                    idx = find_port(self.midi_out.get_ports(), cfg.out_port)
+                    self.out_name = self.midi_out.get_ports()[idx]
+                    self.midi_out.open_port(idx, "out")
+                else:
+                    self.midi_out.open_virtual_port("out")
+                    self.out_name = f"{cfg.client_name}-out:out"
+                self.sink = MidiSink(self.midi_out, cfg.out_channel, self, clock_out=cfg.clock_out)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def backend(self) -> str:
+        import rtmidi
+
+        port = self.midi_in or self.midi_out
+        return rtmidi.get_api_name(port.get_current_api()) if port is not None else "none"
+
+    # -- input (rtmidi thread)
+    def _callback(self, msg_data: tuple[list[int], float], _data: object = None) -> None:
+        t_ns = time.perf_counter_ns()
+        msg = msg_data[0]
+        self.handle(msg, t_ns)
+
+    def handle(self, msg: list[int], t_ns: int) -> None:
+        """Decode one raw MIDI message and submit its event (tests call this directly)."""
+        c = self.counters
+        c.messages += 1
+        n = len(msg)
+        if n == 0 or msg[0] < 0x80 or any(not 0 <= b < 0x80 for b in msg[1:]):
+            self._error(f"malformed MIDI message {bytes(msg[:8]).hex()}", t_ns)
+            return
+        status = msg[0]
+        if status < 0xF0:
+            kind, ch = status & 0xF0, status & 0x0F
+            if n != _CHANNEL_LEN[kind] + 1:
+                self._error(f"MIDI {kind:#x} with {n - 1} data bytes", t_ns)
+                return
+            if kind != NOTE_ON and kind != NOTE_OFF:
+                c.ignored += 1
+                return
+            if ch not in self._channels:
+                c.filtered += 1
+                return
+            pitch = msg[1]
+            vel = msg[2] if kind == NOTE_ON else 0
+            if ch == self.config.out_channel and self.midi_out is not None:
+                sent = self.sent_on_ns[pitch] if vel else self.sent_off_ns[pitch]
+                if t_ns - sent < self._feedback_ns:
+                    c.echo_suppressed += 1
+                    return
+            c.notes += 1
+            self.submit(NoteEvent(t_ns, pitch, vel, "midi"))
+            if self.config.thru and self.sink is not None:
+                self.sink.thru(pitch, vel)
+            return
+        if status == 0xF0 or status == 0xF7:
+            c.ignored += 1
+            return
+        want = _SYSTEM_LEN.get(status)
+        if want is None or n != want + 1:
+            self._error(f"MIDI system message {status:#x} with {n - 1} data bytes", t_ns)
+            return
+        if status == CLOCK:
+            c.clock += 1
+            self.submit(ControlEvent(t_ns, Control.CLOCK_TICK))
+        elif status == START:
+            self.submit(ControlEvent(t_ns, Control.START))
+        elif status == STOP:
+            self.submit(ControlEvent(t_ns, Control.STOP))
+        elif status == CONTINUE:
+            self.submit(ControlEvent(t_ns, Control.CONTINUE))
+        elif status == SPP:
+            self.submit(ControlEvent(t_ns, Control.SONG_POSITION, float(msg[1] | (msg[2] << 7))))
+        else:
+            c.ignored += 1
+
+    def _error(self, message: str, t_ns: int) -> None:
+        c = self.counters
+        c.errors += 1
+        rate = self.config.error_reports_per_s
+        self._report_tokens = min(
+            max(1.0, rate), self._report_tokens + max(0, t_ns - self._report_last) * 1e-9 * rate
+        )
+        self._report_last = t_ns
+        if self._report_tokens >= 1.0:
+            self._report_tokens -= 1.0
+            c.reported += 1
+            if c.suppressed:
+                message += f" (+{c.suppressed} more suppressed)"
+                c.suppressed = 0
+            self.submit(InputError(t_ns, "midi", message))
+        else:
+            c.suppressed += 1
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+        for port in (self.midi_in, self.midi_out):
+            if port is not None:
+                try:
+                    if port is self.midi_in:
+                        port.cancel_callback()
+                    port.close_port()
+                    port.delete()
+                except Exception as e:  # closing must never raise on the way out
+                    log.debug("closing MIDI port: %s", e)
+        self.midi_in = self.midi_out = None
+
+
+class MidiSink:
+    """OutputSink over an rtmidi output port (see the module docstring)."""
+
+    def __init__(
+        self, out: Any, channel: int = 0, io: MidiIO | None = None, *, clock_out: bool = False
+    ) -> None:
+        self.out = out
+        self.channel = channel
+        self.io = io
+        self._on = NOTE_ON | channel
+        self._offs = [[NOTE_OFF | channel, p, 0] for p in range(128)]
+        self.sounding = [False] * 128
+        self._lock = io.out_lock if io is not None else threading.Lock()
+        self.sent = 0
+        self.clock: MidiClockOut | None = MidiClockOut(self._send) if clock_out else None
+
+    def _send(self, msg: list[int]) -> None:
+        with self._lock:
+            self.out.send_message(msg)
+        self.sent += 1
+
+    def note_on(self, pitch: int, velocity: int) -> None:
+        if velocity <= 0:
+            self.note_off(pitch)
+            return
+        if self.io is not None:
+            self.io.sent_on_ns[pitch] = time.perf_counter_ns()
+        self._send([self._on, pitch, velocity])
+        self.sounding[pitch] = True
+
+    def note_off(self, pitch: int) -> None:
+        if self.io is not None:
+            self.io.sent_off_ns[pitch] = time.perf_counter_ns()
+        self._send(self._offs[pitch])
+        self.sounding[pitch] = False
+
+    def thru(self, pitch: int, velocity: int) -> None:
+        """Performer note forwarded as it arrives (called on the input thread; the lock serializes sends)."""
+        self._send([self._on, pitch, velocity] if velocity else self._offs[pitch])
+
+    def all_notes_off(self) -> None:
+        for p in range(128):
+            if self.sounding[p]:
+                self.note_off(p)
+        self._send([CC | self.channel, 123, 0])
+
+    def beat(self, bar: int, beat: int) -> None:
+        if self.clock is not None:
+            self.clock.on_beat(bar, beat)
+
+    def status(self, fields: dict[str, object], reply_to: tuple[str, int] | None) -> None:
+        pass  # MIDI has no status channel; OSC carries it
+
+    def error(self, message: str, reply_to: tuple[str, int] | None) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.clock is not None:
+            self.clock.close()
+            self.clock = None
+        try:
+            self.all_notes_off()
+        except Exception as e:  # the port may already be gone
+            log.debug("all notes off on close: %s", e)
+
+
+class MidiClockOut:
+    """24 PPQN MIDI clock phase-locked to the engine's beats.
+
+    ``on_beat`` (engine thread, on the beat) sends Start or Continue+SPP when not running, then the beat's
+    first pulse; a thread spreads the other 23 pulses over the expected beat period (measured between the
+    last two beats). When no beat arrives for two periods the clock sends Stop.
+    """
+
+    def __init__(self, send: Callable[[list[int]], None]) -> None:
+        self.send = send
+        self.running = False
+        self.period_ns = 500_000_000
+        self.last_beat_ns = 0
+        self.pulses = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="midi-clock-out", daemon=True)
+        self._thread.start()
+
+    def on_beat(self, bar: int, beat: int) -> None:
+        now = time.perf_counter_ns()
+        with self._cond:
+            if self.running and self.last_beat_ns:
+                dt = now - self.last_beat_ns
+                if 0 < dt < 4 * self.period_ns:
+                    self.period_ns = dt
+            if not self.running:
+                if bar == 0 and beat == 0:
+                    self.send([START])
+                else:
+                    sixteenths = (bar * 4 + beat) * 4
+                    self.send([SPP, sixteenths & 0x7F, (sixteenths >> 7) & 0x7F])
+                    self.send([CONTINUE])
+                self.running = True
+            self.last_beat_ns = now
+            self.send([CLOCK])
+            self.pulses = 1
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if not self.running:
+                    self._cond.wait()
+                    continue
+                due = self.last_beat_ns + self.pulses * self.period_ns // PPQN
+                now = time.perf_counter_ns()
+                if self.pulses >= PPQN:
+                    # wait for the next beat; stop the transport if beats stop coming
+                    if now - self.last_beat_ns > 2 * self.period_ns:
+                        self.send([STOP])
+                        self.running = False
+                        continue
+                    self._cond.wait(timeout=self.period_ns * 1e-9 / 4)
+                    continue
+                if now >= due:
+                    self.send([CLOCK])
+                    self.pulses += 1
+                else:
+                    self._cond.wait(timeout=(due - now) * 1e-9)
+
+    def stop(self) -> None:
+        with self._cond:
+            if self.running:
+                self.send([STOP])
+                self.running = False
+
+    def close(self) -> None:
+        self.stop()
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=1.0)

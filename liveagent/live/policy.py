@@ -1,0 +1,392 @@
+"""Policies for the live engine: contract-v1 ONNX files run by onnxruntime, and the rules accompanist.
+
+A policy is any callable ``policy(obs: ObservationBuffers) -> float32 [B, 130]`` with a ``meta``
+(:class:`PolicyMeta`) and a ``name``. :func:`load_policy` resolves ``"rules"``, a name in the installed
+``liveagent.export`` package (``export/NAME.onnx`` in the repository) or a path. A file that breaks the
+contract is refused with a :class:`PolicyError` that says what is wrong, before it can reach the stage.
+
+The session is tuned for single-sample latency: one intra-op and one inter-op thread (no pool to wake),
+full graph optimization, sequential execution; the input arrays are the engine's preallocated
+:class:`~liveagent.music.features.ObservationBuffers` and a preallocated output, bound once with an
+IOBinding that reads and writes that memory in place (no per-call allocation).
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from liveagent.music.features import MODES, Mode, ObservationBuffers
+from liveagent.music.tokens import VOCAB_SIZE
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float32]
+CONTRACT_VERSION = 1
+INPUTS = {"performer": 2, "agent": 2, "position": 1}
+"""Contract-v1 input names and ranks (all int64)."""
+REQUIRED_META = (
+    "liveagent.contract",
+    "steps_per_beat",
+    "beats_per_bar",
+    "window",
+    "mode",
+    "part",
+    "pitch_min",
+    "pitch_max",
+    "algo",
+    "dataset",
+    "metrics",
+)
+
+
+class PolicyError(Exception):
+    """A policy that cannot be loaded or breaks the contract; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class PolicyMeta:
+    """What a policy declares about itself (ONNX ``metadata_props``, mirrored in NAME.json)."""
+
+    contract: int = CONTRACT_VERSION
+    """Policy contract version (1)."""
+    steps_per_beat: int = 4
+    """Grid steps per quarter-note beat the policy was trained on."""
+    beats_per_bar: int = 4
+    """Beats per bar of that grid."""
+    window: int = 32
+    """W: steps of history in the ``performer`` and ``agent`` inputs."""
+    mode: Mode = "anticipate"
+    """``anticipate`` (decide before hearing step t) or ``react`` (after)."""
+    part: str = "bass"
+    """Which voice it plays (free text: bass, alto, ...)."""
+    pitch_min: int = 0
+    """Lowest pitch it was trained to play (the engine's default range mask)."""
+    pitch_max: int = 127
+    """Highest pitch it was trained to play."""
+    algo: str = ""
+    """Training algorithm (mle, dqn, ppo, rules, ...)."""
+    dataset: str = ""
+    """Training corpus."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """The eval table row (JSON)."""
+
+    @property
+    def steps_per_bar(self) -> int:
+        return self.steps_per_beat * self.beats_per_bar
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str], source: str = "policy") -> PolicyMeta:
+        """Parse and validate ``metadata_props``; raises :class:`PolicyError` naming the bad field."""
+        missing = [k for k in REQUIRED_META if k not in props]
+        if missing:
+            raise PolicyError(
+                f"{source}: metadata missing {', '.join(missing)} (contract v1 needs all of them)"
+            )
+
+        def as_int(key: str, lo: int, hi: int) -> int:
+            raw = props[key]
+            try:
+                v = int(str(raw).strip())
+            except ValueError:
+                raise PolicyError(f"{source}: metadata {key}={raw!r} is not an integer") from None
+            if not lo <= v <= hi:
+                raise PolicyError(f"{source}: metadata {key}={v} outside {lo}..{hi}")
+            return v
+
+        contract = as_int("liveagent.contract", 0, 1_000_000)
+        if contract != CONTRACT_VERSION:
+            raise PolicyError(
+                f"{source}: contract version {contract}, this runtime speaks {CONTRACT_VERSION}"
+            )
+        mode = props["mode"].strip()
+        if mode not in MODES:
+            raise PolicyError(f"{source}: metadata mode={mode!r}, expected one of {MODES}")
+        pmin, pmax = as_int("pitch_min", 0, 127), as_int("pitch_max", 0, 127)
+        if pmin > pmax:
+            raise PolicyError(f"{source}: pitch_min {pmin} > pitch_max {pmax}")
+        try:
+            metrics = json.loads(props["metrics"]) if props["metrics"].strip() else {}
+        except json.JSONDecodeError as e:
+            raise PolicyError(f"{source}: metadata metrics is not JSON ({e})") from None
+        if not isinstance(metrics, dict):
+            raise PolicyError(f"{source}: metadata metrics must be a JSON object")
+        return cls(
+            contract=contract,
+            steps_per_beat=as_int("steps_per_beat", 1, 96),
+            beats_per_bar=as_int("beats_per_bar", 1, 32),
+            window=as_int("window", 1, 4096),
+            mode=mode,  # type: ignore[arg-type]
+            part=props["part"],
+            pitch_min=pmin,
+            pitch_max=pmax,
+            algo=props["algo"],
+            dataset=props["dataset"],
+            metrics=metrics,
+        )
+
+
+class Policy(Protocol):
+    """What the engine needs from a policy."""
+
+    name: str
+    meta: PolicyMeta
+
+    def __call__(self, obs: ObservationBuffers) -> FloatArray: ...
+
+
+def export_dir() -> Path:
+    """The installed ``liveagent.export`` package folder (the repository's export/)."""
+    return Path(str(importlib.resources.files("liveagent.export")))
+
+
+def available_policies() -> list[str]:
+    """Names ``--policy`` accepts: ``rules`` and every NAME.onnx in the export package."""
+    try:
+        names = sorted(p.stem for p in export_dir().glob("*.onnx"))
+    except (ModuleNotFoundError, OSError):
+        names = []
+    return ["rules", *names]
+
+
+def resolve_policy_path(name_or_path: str | Path) -> Path:
+    """A path as given, or ``NAME`` -> ``export/NAME.onnx``; :class:`PolicyError` when neither exists."""
+    raw = str(name_or_path)
+    path = Path(raw).expanduser()
+    looks_like_path = path.suffix == ".onnx" or "/" in raw or "\\" in raw
+    if looks_like_path or path.exists():
+        if not path.is_file():
+            raise PolicyError(f"policy file not found: {path}")
+        return path
+    try:
+        candidate = export_dir() / f"{raw}.onnx"
+    except ModuleNotFoundError:
+        candidate = None
+    if candidate is not None and candidate.is_file():
+        return candidate
+    raise PolicyError(f"unknown policy {raw!r}: not a file, and not one of {', '.join(available_policies())}")
+
+
+def _session_options() -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return so
+
+
+class OnnxPolicy:
+    """A contract-v1 ONNX policy on one onnxruntime session (build with :meth:`load`)."""
+
+    def __init__(self, session: Any, meta: PolicyMeta, name: str, path: Path | None = None) -> None:
+        self.session = session
+        self.meta = meta
+        self.name = name
+        self.path = path
+        self._bound: ObservationBuffers | None = None
+        self._io: Any = None
+        self._arrays: tuple[Any, ...] = ()
+        self._out: FloatArray = np.zeros((1, VOCAB_SIZE), dtype=np.float32)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> OnnxPolicy:
+        """Load and validate; :class:`PolicyError` says what is wrong with a file that breaks the contract."""
+        path = resolve_policy_path(name_or_path)
+        data = path.read_bytes()
+        return cls.from_bytes(data, name=path.stem, path=path)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "policy", path: Path | None = None) -> OnnxPolicy:
+        import onnxruntime as ort
+
+        src = str(path) if path is not None else name
+        if not data:
+            raise PolicyError(f"{src}: empty file")
+        try:
+            session = ort.InferenceSession(
+                data, sess_options=_session_options(), providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises several private exception types for bad files
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PolicyError(f"{src}: not a loadable ONNX model ({first[:300]})") from None
+        props = dict(session.get_modelmeta().custom_metadata_map)
+        meta = PolicyMeta.from_props(props, src)
+        _check_io(session, meta, src)
+        policy = cls(session, meta, name, path)
+        policy._smoke_test(src)
+        return policy
+
+    def _bind(self, obs: ObservationBuffers) -> None:
+        """Bind the caller's buffers and a preallocated output once (IOBinding: no copy, no allocation).
+
+        onnxruntime reads the numpy memory in place, so the engine updating ``obs`` in place is all a
+        call needs; measured ~40% faster than ``session.run`` on a tiny graph. Buffers that are not
+        C-contiguous int64 fall back to ``session.run``.
+        """
+        feed = obs.as_feed()
+        self._bound = obs
+        self._arrays = tuple(feed.values())
+        if not all(a.dtype == np.int64 and a.flags.c_contiguous for a in self._arrays):
+            self._io = None
+            return
+        b = obs.position.shape[0]
+        out = np.zeros((b, VOCAB_SIZE), dtype=np.float32)
+        io = self.session.io_binding()
+        for name, arr in feed.items():
+            io.bind_cpu_input(name, arr)
+        io.bind_output("logits", "cpu", 0, np.float32, [b, VOCAB_SIZE], out.ctypes.data)
+        self._io = io
+        self._out = out
+
+    def __call__(self, obs: ObservationBuffers) -> FloatArray:
+        """Logits ``[B, 130]`` for ``obs``. The returned array is reused by the next call: consume it."""
+        a = self._arrays
+        if obs is not self._bound or obs.performer is not a[0] or obs.agent is not a[1] or obs.position is not a[2]:
+            self._bind(obs)
+        if self._io is None:
+            return self.session.run(["logits"], obs.as_feed())[0]  # type: ignore[no-any-return]
+        self.session.run_with_iobinding(self._io)
+        return self._out
+
+    def _smoke_test(self, src: str) -> None:
+        obs = ObservationBuffers.allocate(1, self.meta.window)
+        try:
+            out = self.session.run(["logits"], obs.as_feed())[0]
+        except Exception as e:  # a graph that loads but cannot run on contract inputs
+            raise PolicyError(
+                f"{src}: fails on a contract-v1 input ({str(e).splitlines()[0][:300]})"
+            ) from None
+        if out.dtype != np.float32 or out.shape != (1, VOCAB_SIZE):
+            raise PolicyError(
+                f"{src}: logits came back {out.dtype} {list(out.shape)}, need float32 [1, {VOCAB_SIZE}]"
+            )
+        if not np.isfinite(out).any():
+            raise PolicyError(f"{src}: logits are all non-finite on an empty history")
+
+
+def _dims(shape: list[Any]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _check_io(session: Any, meta: PolicyMeta, src: str) -> None:
+    inputs = {i.name: i for i in session.get_inputs()}
+    missing = [n for n in INPUTS if n not in inputs]
+    if missing:
+        raise PolicyError(f"{src}: missing input(s) {', '.join(missing)}; has {', '.join(inputs) or 'none'}")
+    extra = [n for n in inputs if n not in INPUTS]
+    if extra:
+        raise PolicyError(
+            f"{src}: unexpected input(s) {', '.join(extra)} (contract v1: performer, agent, position)"
+        )
+    for name, rank in INPUTS.items():
+        arg = inputs[name]
+        if arg.type != "tensor(int64)":
+            raise PolicyError(f"{src}: input {name} is {arg.type}, contract v1 needs tensor(int64)")
+        shape = list(arg.shape)
+        if len(shape) != rank:
+            raise PolicyError(f"{src}: input {name} has shape {_dims(shape)}, needs rank {rank}")
+        if rank == 2 and isinstance(shape[1], int) and shape[1] != meta.window:
+            raise PolicyError(
+                f"{src}: input {name} has window {shape[1]} but metadata says window={meta.window}"
+            )
+    outputs = session.get_outputs()
+    names = [o.name for o in outputs]
+    if "logits" not in names:
+        raise PolicyError(f"{src}: no output named 'logits' (has {', '.join(names) or 'none'})")
+    lo = outputs[names.index("logits")]
+    if lo.type != "tensor(float)":
+        raise PolicyError(f"{src}: output logits is {lo.type}, contract v1 needs tensor(float)")
+    shape = list(lo.shape)
+    if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != VOCAB_SIZE):
+        raise PolicyError(
+            f"{src}: output logits has shape {_dims(shape)}, needs [B, {VOCAB_SIZE}] (wrong vocab?)"
+        )
+
+
+class RulesPolicy:
+    """The rules accompanist (``liveagent.music.rules``) behind the policy interface: ``--policy rules``.
+
+    It lets the engine play before a trained default lands, and is a baseline on stage.
+    """
+
+    def __init__(
+        self,
+        *,
+        steps_per_bar: int = 16,
+        pitch_min: int = 36,
+        pitch_max: int = 62,
+        mode: Mode = "anticipate",
+        window: int | None = None,
+    ) -> None:
+        try:
+            from liveagent.music.rules import RulesAccompanist
+        except ImportError as e:
+            raise PolicyError(f"rules policy unavailable: {e}") from None
+        self._impl: Callable[[ObservationBuffers], Any] = RulesAccompanist(
+            steps_per_bar=steps_per_bar, pitch_min=pitch_min, pitch_max=pitch_max, mode=mode
+        )
+        w = window or int(getattr(self._impl, "window", 0) or 32)
+        spbeat = 4 if steps_per_bar % 4 == 0 else 1
+        self.name = "rules"
+        self.meta = PolicyMeta(
+            steps_per_beat=spbeat,
+            beats_per_bar=steps_per_bar // spbeat,
+            window=w,
+            mode=mode,
+            part="bass",
+            pitch_min=pitch_min,
+            pitch_max=pitch_max,
+            algo="rules",
+            dataset="",
+        )
+
+    def __call__(self, obs: ObservationBuffers) -> FloatArray:
+        return np.asarray(self._impl(obs), dtype=np.float32)
+
+
+class CallablePolicy:
+    """Wrap any numpy callable ``obs -> logits`` with a meta (tests, research prototypes)."""
+
+    def __init__(
+        self, fn: Callable[[ObservationBuffers], Any], meta: PolicyMeta, name: str = "callable"
+    ) -> None:
+        self.fn = fn
+        self.meta = meta
+        self.name = name
+
+    def __call__(self, obs: ObservationBuffers) -> FloatArray:
+        return np.asarray(self.fn(obs), dtype=np.float32)
+
+
+def load_policy(name_or_path: str | Path) -> Policy:
+    """``"rules"``, an export name, or a path; raises :class:`PolicyError` with the reason."""
+    if str(name_or_path) == "rules":
+        return RulesPolicy()
+    return OnnxPolicy.load(name_or_path)
+
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "CallablePolicy",
+    "OnnxPolicy",
+    "Policy",
+    "PolicyError",
+    "PolicyMeta",
+    "RulesPolicy",
+    "available_policies",
+    "export_dir",
+    "load_policy",
+]

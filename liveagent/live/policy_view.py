@@ -1,0 +1,87 @@
+"""The current policy and its view of the session: masks, observation buffers, the streaming windows.
+
+The engine owns one :class:`PolicyView`. It keeps the session's token history (performer and agent, by
+absolute step) so that a policy swapped in mid-session, with another window or mode, gets its windows
+rebuilt from the last bars at once, bar-aligned so that ``position`` stays right.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from liveagent.live.engine_config import EngineConfig
+from liveagent.live.policy import Policy
+from liveagent.music.features import ObservationBuffers, StreamingObservation
+from liveagent.music.sampling import pitch_class_mask, range_mask
+from liveagent.music.tokens import REST, Grid
+
+HISTORY = 4096
+"""Steps of token history kept (a policy's window may be at most half of it)."""
+
+
+class PolicyView:
+    """Policy + mask + preallocated observation + :class:`StreamingObservation` + token history."""
+
+    def __init__(self, policy: Policy, grid: Grid, config: EngineConfig) -> None:
+        self.grid = grid
+        self.config = config
+        self._hist_perf = np.zeros(HISTORY, dtype=np.int64)
+        self._hist_agent = np.zeros(HISTORY, dtype=np.int64)
+        self.base = 0
+        """Absolute step of the stream's first step (a bar line, so position = local step mod bar)."""
+        self._install(policy)
+
+    def _install(self, policy: Policy) -> None:
+        cfg = self.config
+        m = policy.meta
+        lo = m.pitch_min if cfg.pitch_min is None else cfg.pitch_min
+        hi = m.pitch_max if cfg.pitch_max is None else cfg.pitch_max
+        mask = range_mask(lo, hi)
+        if cfg.scale is not None:
+            mask &= pitch_class_mask(cfg.scale)
+        self.policy = policy
+        self.mask: npt.NDArray[np.bool_] = mask
+        self.obs = ObservationBuffers.allocate(1, m.window)
+        self.stream = StreamingObservation(
+            window=m.window, steps_per_bar=self.grid.steps_per_bar, mode=m.mode
+        )
+
+    def restart(self, start: int) -> None:
+        """A new run from absolute step ``start``: history cleared, stream begun at the bar line before it."""
+        spbar = self.grid.steps_per_bar
+        self.base = (start // spbar) * spbar
+        self.stream.reset()
+        for _ in range(self.base, start):
+            self.stream.push_performer(REST)
+            self.stream.push_agent(REST)
+        self._hist_perf.fill(REST)
+        self._hist_agent.fill(REST)
+
+    def push_performer(self, step: int, token: int) -> None:
+        self.stream.push_performer(token)
+        self._hist_perf[step % HISTORY] = token
+
+    def push_agent(self, step: int, token: int) -> None:
+        self.stream.push_agent(token)
+        self._hist_agent[step % HISTORY] = token
+
+    def logits(self, k: int) -> npt.NDArray[np.float32]:
+        """Fill the observation for step ``k`` in place and run the policy."""
+        self.stream.fill(self.obs, k - self.base)
+        return self.policy(self.obs)
+
+    def swap(self, policy: Policy, next_step: int | None, performer_next: int) -> None:
+        """Install ``policy``; mid-session (``next_step`` given) rebuild its windows from the history."""
+        self._install(policy)
+        if next_step is None:
+            return
+        spbar = self.grid.steps_per_bar
+        w = policy.meta.window
+        start = max(0, ((performer_next - w - 1) // spbar) * spbar)
+        start = min(start, (next_step // spbar) * spbar)
+        self.base = start
+        for s in range(start, next_step):
+            self.stream.push_agent(int(self._hist_agent[s % HISTORY]))
+        for s in range(start, performer_next):
+            self.stream.push_performer(int(self._hist_perf[s % HISTORY]))

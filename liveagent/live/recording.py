@@ -1,0 +1,169 @@
+"""Session recording that survives a killed process: a MIDI file and a JSONL event log, flushed every bar.
+
+The engine thread calls :class:`Recorder` methods; they only append small tuples (no formatting, no I/O
+on the hot path). :meth:`Recorder.flush` (the engine calls it at each bar line, in slack time) encodes
+the new events, appends them to the JSONL log and flushes it, and writes the whole MIDI file afresh to a
+temporary file that replaces the old one atomically (``os.replace``). A reader therefore always finds a
+complete, valid Standard MIDI File; after SIGKILL it holds everything up to the last bar line.
+
+The MIDI file is format 1: track 0 tempo map and time signature, track 1 the performer (channel 1),
+track 2 the agent (channel 2). Event bytes are encoded incrementally into per-track bytearrays, so a
+flush costs one ``write`` of the file (tens of kB after an hour), not a re-encoding of the session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+PERFORMER, AGENT = "performer", "agent"
+_CHANNEL = {PERFORMER: 0, AGENT: 1}
+
+
+def _varlen(value: int) -> bytes:
+    value = max(0, int(value))
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _meta(kind: int, data: bytes) -> bytes:
+    return bytes((0xFF, kind)) + _varlen(len(data)) + data
+
+
+class _Track:
+    def __init__(self, name: str) -> None:
+        self.data = bytearray()
+        self.last_tick = 0
+        self.add(0, _meta(0x03, name.encode("utf-8")))
+
+    def add(self, tick: int, event: bytes) -> None:
+        tick = max(tick, self.last_tick)
+        self.data += _varlen(tick - self.last_tick)
+        self.data += event
+        self.last_tick = tick
+
+    def chunk(self) -> bytes:
+        body = bytes(self.data) + b"\x00\xff\x2f\x00"
+        return b"MTrk" + len(body).to_bytes(4, "big") + body
+
+
+class Recorder:
+    """Records one session to ``DIR/NAME.mid`` and ``DIR/NAME.jsonl`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        name: str | None = None,
+        bpm: float = 120.0,
+        beats_per_bar: int = 4,
+        ticks_per_beat: int = 480,
+        now: Callable[[], int] = time.perf_counter_ns,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if name is None:
+            name = datetime.now(UTC).strftime("session-%Y%m%d-%H%M%S")
+            base, n = name, 1
+            while (self.directory / f"{name}.mid").exists() or (self.directory / f"{name}.jsonl").exists():
+                n += 1
+                name = f"{base}-{n}"
+        self.name = name
+        self.midi_path = self.directory / f"{name}.mid"
+        self.log_path = self.directory / f"{name}.jsonl"
+        self.ticks_per_beat = ticks_per_beat
+        self.t0_ns = now()
+        self._bpm = float(bpm)
+        self._anchor_ns = self.t0_ns
+        self._anchor_tick = 0.0
+        self._tracks = {"tempo": _Track("tempo"), PERFORMER: _Track(PERFORMER), AGENT: _Track(AGENT)}
+        self._tracks["tempo"].add(0, _meta(0x58, bytes((beats_per_bar, 2, 24, 8))))
+        self._tracks["tempo"].add(0, _meta(0x51, self._tempo_bytes(bpm)))
+        self._pending: list[tuple[int, str, dict[str, object]]] = []
+        self._log: IO[str] | None = self.log_path.open("a", encoding="utf-8")
+        self.flushes = 0
+        self.last_flush_ns = 0
+        """Duration of the last flush (for benchmarks)."""
+        self.event(self.t0_ns, "session", name=name, bpm=bpm, ticks_per_beat=ticks_per_beat)
+        self.flush()
+
+    @staticmethod
+    def _tempo_bytes(bpm: float) -> bytes:
+        return max(1, min(0xFFFFFF, round(60_000_000 / bpm))).to_bytes(3, "big")
+
+    def _tick(self, t_ns: int) -> int:
+        return round(self._anchor_tick + (t_ns - self._anchor_ns) * self._bpm * self.ticks_per_beat / 60e9)
+
+    # -- hot path: append only ---------------------------------------------------------------------
+    def performer_note(self, t_ns: int, pitch: int, velocity: int) -> None:
+        self._note(PERFORMER, t_ns, pitch, velocity)
+
+    def agent_note(self, t_ns: int, pitch: int, velocity: int) -> None:
+        self._note(AGENT, t_ns, pitch, velocity)
+
+    def _note(self, track: str, t_ns: int, pitch: int, velocity: int) -> None:
+        ch = _CHANNEL[track]
+        status = (0x90 if velocity > 0 else 0x80) | ch
+        self._tracks[track].add(self._tick(t_ns), bytes((status, pitch & 0x7F, velocity & 0x7F)))
+        self._pending.append((t_ns, "note", {"track": track, "pitch": pitch, "velocity": velocity}))
+
+    def tempo(self, t_ns: int, bpm: float) -> None:
+        """A tempo change at ``t_ns`` (the tempo map bends from here on)."""
+        if bpm == self._bpm:
+            return
+        tick = self._tick(t_ns)
+        self._anchor_tick = float(max(tick, self._tracks["tempo"].last_tick))
+        self._anchor_ns = t_ns
+        self._bpm = float(bpm)
+        self._tracks["tempo"].add(int(self._anchor_tick), _meta(0x51, self._tempo_bytes(bpm)))
+        self._pending.append((t_ns, "tempo", {"bpm": round(float(bpm), 4)}))
+
+    def event(self, t_ns: int, kind: str, **fields: object) -> None:
+        """A free-form log line (policy swaps, start/stop, statistics)."""
+        self._pending.append((t_ns, kind, fields))
+
+    # -- slack time ----------------------------------------------------------------------------------
+    def midi_bytes(self) -> bytes:
+        tracks = [self._tracks["tempo"], self._tracks[PERFORMER], self._tracks[AGENT]]
+        header = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + len(tracks).to_bytes(2, "big")
+        header += self.ticks_per_beat.to_bytes(2, "big")
+        return header + b"".join(t.chunk() for t in tracks)
+
+    def flush(self) -> None:
+        """Append the pending log lines (and flush), then replace the MIDI file atomically."""
+        t_start = time.perf_counter_ns()
+        if self._log is not None and self._pending:
+            t0 = self.t0_ns
+            lines = []
+            for t_ns, kind, fields in self._pending:
+                rec: dict[str, object] = {"t": round((t_ns - t0) / 1e9, 6), "kind": kind}
+                rec.update(fields)
+                lines.append(json.dumps(rec, default=str))
+            self._pending.clear()
+            self._log.write("\n".join(lines) + "\n")
+            self._log.flush()
+        tmp = self.midi_path.with_name(self.midi_path.name + ".tmp")
+        with tmp.open("wb") as f:
+            f.write(self.midi_bytes())
+        os.replace(tmp, self.midi_path)
+        self.flushes += 1
+        self.last_flush_ns = time.perf_counter_ns() - t_start
+
+    def close(self) -> None:
+        if self._log is None:
+            return
+        self.flush()
+        self._log.close()
+        self._log = None

@@ -1,0 +1,187 @@
+"""`liveagent serve`: run the live accompanist (OSC and/or MIDI) until SIGINT/SIGTERM.
+
+Prints exactly one line starting with ``ready`` on stdout once it accepts input (scripts and the demo wait
+for it), and one ``stopped ...`` summary line on the way out. Start-up errors (a policy that does not load,
+a port that does not exist, a bad flag value) print one clear message on stderr and exit with status 2.
+MIDI channels on the command line are 1..16, as musicians count them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        chans = tuple(int(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"channels must be numbers 1..16, got {text!r}") from None
+    if not chans or any(not 1 <= c <= 16 for c in chans):
+        raise argparse.ArgumentTypeError(f"channels must be 1..16, got {text!r}")
+    return tuple(c - 1 for c in chans)
+
+
+def _channel(text: str) -> int:
+    return _channels(text)[0]
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The serve flags (shared with `liveagent demo`, which passes some of them through)."""
+    g = parser.add_argument_group("policy")
+    g.add_argument("--policy", default="default", help="NAME (export/NAME.onnx), PATH.onnx, or rules")
+    g.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = greedy)")
+    g.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold")
+    g.add_argument("--seed", type=int, default=None, help="sampler seed")
+    g.add_argument("--pitch-min", type=int, default=None, help="lowest agent pitch (default: the policy's)")
+    g.add_argument("--pitch-max", type=int, default=None, help="highest agent pitch (default: the policy's)")
+    g = parser.add_argument_group("clock")
+    g.add_argument("--clock", choices=("internal", "midi", "osc"), default="internal", help="beat source")
+    g.add_argument("--bpm", type=float, default=120.0, help="tempo of the internal/OSC clock")
+    g.add_argument("--autostart", action="store_true", help="start playing at once (internal/osc clock)")
+    g.add_argument("--lead-ms", type=float, default=5.0, help="decide each step this long before it is due")
+    g = parser.add_argument_group("OSC")
+    g.add_argument("--no-osc", action="store_true", help="no OSC input or output")
+    g.add_argument("--osc-host", default="127.0.0.1", help="bind address (non-loopback needs --osc-allow)")
+    g.add_argument("--osc-port", type=int, default=9000, help="OSC input port (0 = any free port)")
+    g.add_argument("--osc-out", default="127.0.0.1:9001", help="HOST:PORT for notes, beats, status, errors")
+    g.add_argument(
+        "--osc-allow",
+        default="",
+        help="comma-separated client addresses/networks allowed to send (e.g. 192.168.1.0/24)",
+    )
+    g.add_argument("--osc-max-rate", type=float, default=2000.0, help="OSC messages/s before flood dropping")
+    g.add_argument(
+        "--osc-reply", choices=("sender", "out", "both"), default="both", help="where status/error replies go"
+    )
+    g = parser.add_argument_group("MIDI")
+    g.add_argument("--midi-in", default=None, help="MIDI input port (name or unique substring; see `ports`)")
+    g.add_argument("--midi-out", default=None, help="MIDI output port")
+    g.add_argument("--virtual", action="store_true", help="open virtual MIDI ports NAME:in and NAME-out:out")
+    g.add_argument("--midi-api", default="auto", help="auto (honours MIDO_BACKEND), jack, alsa")
+    g.add_argument("--midi-name", default="liveagent", help="MIDI client name")
+    g.add_argument("--midi-channel", type=_channels, default=(), help="performer input channels, e.g. 1,2")
+    g.add_argument(
+        "--midi-out-channel", type=_channel, default=0, help="accompaniment output channel (1..16)"
+    )
+    g.add_argument("--midi-thru", action="store_true", help="forward the performer's notes to the output")
+    g.add_argument("--midi-clock-out", action="store_true", help="send MIDI clock + Start/Stop (master)")
+    g = parser.add_argument_group("session")
+    g.add_argument("--record", default=None, metavar="DIR", help="record the session (MIDI + JSONL) to DIR")
+    g.add_argument("--monitor", action="store_true", help="live terminal monitor (rich)")
+    g.add_argument("--no-gc-freeze", action="store_true", help="keep Python's automatic gc on while playing")
+    g.add_argument(
+        "--rt-priority",
+        type=int,
+        default=20,
+        help="SCHED_FIFO priority of the engine thread (0 = off; falls back to normal without permission)",
+    )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_serve_arguments(parser)
+    parser.add_argument("--status-json", action="store_true", help="print the final status as JSON on exit")
+
+
+def config_from_args(args: argparse.Namespace) -> object:
+    from liveagent.live.server import ServeConfig
+
+    return ServeConfig(
+        policy=args.policy,
+        clock=args.clock,
+        bpm=args.bpm,
+        autostart=args.autostart,
+        osc=not args.no_osc,
+        osc_host=args.osc_host,
+        osc_port=args.osc_port,
+        osc_out=args.osc_out,
+        osc_allow=tuple(a.strip() for a in args.osc_allow.split(",") if a.strip()),
+        osc_max_rate=args.osc_max_rate,
+        osc_reply=args.osc_reply,
+        midi_in=args.midi_in,
+        midi_out=args.midi_out,
+        virtual=args.virtual,
+        midi_api=args.midi_api,
+        midi_name=args.midi_name,
+        midi_channels=args.midi_channel,
+        midi_out_channel=args.midi_out_channel,
+        midi_thru=args.midi_thru,
+        midi_clock_out=args.midi_clock_out,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        lead_ms=args.lead_ms,
+        pitch_min=args.pitch_min,
+        pitch_max=args.pitch_max,
+        record=args.record,
+        gc_freeze=not args.no_gc_freeze,
+        rt_priority=args.rt_priority,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from liveagent.live.midi_io import MidiUnavailableError
+    from liveagent.live.server import ServeConfig, ServeError, Server
+
+    cfg = config_from_args(args)
+    assert isinstance(cfg, ServeConfig)
+    try:
+        server = Server(cfg)
+    except (ServeError, MidiUnavailableError, ValueError, OSError) as e:
+        print(f"liveagent serve: error: {e}", file=sys.stderr)
+        return 2
+    if server.warning:
+        print(f"liveagent serve: warning: {server.warning}", file=sys.stderr)
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        server.start()
+        print(server.ready_line(), flush=True)
+        if args.monitor:
+            from liveagent.live.monitor import MonitorProcess
+
+            mon = MonitorProcess(title=f"liveagent serve · {server.policy.name}")
+            try:
+                mon.run_until(server.status, lambda: stop.is_set() or not server.engine_alive())
+            finally:
+                mon.close()
+        while not stop.wait(0.5):  # (also after a monitor that was closed by its user)
+            if not server.engine_alive():
+                break
+        if not stop.is_set() and not server.engine_alive():
+            print("liveagent serve: error: the engine stopped unexpectedly", file=sys.stderr)
+            status = 1
+    finally:
+        t0 = time.perf_counter()
+        server.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+        final = server.engine.status()
+        keys = (
+            "steps",
+            "misses",
+            "notes_in",
+            "notes_out",
+            "input_errors",
+            "decision_p99_us",
+            "lateness_p99_us",
+        )
+        summary = " ".join(f"{k}={final.get(k)}" for k in keys)
+        print(f"stopped {summary} shutdown_ms={1000 * (time.perf_counter() - t0):.1f}", flush=True)
+        if args.status_json:
+            print(json.dumps(final, default=str), flush=True)
+    return status

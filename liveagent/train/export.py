@@ -1,0 +1,429 @@
+"""Export to ONNX under the policy contract v1 (only the network: sampling and masks stay outside).
+
+As in Stable-Baselines3's export guide, only the forward path that maps observations to action scores is
+traced (value heads, optimizers and target networks stay behind). The legacy TorchScript-based exporter
+(``dynamo=False``) is used: it is deterministic and needs nothing beyond torch and onnx for this graph.
+
+Every export is checked before it is kept: ``onnx.checker``, the contract's input/output names, types and
+dynamic batch, and parity with torch on random and on corpus observations (max |diff| <= 1e-4 and
+identical argmax). The results and the single-sample latency go into the model card ``NAME.json``
+next to ``NAME.onnx``, with the recipe ``NAME.toml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from liveagent.music.features import ObservationBuffers, build_observation
+from liveagent.music.piece import Piece
+from liveagent.music.tokens import VOCAB_SIZE
+from liveagent.train.checkpoint import load_checkpoint
+from liveagent.train.networks import NetConfig, PolicyNet, param_count
+from liveagent.train.recipes import write_toml
+
+log = logging.getLogger(__name__)
+
+CONTRACT_VERSION = 1
+INPUT_NAMES = ("performer", "agent", "position")
+OUTPUT_NAME = "logits"
+OPSET = 17
+PARITY_TOL = 1e-4
+CONTRACT_FIELDS = ("steps_per_beat", "beats_per_bar", "window", "mode", "part", "pitch_min", "pitch_max")
+
+
+class ExportError(RuntimeError):
+    """An export failed a check (parity, contract): nothing is kept."""
+
+
+def contract_metadata(
+    config: NetConfig, *, algo: str, dataset: str, metrics: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The ONNX ``metadata_props`` of contract v1 (all values are strings)."""
+    meta = {"liveagent.contract": str(CONTRACT_VERSION)}
+    meta |= {k: str(getattr(config, k)) for k in CONTRACT_FIELDS}
+    meta |= {"algo": algo, "dataset": dataset, "metrics": json.dumps(metrics or {}, sort_keys=True)}
+    return meta
+
+
+def _dummy_inputs(config: NetConfig, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return (
+        torch.randint(0, VOCAB_SIZE, (batch, config.window), generator=g),
+        torch.randint(0, VOCAB_SIZE, (batch, config.window), generator=g),
+        torch.randint(0, config.steps_per_bar, (batch,), generator=g),
+    )
+
+
+def export_onnx(
+    module: nn.Module, config: NetConfig, path: str | os.PathLike[str], metadata: dict[str, str]
+) -> Path:
+    """Trace ``module.forward(performer, agent, position) -> logits`` to ``path`` with ``metadata``.
+
+    The batch dimension is dynamic; the window is fixed (it is part of the contract). The file is
+    verified by ``onnx.checker`` before this returns.
+    """
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    batch = {0: "batch"}
+    tmp = path.with_name(path.name + ".tmp")
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            _dummy_inputs(config),
+            str(tmp),
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={name: batch for name in (*INPUT_NAMES, OUTPUT_NAME)},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    model = onnx.load(str(tmp))
+    del model.metadata_props[:]
+    for k, v in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    model.producer_name = "liveagent"
+    model.doc_string = "liveagent policy (contract v1): performer, agent, position -> logits"
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def set_metadata(path: str | os.PathLike[str], updates: dict[str, str]) -> None:
+    """Rewrite some ``metadata_props`` of an exported file in place (e.g. the eval row once it is known)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props} | updates
+    del model.metadata_props[:]
+    for k, v in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def onnx_session(path: str | os.PathLike[str], threads: int = 1) -> Any:
+    """A single-threaded onnxruntime session (as the live engine creates it)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Observations for the parity checks
+
+
+def random_observations(n: int, config: NetConfig, seed: int = 0) -> ObservationBuffers:
+    """Uniformly random contract arrays (every token, every position)."""
+    rng = np.random.default_rng(seed)
+    obs = ObservationBuffers.allocate(n, config.window)
+    obs.performer[:] = rng.integers(0, VOCAB_SIZE, obs.performer.shape)
+    obs.agent[:] = rng.integers(0, VOCAB_SIZE, obs.agent.shape)
+    obs.position[:] = rng.integers(0, config.steps_per_bar, n)
+    return obs
+
+
+def corpus_observations(
+    n: int, pieces: Sequence[Piece], config: NetConfig, seed: int = 0
+) -> ObservationBuffers:
+    """``n`` observations at random steps of random pieces (shared builder, real accompaniment as past)."""
+    rng = np.random.default_rng(seed)
+    obs = ObservationBuffers.allocate(n, config.window)
+    row = ObservationBuffers.allocate(1, config.window)
+    for i in range(n):
+        p = pieces[int(rng.integers(len(pieces)))]
+        t = int(rng.integers(p.n_steps))
+        build_observation(
+            p.performer, p.accompaniment, t, window=config.window, steps_per_bar=config.steps_per_bar,
+            mode=config.mode, out=row,
+        )  # fmt: skip
+        obs.performer[i], obs.agent[i], obs.position[i] = row.performer[0], row.agent[0], row.position[0]
+    return obs
+
+
+def check_parity(module: nn.Module, session: Any, obs: ObservationBuffers) -> dict[str, Any]:
+    """Compare torch and onnxruntime logits on ``obs`` (one batched call each)."""
+    module = module.eval()
+    with torch.no_grad():
+        ref = module(*(torch.from_numpy(a) for a in (obs.performer, obs.agent, obs.position))).numpy()
+    got = session.run([OUTPUT_NAME], obs.as_feed())[0]
+    diff = float(np.max(np.abs(ref - got))) if ref.size else 0.0
+    agree = float(np.mean(ref.argmax(axis=1) == got.argmax(axis=1)))
+    return {"n": len(obs.position), "max_abs_diff": diff, "argmax_agreement": agree,
+            "ok": bool(diff <= PARITY_TOL and agree == 1.0)}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Latency
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    a = np.asarray(samples) * 1e6
+    return {"median_us": round(float(np.median(a)), 2), "p99_us": round(float(np.percentile(a, 99)), 2)}
+
+
+def measure_onnx_latency(
+    session: Any, config: NetConfig, n: int = 2000, warmup: int = 200
+) -> dict[str, float]:
+    """Single-sample ``session.run`` wall time on the session's threads (median, p99, in microseconds)."""
+    feed = random_observations(1, config, seed=1).as_feed()
+    for _ in range(warmup):
+        session.run([OUTPUT_NAME], feed)
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        session.run([OUTPUT_NAME], feed)
+        samples.append(time.perf_counter() - t0)
+    return _percentiles(samples)
+
+
+def measure_torch_latency(
+    module: nn.Module, config: NetConfig, n: int = 1000, warmup: int = 100
+) -> dict[str, float]:
+    """The same in torch eager (inference mode, current thread count), for comparison."""
+    obs = random_observations(1, config, seed=1)
+    x = tuple(torch.from_numpy(a) for a in (obs.performer, obs.agent, obs.position))
+    module = module.eval()
+    samples = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            module(*x)
+        for _ in range(n):
+            t0 = time.perf_counter()
+            module(*x)
+            samples.append(time.perf_counter() - t0)
+    return _percentiles(samples)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checkpoint -> NAME.onnx + NAME.json + NAME.toml
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote and measured."""
+
+    onnx_path: Path
+    card_path: Path
+    recipe_path: Path | None
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def verify_export(
+    module: nn.Module,
+    config: NetConfig,
+    onnx_path: Path,
+    *,
+    pieces: Sequence[Piece] | None,
+    n: int = 1000,
+    latency: bool = True,
+) -> dict[str, Any]:
+    """Parity on ``n`` random (and ``n`` corpus, if ``pieces``) observations plus latency; raises if bad."""
+    session = onnx_session(onnx_path)
+    parity = {"random": check_parity(module, session, random_observations(n, config, seed=123))}
+    if pieces:
+        parity["corpus"] = check_parity(module, session, corpus_observations(n, pieces, config, seed=321))
+    bad = {k: v for k, v in parity.items() if not v["ok"]}
+    if bad:
+        raise ExportError(f"{onnx_path}: ONNX and torch disagree: {bad}")
+    report: dict[str, Any] = {"parity": parity}
+    if latency:
+        report["latency"] = {
+            "onnx_1thread": measure_onnx_latency(session, config),
+            "torch_eager": measure_torch_latency(module, config),
+        }
+    return report
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_card(
+    onnx_path: Path,
+    *,
+    config: NetConfig,
+    metadata: dict[str, str],
+    recipe: dict[str, Any],
+    training: dict[str, Any],
+    verification: dict[str, Any],
+    eval_row: dict[str, Any] | None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Path, Path | None, dict[str, Any]]:
+    """Write ``NAME.json`` (the model card) and ``NAME.toml`` (the recipe) next to ``NAME.onnx``."""
+    card: dict[str, Any] = {
+        "name": onnx_path.stem,
+        "file": onnx_path.name,
+        "sha256": _sha256(onnx_path),
+        "size_bytes": onnx_path.stat().st_size,
+        "contract": {
+            "version": CONTRACT_VERSION,
+            "inputs": {
+                "performer": ["B", config.window, "int64"],
+                "agent": ["B", config.window, "int64"],
+                "position": ["B", "int64"],
+            },
+            "outputs": {"logits": ["B", VOCAB_SIZE, "float32"]},
+            "metadata": {k: v for k, v in metadata.items() if k != "metrics"},
+        },
+        "algo": metadata.get("algo", ""),
+        "dataset": metadata.get("dataset", ""),
+        "eval": eval_row or {},
+        "training": training,
+        "network": config.to_dict(),
+        **verification,
+        "recipe": recipe,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if extra:
+        card |= extra
+    card_path = onnx_path.with_suffix(".json")
+    card_path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    recipe_path = write_toml(recipe, onnx_path.with_suffix(".toml")) if recipe else None
+    return card_path, recipe_path, card
+
+
+def dataset_name(recipe: dict[str, Any]) -> str:
+    data = recipe.get("data", {})
+    corpus = data.get("corpus", "chorales")
+    return f"{corpus}:{data.get('performer', 'soprano')}->{data.get('accompaniment', 'bass')}"
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    pieces: Sequence[Piece] | None = None,
+    eval_row: dict[str, Any] | None = None,
+    n_parity: int = 1000,
+    latency: bool = True,
+) -> ExportResult:
+    """Checkpoint -> verified ``NAME.onnx`` + ``NAME.json`` + ``NAME.toml``; raises :class:`ExportError`."""
+    ck = load_checkpoint(checkpoint)
+    net = ck.build_net()
+    out_path = Path(out_path)
+    metrics = eval_row if eval_row is not None else ck.metrics
+    meta = contract_metadata(ck.net_config, algo=ck.algo, dataset=dataset_name(ck.recipe), metrics=metrics)
+    export_onnx(net, ck.net_config, out_path, meta)
+    try:
+        verification = verify_export(net, ck.net_config, out_path, pieces=pieces, n=n_parity, latency=latency)
+    except ExportError:
+        out_path.unlink(missing_ok=True)
+        raise
+    training = {"checkpoint": str(checkpoint), "step": ck.step, "metrics": ck.metrics,
+                "parameters": param_count(net) - _value_params(net)}  # fmt: skip
+    card_path, recipe_path, card = write_card(
+        out_path, config=ck.net_config, metadata=meta, recipe=ck.recipe, training=training,
+        verification=verification, eval_row=eval_row,
+    )  # fmt: skip
+    return ExportResult(out_path, card_path, recipe_path, card)
+
+
+def _value_params(net: PolicyNet) -> int:
+    return param_count(net.value_head) if net.value_head is not None else 0
+
+
+def update_eval(onnx_path: str | os.PathLike[str], eval_row: dict[str, Any]) -> None:
+    """Record an eval row in both the ONNX metadata (``metrics``) and the model card's ``eval``."""
+    onnx_path = Path(onnx_path)
+    set_metadata(onnx_path, {"metrics": json.dumps(eval_row, sort_keys=True)})
+    card_path = onnx_path.with_suffix(".json")
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
+    card["eval"] = eval_row
+    card["sha256"] = _sha256(onnx_path)
+    card["size_bytes"] = onnx_path.stat().st_size
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ensembles of policies as one graph
+
+
+class EnsembleNet(nn.Module):
+    """Average the members' probabilities; output ``log(mean_i softmax(logits_i))`` as ``logits``.
+
+    Log of the mean probability is a valid logits vector (softmax of it gives back the mean), so the
+    sampler and greedy decoding work unchanged. Members must share the contract (window, grid, mode).
+    """
+
+    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        w = torch.tensor(weights if weights is not None else [1.0] * len(members), dtype=torch.float32)
+        if w.shape[0] != len(members) or bool((w < 0).any()) or float(w.sum()) <= 0:
+            raise ValueError("ensemble weights must be non-negative, one per member, not all zero")
+        self.log_weights: torch.Tensor
+        self.register_buffer("log_weights", torch.log(w / w.sum()))
+
+    def forward(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        logp = torch.stack([torch.log_softmax(m(performer, agent, position), dim=-1) for m in self.members])
+        return torch.logsumexp(logp + self.log_weights.view(-1, 1, 1), dim=0)
+
+
+def export_ensemble(
+    members: Sequence[PolicyNet],
+    path: str | os.PathLike[str],
+    *,
+    weights: Sequence[float] | None = None,
+    algo: str = "ensemble",
+    dataset: str = "",
+    metrics: dict[str, Any] | None = None,
+    recipe: dict[str, Any] | None = None,
+    pieces: Sequence[Piece] | None = None,
+    n_parity: int = 1000,
+) -> ExportResult:
+    """Export several policies as ONE verified ONNX graph averaging their probabilities (+ card, recipe)."""
+    configs = [m.config for m in members]
+    first = configs[0]
+    for c in configs[1:]:
+        diff = [
+            k
+            for k in ("window", "steps_per_beat", "beats_per_bar", "mode")
+            if getattr(c, k) != getattr(first, k)
+        ]
+        if diff:
+            raise ValueError(f"ensemble members disagree on {diff}")
+    config = NetConfig.from_dict(
+        first.to_dict()
+        | {"pitch_min": min(c.pitch_min for c in configs), "pitch_max": max(c.pitch_max for c in configs)}
+    )
+    net = EnsembleNet([m.eval() for m in members], weights).eval()
+    path = Path(path)
+    meta = contract_metadata(config, algo=algo, dataset=dataset, metrics=metrics)
+    export_onnx(net, config, path, meta)
+    try:
+        verification = verify_export(net, config, path, pieces=pieces, n=n_parity)
+    except ExportError:
+        path.unlink(missing_ok=True)
+        raise
+    training = {"members": len(members), "weights": list(weights) if weights is not None else None,
+                "parameters": param_count(net)}  # fmt: skip
+    card_path, recipe_path, card = write_card(
+        path, config=config, metadata=meta, recipe=recipe or {}, training=training, verification=verification,
+        eval_row=metrics,
+    )  # fmt: skip
+    return ExportResult(path, card_path, recipe_path, card)

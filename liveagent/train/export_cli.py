@@ -1,0 +1,104 @@
+"""`liveagent export CHECKPOINT -o export/NAME.onnx`: a verified contract-v1 policy plus its card and recipe.
+
+Writes NAME.onnx, NAME.json (model card: contract, recipe, parity, latency, eval row) and NAME.toml (the
+recipe). Parity with torch is checked on 1,000 random and 1,000 corpus observations (the corpus split of
+the checkpoint's recipe); a failing export is deleted and the command exits non-zero. ``--eval`` runs
+``liveagent eval`` on the new file and records the row in the metadata and the card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by `liveagent train` (.pt)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
+    parser.add_argument(
+        "--split", default="valid", help="corpus split for the corpus parity check (default valid)"
+    )
+    parser.add_argument("--no-corpus", action="store_true", help="skip the corpus parity check (random only)")
+    parser.add_argument(
+        "--parity-n", type=int, default=1000, help="observations per parity check (default 1000)"
+    )
+    parser.add_argument(
+        "--eval", action="store_true", help="run `liveagent eval` on the export and record its row"
+    )
+    parser.add_argument("--eval-split", default="test", help="split for --eval (default test)")
+    parser.add_argument(
+        "--eval-json", type=Path, default=None, help="record this eval row (JSON object) instead"
+    )
+
+
+def run_eval(onnx_path: Path, split: str) -> dict[str, Any]:
+    """The eval table row of ``onnx_path`` from `liveagent eval --json` (run as a subprocess)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "eval.json"
+        cmd = [sys.executable, "-m", "liveagent", "eval", "--split", split, "--policy", str(onnx_path),
+               "--json", str(out)]  # fmt: skip
+        subprocess.run(cmd, check=True)
+        return pick_row(json.loads(out.read_text(encoding="utf-8")), onnx_path)
+
+
+def pick_row(data: Any, onnx_path: Path) -> dict[str, Any]:
+    """Find the row of ``onnx_path`` in an eval JSON (a row, a list of rows, or ``{"rows": [...]}``)."""
+    rows = data.get("rows", data) if isinstance(data, dict) else data
+    if isinstance(rows, dict):
+        return rows
+    for row in rows:
+        if str(row.get("policy", "")) in (str(onnx_path), onnx_path.stem, onnx_path.name):
+            return dict(row)
+    if len(rows) == 1:
+        return dict(rows[0])
+    raise ValueError(f"no eval row for {onnx_path} in the eval output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from liveagent.music.tokens import Grid
+    from liveagent.train.checkpoint import load_checkpoint
+    from liveagent.train.data import DataConfig, load_pieces
+    from liveagent.train.export import ExportError, export_checkpoint, update_eval
+    from liveagent.train.logging_utils import set_threads
+    from liveagent.train.recipes import from_table
+
+    set_threads(1)  # the live engine runs one thread; compare torch on the same footing
+
+    if args.output.suffix != ".onnx":
+        print(f"error: output must end in .onnx, got {args.output}", file=sys.stderr)
+        return 2
+    ck = load_checkpoint(args.checkpoint)
+    pieces = None
+    if not args.no_corpus:
+        data_cfg = from_table(DataConfig, ck.recipe.get("data"), "data")
+        grid = Grid(ck.net_config.steps_per_beat, ck.net_config.beats_per_bar)
+        pieces = load_pieces(data_cfg, args.split, grid)
+    eval_row = json.loads(args.eval_json.read_text(encoding="utf-8")) if args.eval_json else None
+    try:
+        result = export_checkpoint(args.checkpoint, args.output, pieces=pieces, eval_row=eval_row,
+                                   n_parity=args.parity_n)  # fmt: skip
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    card = result.card
+    for name, p in card["parity"].items():
+        diff, agree = p["max_abs_diff"], p["argmax_agreement"]
+        print(f"parity {name}: n={p['n']} max|diff|={diff:.2e} argmax agreement={agree:.3f}")
+    lat = card.get("latency", {})
+    if lat:
+        print(f"latency (1 sample): onnx 1 thread median {lat['onnx_1thread']['median_us']} us, "
+              f"torch eager median {lat['torch_eager']['median_us']} us")  # fmt: skip
+    if args.eval and eval_row is None:
+        row = run_eval(result.onnx_path, args.eval_split)
+        update_eval(result.onnx_path, row)
+        print(f"eval ({args.eval_split}): {json.dumps(row)}")
+    print(f"wrote {result.onnx_path} ({card['size_bytes']} bytes), {result.card_path}, {result.recipe_path}")
+    return 0

@@ -1,0 +1,198 @@
+"""The policy network over the contract arrays: ``(performer, agent, position) -> logits [B, 130]``.
+
+Why this shape: the live engine decides one step every ~40-170 ms and must answer in well under a
+millisecond, on one thread, next to MIDI and OSC threads. A flattened embedding of both W-step windows
+followed by a small MLP keeps every window slot distinct (rhythm lives in *where* a note sits in the
+window, so a position-aware flat layer suits it better than pooling) and costs ~20 us in onnxruntime.
+Tokens are embedded separately for the performer and the agent because the two lines play different
+roles (the agent's own HOLDs carry its rhythm; the performer's carry harmony to answer).
+
+One :class:`PolicyNet` serves every algorithm:
+
+- MLE / actor-critic: ``forward`` gives logits; ``forward_with_value`` adds a scalar critic head
+  (``NetConfig.value_head = True``) that shares the trunk.
+- DQN: the 130 outputs of ``forward`` are read as Q values (the contract says a Q network exports its
+  Q values as ``logits``).
+
+Export traces ``forward`` only, so a value head never reaches the ONNX graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from liveagent.music.features import Mode, check_mode
+from liveagent.music.tokens import VOCAB_SIZE
+
+
+@dataclass
+class NetConfig:
+    """Everything needed to rebuild a :class:`PolicyNet` (stored in every checkpoint).
+
+    The first block is the policy's contract identity (it becomes the ONNX metadata); the second block is
+    the architecture.
+    """
+
+    window: int = 32
+    """W: steps of history per line the policy sees (contract input width)."""
+    steps_per_beat: int = 4
+    """Grid resolution the policy was trained on (4 = sixteenth notes)."""
+    beats_per_bar: int = 4
+    """Beats per bar of the grid; ``position`` runs over ``steps_per_beat * beats_per_bar`` values."""
+    mode: Mode = "anticipate"
+    """``anticipate`` (never sees the performer's note at t: the online accompanist) or ``react``."""
+    part: str = "bass"
+    """Which voice the policy plays (metadata for the runtime and the model card)."""
+    pitch_min: int = 0
+    """Lowest MIDI pitch the policy was trained to play (the runtime's default range mask)."""
+    pitch_max: int = 127
+    """Highest MIDI pitch the policy was trained to play."""
+
+    embed_dim: int = 16
+    """Size of each token embedding (performer and agent tables are separate)."""
+    position_dim: int = 16
+    """Size of the bar-position embedding."""
+    hidden: int = 256
+    """Width of the MLP trunk."""
+    layers: int = 2
+    """Number of hidden layers in the trunk (>= 1)."""
+    dropout: float = 0.1
+    """Dropout after each hidden layer while training (off in eval mode and in the export)."""
+    value_head: bool = False
+    """Add a scalar critic head on the shared trunk (actor-critic); never exported."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes an algorithm wants kept with the architecture (must be plain JSON-like data)."""
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        if self.window < 1 or self.layers < 1 or self.hidden < 1 or self.embed_dim < 1:
+            raise ValueError(f"bad network sizes: {self}")
+        if not 0 <= self.pitch_min <= self.pitch_max <= 127:
+            raise ValueError(f"bad pitch range {self.pitch_min}..{self.pitch_max}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def steps_per_bar(self) -> int:
+        return self.steps_per_beat * self.beats_per_bar
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error (a typo must not pass)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown NetConfig field(s): {sorted(unknown)}")
+        return cls(**data)
+
+
+class PolicyNet(nn.Module):
+    """Embeddings of both windows and the bar position -> MLP trunk -> 130 logits (+ optional value).
+
+    Inputs follow the contract: ``performer`` and ``agent`` int64 ``[B, W]``, ``position`` int64 ``[B]``.
+    Out-of-vocabulary tokens are clamped and positions wrapped, so the exported graph never indexes out
+    of range even if a caller breaks the contract.
+    """
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.performer_embed = nn.Embedding(VOCAB_SIZE, c.embed_dim)
+        self.agent_embed = nn.Embedding(VOCAB_SIZE, c.embed_dim)
+        self.position_embed = nn.Embedding(c.steps_per_bar, c.position_dim)
+        in_dim = 2 * c.window * c.embed_dim + c.position_dim
+        trunk: list[nn.Module] = []
+        for i in range(c.layers):
+            trunk += [nn.Linear(in_dim if i == 0 else c.hidden, c.hidden), nn.GELU(), nn.Dropout(c.dropout)]
+        self.trunk = nn.Sequential(*trunk)
+        self.policy_head = nn.Linear(c.hidden, VOCAB_SIZE)
+        self.value_head: nn.Linear | None = nn.Linear(c.hidden, 1) if c.value_head else None
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for emb in (self.performer_embed, self.agent_embed, self.position_embed):
+            nn.init.normal_(emb.weight, std=0.1)
+        # A small policy head starts near uniform, which PPO and DQN both prefer.
+        nn.init.normal_(self.policy_head.weight, std=0.01)
+        nn.init.zeros_(self.policy_head.bias)
+        if self.value_head is not None:
+            nn.init.normal_(self.value_head.weight, std=0.01)
+            nn.init.zeros_(self.value_head.bias)
+
+    def features(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """The shared trunk's output ``[B, hidden]``."""
+        b = performer.shape[0]
+        perf = self.performer_embed(performer.clamp(0, VOCAB_SIZE - 1)).reshape(b, -1)
+        ag = self.agent_embed(agent.clamp(0, VOCAB_SIZE - 1)).reshape(b, -1)
+        pos = self.position_embed(torch.remainder(position, self.config.steps_per_bar))
+        return self.trunk(torch.cat([perf, ag, pos], dim=1))
+
+    def forward(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """Logits (or Q values) ``[B, 130]``: the only path that is exported."""
+        return self.policy_head(self.features(performer, agent, position))
+
+    def forward_with_value(
+        self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits [B, 130], value [B])`` from one trunk pass (needs ``value_head=True``)."""
+        if self.value_head is None:
+            raise RuntimeError("this PolicyNet was built without a value head (NetConfig.value_head=False)")
+        h = self.features(performer, agent, position)
+        return self.policy_head(h), self.value_head(h).squeeze(-1)
+
+    def value(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """The critic's estimate ``[B]`` (needs ``value_head=True``)."""
+        return self.forward_with_value(performer, agent, position)[1]
+
+    def add_value_head(self) -> None:
+        """Attach a fresh critic head (e.g. to fine-tune an MLE prior with PPO); updates the config."""
+        if self.value_head is None:
+            dev = self.policy_head.weight.device
+            self.value_head = nn.Linear(self.config.hidden, 1).to(dev)
+            nn.init.normal_(self.value_head.weight, std=0.01)
+            nn.init.zeros_(self.value_head.bias)
+            self.config = dataclasses.replace(self.config, value_head=True)
+
+    def logits_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights of the exported path only (no value head)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("value_head.")}
+
+
+def param_count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def obs_to_tensors(
+    performer: Any, agent: Any, position: Any, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Contract arrays (numpy, any integer dtype) -> int64 tensors on ``device``."""
+    return (
+        torch.as_tensor(performer, dtype=torch.int64, device=device),
+        torch.as_tensor(agent, dtype=torch.int64, device=device),
+        torch.as_tensor(position, dtype=torch.int64, device=device),
+    )
+
+
+class TorchPolicy:
+    """A :class:`PolicyNet` as a numpy-world policy: ``policy(obs) -> float32 logits [B, 130]``.
+
+    Lets `liveagent eval` and the tests score a checkpoint without exporting it first.
+    """
+
+    def __init__(self, net: PolicyNet) -> None:
+        self.net = net.eval()
+        self.config = net.config
+
+    def __call__(self, obs: Any) -> Any:
+        with torch.inference_mode():
+            tensors = obs_to_tensors(obs.performer, obs.agent, obs.position)
+            return self.net(*tensors).numpy().astype("float32", copy=False)

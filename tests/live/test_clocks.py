@@ -1,0 +1,158 @@
+"""Clocks: exact absolute schedules, tempo changes at a bar, OSC phase lock, MIDI clock following."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from liveagent.live.clocks import InternalClock, ManualClock, ManualTime, MidiClockFollower, OscTransportClock
+from liveagent.live.events import Control, ControlEvent
+from liveagent.music.tokens import Grid
+
+MS = 1_000_000
+
+
+def test_manual_clock_schedule_is_exact_and_absolute() -> None:
+    clock = ManualClock(bpm=125)  # 16ths at 125 BPM: 120 ms
+    clock.start(at_ns=1_000 * MS)
+    assert clock.running and clock.start_step == 0
+    assert [clock.due(k) for k in range(4)] == [1000 * MS, 1120 * MS, 1240 * MS, 1360 * MS]
+    assert clock.due(10_000) == 1000 * MS + 10_000 * 120 * MS  # no drift: anchor + n * period
+    assert clock.step_at(1060 * MS) == pytest.approx(0.5)
+    assert not clock.opened(1, 1119 * MS) and clock.opened(1, 1120 * MS)
+
+
+def test_non_integral_period_does_not_drift() -> None:
+    t = ManualTime(0)
+    clock = InternalClock(bpm=133.0, now=t, preroll_ms=0)
+    clock.start(at_ns=0)
+    period = 60e9 / (133.0 * 4)
+    assert clock.due(100_000) == round(100_000 * period)
+
+
+def test_tempo_change_at_next_bar() -> None:
+    clock = ManualClock(bpm=125)
+    clock.start(at_ns=0)
+    clock.time.set(5 * 120 * MS + 1)  # inside step 5 of bar 0
+    clock.set_tempo(150)  # 16ths at 150 BPM: 100 ms
+    assert clock.due(15) == 15 * 120 * MS  # bar 0 unchanged
+    assert clock.due(16) == 16 * 120 * MS  # the bar line keeps its time
+    assert clock.due(17) == 16 * 120 * MS + 100 * MS
+    assert clock.due(32) == 16 * 120 * MS + 16 * 100 * MS
+    assert clock.bpm == 125  # not yet
+    clock.time.set(16 * 120 * MS)
+    assert clock.bpm == 150
+
+
+def test_tempo_change_at_once_applies_from_next_step() -> None:
+    clock = ManualClock(bpm=125, tempo_at_bar=False)
+    clock.start(at_ns=0)
+    clock.time.set(5 * 120 * MS + 1)
+    assert clock.handle(ControlEvent(clock.time(), Control.TEMPO, 150.0))
+    assert clock.due(6) == 6 * 120 * MS
+    assert clock.due(7) == 6 * 120 * MS + 100 * MS
+
+
+def test_stop_and_continue_resume_from_the_next_step() -> None:
+    clock = ManualClock(bpm=125)
+    clock.start(at_ns=0)
+    e0 = clock.epoch
+    clock.time.set(3 * 120 * MS + 10 * MS)
+    clock.handle(ControlEvent(clock.time(), Control.STOP))
+    assert not clock.running and clock.epoch == e0 + 1
+    clock.time.set(10_000 * MS)
+    clock.handle(ControlEvent(clock.time(), Control.CONTINUE))
+    assert clock.running and clock.start_step == 4 and clock.due(4) == 10_000 * MS
+    clock.handle(ControlEvent(clock.time(), Control.START))
+    assert clock.start_step == 0 and clock.due(0) == 10_000 * MS
+
+
+def test_bad_tempo_rejected() -> None:
+    with pytest.raises(ValueError):
+        InternalClock(bpm=0)
+    clock = ManualClock()
+    with pytest.raises(ValueError):
+        clock.set_tempo(float("nan"))
+
+
+def test_osc_beat_pulse_relocks_phase() -> None:
+    t = ManualTime(0)
+    clock = OscTransportClock(bpm=125, now=t, preroll_ms=0)
+    clock.start(at_ns=0)
+    # A pulse 7 ms late for beat 1 (step 4 at 480 ms): beat boundaries move by 7 ms.
+    clock.handle(ControlEvent(487 * MS, Control.BEAT, -1))
+    assert clock.due(4) == 487 * MS and clock.due(5) == 607 * MS
+    # A pulse naming beat 0 (the bar line) near step 16: snaps to the bar, not to beat 2 or 3.
+    clock.handle(ControlEvent(16 * 120 * MS + 7 * MS - 20 * MS, Control.BEAT, 0))
+    assert clock.due(16) == 16 * 120 * MS - 13 * MS
+    half = OscTransportClock(bpm=125, now=t, preroll_ms=0, phase_gain=0.5)
+    half.start(at_ns=0)
+    half.beat(490 * MS)
+    assert half.due(4) == 485 * MS
+
+
+def _feed_ticks(clock: MidiClockFollower, times: np.ndarray) -> None:
+    for x in times:
+        clock.handle(ControlEvent(int(x), Control.CLOCK_TICK))
+
+
+def test_midi_clock_tempo_estimate_is_robust_to_jitter_and_outliers() -> None:
+    t = ManualTime(0)
+    clock = MidiClockFollower(now=t)
+    clock.handle(ControlEvent(0, Control.START))
+    period = 60e9 / (100.0 * 24)  # 100 BPM
+    rng = np.random.default_rng(1)
+    times = 1 * MS + np.arange(96) * period + rng.normal(0, 1.0 * MS, 96)  # 1 ms jitter
+    times[50] += 15 * MS  # one very late tick
+    times = np.maximum.accumulate(times)
+    _feed_ticks(clock, times)
+    assert clock.bpm == pytest.approx(100.0, rel=0.01)
+
+
+def test_midi_clock_opens_steps_on_ticks() -> None:
+    t = ManualTime(0)
+    clock = MidiClockFollower(now=t)  # 6 ticks per 16th
+    clock.handle(ControlEvent(0, Control.START))
+    assert clock.running and clock.start_step == 0 and not clock.opened(0, 0)
+    period = int(60e9 / (120.0 * 24))
+    _feed_ticks(clock, np.array([5 * MS]))
+    assert clock.opened(0, 5 * MS) and clock.open_time(0) == 5 * MS
+    _feed_ticks(clock, 5 * MS + period * np.arange(1, 6))
+    assert not clock.opened(1, 10**12)  # time alone never opens a step while ticks flow
+    _feed_ticks(clock, np.array([5 * MS + 6 * period]))
+    assert clock.opened(1, 0) and clock.open_time(1) == 5 * MS + 6 * period
+
+
+def test_song_position_and_continue() -> None:
+    clock = MidiClockFollower(now=ManualTime(0))
+    clock.handle(ControlEvent(0, Control.SONG_POSITION, 32.0))  # 32 sixteenths = bar 2
+    clock.handle(ControlEvent(0, Control.CONTINUE))
+    assert clock.running and clock.start_step == 32
+    _feed_ticks(clock, np.array([1 * MS]))
+    assert clock.opened(32, 1 * MS) and not clock.opened(33, 1 * MS)
+
+
+def test_midi_clock_freewheels_then_stops_after_a_bar() -> None:
+    t = ManualTime(0)
+    clock = MidiClockFollower(now=t)
+    clock.handle(ControlEvent(0, Control.START))
+    period = 60e9 / (120.0 * 24)
+    times = np.arange(48) * period  # two beats of steady ticks
+    _feed_ticks(clock, times)
+    last = int(times[-1])
+    nxt_step = 48 // 6
+    t_due = clock.due(nxt_step)
+    assert t_due == pytest.approx(last + period, abs=1000)
+    clock.poll(last + int(1.2 * period))
+    assert not clock.freewheeling and not clock.opened(nxt_step, last + int(1.2 * period))
+    clock.poll(last + int(2 * period))
+    assert clock.freewheeling and clock.opened(nxt_step, last + int(2 * period))
+    assert not clock.opened(nxt_step + 1, last + int(2 * period))
+    epoch = clock.epoch
+    clock.poll(last + int(period * 24 * 4) + 1)  # a bar of silence
+    assert not clock.running and clock.epoch == epoch + 1
+
+
+def test_midi_clock_rejects_grid_it_cannot_follow() -> None:
+    with pytest.raises(ValueError):
+        MidiClockFollower(Grid(steps_per_beat=5))

@@ -1,0 +1,286 @@
+"""MIDI I/O: byte decoding, and real JACK virtual ports with independent peers (rtmidi, jack_midi_clock)."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent
+from liveagent.live.midi_io import MidiConfig, MidiIO, MidiSink, api_from_env, find_port
+from tests.live.conftest import JackServer
+from tests.support import require_tool
+
+
+def _io(**kw: Any) -> tuple[MidiIO, list[InputEvent]]:
+    """A MidiIO without ports (decoding only): ``handle`` is what the rtmidi callback calls."""
+    got: list[InputEvent] = []
+    return MidiIO(got.append, MidiConfig(**kw)), got
+
+
+def test_decode_notes_and_channel_filter() -> None:
+    io, got = _io(in_channels=(0, 2))
+    io.handle([0x90, 60, 100], 1)
+    io.handle([0x80, 60, 64], 2)
+    io.handle([0x92, 62, 0], 3)  # note-on velocity 0 = off
+    io.handle([0x91, 64, 100], 4)  # channel 1: filtered
+    io.handle([0xB0, 7, 100], 5)  # CC: ignored
+    assert got == [NoteEvent(1, 60, 100, "midi"), NoteEvent(2, 60, 0, "midi"), NoteEvent(3, 62, 0, "midi")]
+    assert io.counters.filtered == 1 and io.counters.ignored == 1 and io.counters.notes == 3
+
+
+def test_decode_clock_transport_and_spp() -> None:
+    io, got = _io()
+    for msg in ([0xFA], [0xF8], [0xFC], [0xF2, 0x10, 0x01], [0xFB], [0xFE]):
+        io.handle(msg, 7)
+    kinds = [(e.kind, e.value) for e in got if isinstance(e, ControlEvent)]
+    assert kinds == [
+        (Control.START, 0.0),
+        (Control.CLOCK_TICK, 0.0),
+        (Control.STOP, 0.0),
+        (Control.SONG_POSITION, float(0x10 | (1 << 7))),
+        (Control.CONTINUE, 0.0),
+    ]
+
+
+def test_garbage_midi_is_counted_and_rate_limited() -> None:
+    io, got = _io(error_reports_per_s=2.0)
+    garbage = [[], [0x40, 1, 2], [0x90, 60], [0x90, 200, 1], [0xF2, 1], [0xF4], [0xC0, 1, 2]] * 5
+    for i, g in enumerate(garbage):
+        io.handle(g, 1000 + i)  # all within a microsecond: only the burst allowance is reported
+    io.handle([0x90, 60, 1], 5000)
+    assert io.counters.errors == len(garbage)
+    errors = [e for e in got if isinstance(e, InputError)]
+    assert 1 <= len(errors) <= 2 and io.counters.suppressed == len(garbage) - len(errors)
+    assert isinstance(got[-1], NoteEvent)
+
+
+def test_api_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIDO_BACKEND", "mido.backends.rtmidi/UNIX_JACK")
+    assert api_from_env() == "UNIX_JACK"
+    assert api_from_env("alsa") == "LINUX_ALSA"
+    monkeypatch.delenv("MIDO_BACKEND")
+    assert api_from_env() == "auto"
+
+
+def test_find_port() -> None:
+    ports = ["system:midi_capture_1", "liveagent-out:out", "other:out"]
+    assert find_port(ports, "other:out") == 2
+    assert find_port(ports, "LIVEAGENT") == 1
+    with pytest.raises(ValueError, match="several"):
+        find_port(ports, "out")
+    with pytest.raises(ValueError, match="not found"):
+        find_port(ports, "nope")
+
+
+class FakeOut:
+    def __init__(self) -> None:
+        self.sent: list[list[int]] = []
+
+    def send_message(self, msg: list[int]) -> None:
+        self.sent.append(list(msg))
+
+
+def test_sink_tracks_notes_and_all_notes_off() -> None:
+    out = FakeOut()
+    sink = MidiSink(out, channel=3)
+    sink.note_on(60, 90)
+    sink.note_on(64, 0)  # velocity 0 = off
+    sink.note_on(67, 80)
+    sink.note_off(67)
+    out.sent.clear()
+    sink.all_notes_off()
+    assert out.sent == [[0x83, 60, 0], [0xB3, 123, 0]]
+
+
+# ------------------------------------------------------------------------------------------- JACK
+
+
+def _rt(kind: str, name: str) -> Any:
+    import rtmidi
+
+    cls = rtmidi.MidiIn if kind == "in" else rtmidi.MidiOut
+    return cls(rtapi=rtmidi.API_UNIX_JACK, name=name)
+
+
+@pytest.mark.system
+@pytest.mark.timeout(60)
+def test_jack_notes_in_and_out(jack_server: JackServer) -> None:
+    q: queue.Queue[InputEvent] = queue.Queue()
+    io = MidiIO(q.put, MidiConfig(api="jack", virtual=True, client_name="la-notes", out_channel=1))
+    peer_out = _rt("out", "peer-out")
+    peer_out.open_virtual_port("out")
+    peer_in = _rt("in", "peer-in")
+    peer_in.open_virtual_port("in")
+    received: list[tuple[int, list[int]]] = []
+    peer_in.set_callback(lambda m, d=None: received.append((time.perf_counter_ns(), list(m[0]))))
+    try:
+        jack_server.wait_port("la-notes:in")
+        jack_server.connect("peer-out:out", "la-notes:in")
+        jack_server.connect("la-notes-out:out", "peer-in:in")
+        time.sleep(0.1)
+        peer_out.send_message([0x90, 60, 100])
+        peer_out.send_message([0x80, 60, 0])
+        ev1, ev2 = q.get(timeout=2), q.get(timeout=2)
+        assert ev1[1:] == (60, 100, "midi") and ev2[1:] == (60, 0, "midi")
+        assert io.sink is not None
+        t0 = time.perf_counter_ns()
+        io.sink.note_on(72, 80)
+        io.sink.note_off(72)
+        deadline = time.monotonic() + 2
+        while len(received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [m for _, m in received[:2]] == [[0x91, 72, 80], [0x81, 72, 0]]
+        # one JACK period (1.33 ms at -p 64) plus scheduling: generous bound, not a speed test
+        assert received[0][0] - t0 < 200e6
+    finally:
+        io.close()
+        peer_out.delete()
+        peer_in.delete()
+
+
+@pytest.mark.system
+@pytest.mark.timeout(60)
+def test_jack_feedback_loop_is_suppressed(jack_server: JackServer) -> None:
+    q: queue.Queue[InputEvent] = queue.Queue()
+    io = MidiIO(q.put, MidiConfig(api="jack", virtual=True, client_name="la-loop", feedback_ms=100.0))
+    try:
+        jack_server.wait_port("la-loop-out:out")
+        jack_server.connect("la-loop-out:out", "la-loop:in")  # our output loops back to our input
+        time.sleep(0.1)
+        assert io.sink is not None
+        io.sink.note_on(65, 70)
+        io.sink.note_off(65)
+        deadline = time.monotonic() + 2
+        while io.counters.echo_suppressed < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert io.counters.echo_suppressed == 2
+        assert q.empty(), "our own echo must not reach the engine as performer input"
+    finally:
+        io.close()
+
+
+@pytest.mark.system
+@pytest.mark.timeout(60)
+def test_jack_thru(jack_server: JackServer) -> None:
+    q: queue.Queue[InputEvent] = queue.Queue()
+    io = MidiIO(q.put, MidiConfig(api="jack", virtual=True, client_name="la-thru", thru=True, out_channel=2))
+    peer_out = _rt("out", "thru-peer-out")
+    peer_out.open_virtual_port("out")
+    peer_in = _rt("in", "thru-peer-in")
+    peer_in.open_virtual_port("in")
+    received: list[list[int]] = []
+    peer_in.set_callback(lambda m, d=None: received.append(list(m[0])))
+    try:
+        jack_server.wait_port("la-thru-out:out")
+        jack_server.connect("thru-peer-out:out", "la-thru:in")
+        jack_server.connect("la-thru-out:out", "thru-peer-in:in")
+        time.sleep(0.1)
+        peer_out.send_message([0x90, 55, 99])
+        assert q.get(timeout=2)[1:] == (55, 99, "midi")
+        deadline = time.monotonic() + 2
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert received == [[0x92, 55, 99]]
+    finally:
+        io.close()
+        peer_out.delete()
+        peer_in.delete()
+
+
+@pytest.mark.system
+@pytest.mark.timeout(60)
+def test_jack_midi_clock_from_independent_peer(jack_server: JackServer) -> None:
+    """jack_midi_clock (driven by JACK transport) at 150 BPM: our ticks arrive at 24 PPQN of that tempo."""
+    require_tool("jack_midi_clock", "jack_transport")
+    q: queue.Queue[InputEvent] = queue.Queue()
+    io = MidiIO(q.put, MidiConfig(api="jack", in_port=None, virtual=True, client_name="la-clock"))
+    env = jack_server.env()
+    clock = subprocess.Popen(
+        ["jack_midi_clock", "-b", "150", "-B"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        jack_server.wait_port("jack_midi_clock:mclk_out")
+        jack_server.connect("jack_midi_clock:mclk_out", "la-clock:in")
+        subprocess.run(
+            ["jack_transport"], input="play\n", env=env, text=True, capture_output=True, timeout=10
+        )
+        ticks: list[int] = []
+        started = False
+        deadline = time.monotonic() + 10
+        while len(ticks) < 120 and time.monotonic() < deadline:
+            try:
+                ev = q.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if isinstance(ev, ControlEvent):
+                if ev.kind in (Control.START, Control.CONTINUE):
+                    started = True
+                elif ev.kind is Control.CLOCK_TICK:
+                    ticks.append(ev.t_ns)
+        assert started, "jack_midi_clock sends Start (or Continue) when the transport rolls"
+        assert len(ticks) >= 120
+        t = np.array(ticks[10:], dtype=np.float64)
+        slope = np.polyfit(np.arange(t.size), t, 1)[0]
+        bpm = 60e9 / (slope * 24)
+        assert bpm == pytest.approx(150.0, rel=0.01)
+        _follow_with_engine_clock(ticks)
+    finally:
+        subprocess.run(
+            ["jack_transport"], input="stop\n", env=env, text=True, capture_output=True, timeout=10
+        )
+        clock.terminate()
+        clock.wait(timeout=5)
+        io.close()
+
+
+def _follow_with_engine_clock(ticks: list[int]) -> None:
+    """Feed the received ticks to the engine's MidiClockFollower: its tempo estimate matches."""
+    try:
+        from liveagent.live.clocks import MidiClockFollower
+    except ImportError:
+        return
+    f = MidiClockFollower(now=lambda: ticks[-1])
+    f.handle(ControlEvent(ticks[0] - 1000, Control.START))
+    for t in ticks:
+        f.handle(ControlEvent(t, Control.CLOCK_TICK))
+    assert f.bpm == pytest.approx(150.0, rel=0.01)
+
+
+@pytest.mark.system
+@pytest.mark.timeout(60)
+def test_jack_clock_out_master(jack_server: JackServer) -> None:
+    """Clock master: Start, 24 pulses per beat locked to the engine's beats, Stop when they stop."""
+    io = MidiIO(lambda e: None, MidiConfig(api="jack", virtual=True, client_name="la-master", clock_out=True))
+    peer_in = _rt("in", "master-peer")
+    peer_in.ignore_types(sysex=True, timing=False, active_sense=True)
+    peer_in.open_virtual_port("in")
+    received: list[tuple[int, int]] = []
+    peer_in.set_callback(lambda m, d=None: received.append((time.perf_counter_ns(), m[0][0])))
+    try:
+        jack_server.wait_port("la-master-out:out")
+        jack_server.connect("la-master-out:out", "master-peer:in")
+        time.sleep(0.1)
+        assert io.sink is not None
+        period = 0.25  # 240 BPM beats
+        t0 = time.perf_counter()
+        for b in range(8):
+            while time.perf_counter() < t0 + b * period:
+                time.sleep(0.0005)
+            io.sink.beat(b // 4, b % 4)
+        time.sleep(period * 3)
+        statuses = [s for _, s in received]
+        assert statuses[0] == 0xFA  # Start
+        assert 0xFC in statuses  # Stop after the beats stopped
+        clocks = [t for t, s in received if s == 0xF8]
+        # 7 full beats of 24 pulses plus the last beat's pulses (24, or fewer if Stop came first)
+        assert 7 * 24 <= len(clocks) <= 8 * 24 + 1
+        dt = np.diff(np.array(clocks[24 : 7 * 24], dtype=np.float64))
+        assert float(np.median(dt)) == pytest.approx(period / 24 * 1e9, rel=0.05)
+    finally:
+        io.close()
+        peer_in.delete()

@@ -1,0 +1,117 @@
+"""`liveagent serve` with MIDI through a real JACK server: virtual ports, independent peers, MIDI clock."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.live.conftest import JackServer
+from tests.live.policies import PATTERN, write_pattern_policy
+from tests.live.serve_helpers import ServeProcess
+from tests.support import require_tool
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(90)]
+
+
+@pytest.fixture(scope="module")
+def pattern_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pattern_policy(tmp_path_factory.mktemp("policy") / "pattern.onnx")
+
+
+def _rt(kind: str, name: str) -> Any:
+    import rtmidi
+
+    cls = rtmidi.MidiIn if kind == "in" else rtmidi.MidiOut
+    return cls(rtapi=rtmidi.API_UNIX_JACK, name=name)
+
+
+def _wait(pred: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_serve_midi_in_and_out_through_jack(jack_server: JackServer, pattern_policy: Path) -> None:
+    peer_out = _rt("out", "perf-kbd")
+    peer_out.open_virtual_port("out")
+    peer_in = _rt("in", "perf-synth")
+    peer_in.open_virtual_port("in")
+    received: list[list[int]] = []
+    peer_in.set_callback(lambda m, d=None: received.append(list(m[0])))
+    try:
+        with ServeProcess(
+            "--policy",
+            str(pattern_policy),
+            "--virtual",
+            "--midi-name",
+            "la-srv",
+            "--bpm",
+            "240",
+            "--midi-out-channel",
+            "2",
+        ) as sp:
+            assert sp.fields["midi_backend"] == "jack"
+            jack_server.connect("perf-kbd:out", "la-srv:in")
+            jack_server.connect("la-srv-out:out", "perf-synth:in")
+            time.sleep(0.1)
+            sp.send("/liveagent/start")
+            for p in (67, 69):
+                peer_out.send_message([0x90, p, 100])
+                time.sleep(0.1)
+                peer_out.send_message([0x80, p, 0])
+            assert _wait(lambda: len([m for m in received if m[0] == 0x91 and m[2] > 0]) >= 4)
+            ons = [m[1] for m in received if m[0] == 0x91 and m[2] > 0]
+            assert ons[:4] == [PATTERN[k] for k in sorted(PATTERN)]
+            assert sp.status()["notes_in"] == 2
+            assert sp.terminate(signal.SIGTERM) == 0
+        balance: dict[int, int] = {}
+        for st, p, v in (m for m in received if len(m) == 3 and m[0] & 0xF0 in (0x80, 0x90)):
+            balance[p] = max(0, balance.get(p, 0) + (1 if st & 0xF0 == 0x90 and v > 0 else -1))
+        assert not any(balance.values()), f"stuck notes at the receiver: {balance}"
+        assert [0xB1, 123, 0] in received  # All Notes Off on the way out
+    finally:
+        peer_out.delete()
+        peer_in.delete()
+
+
+def test_serve_follows_jack_midi_clock(jack_server: JackServer, pattern_policy: Path) -> None:
+    require_tool("jack_midi_clock", "jack_transport")
+    env = jack_server.env()
+    clock = subprocess.Popen(
+        ["jack_midi_clock", "-b", "150", "-B"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        with ServeProcess(
+            "--policy", str(pattern_policy), "--virtual", "--midi-name", "la-follow", "--clock", "midi"
+        ) as sp:
+            jack_server.wait_port("jack_midi_clock:mclk_out")
+            jack_server.connect("jack_midi_clock:mclk_out", "la-follow:in")
+            subprocess.run(
+                ["jack_transport"], input="play\n", env=env, text=True, capture_output=True, timeout=10
+            )
+            assert _wait(lambda: len(sp.rx.of("/liveagent/out/note")) >= 4, timeout=10)
+            time.sleep(1.0)
+            st = sp.status()
+            assert st["clock"] == "MidiClockFollower" and st["running"] == 1
+            assert st["bpm"] == pytest.approx(150.0, rel=0.01)
+            ons = [p for p, v in sp.rx.of("/liveagent/out/note") if v > 0]
+            assert set(ons) <= set(PATTERN.values())
+            subprocess.run(
+                ["jack_transport"], input="stop\n", env=env, text=True, capture_output=True, timeout=10
+            )
+            assert _wait(lambda: sp.status()["running"] == 0, timeout=5)
+            assert sp.terminate() == 0
+    finally:
+        subprocess.run(
+            ["jack_transport"], input="stop\n", env=env, text=True, capture_output=True, timeout=10
+        )
+        clock.terminate()
+        clock.wait(timeout=5)
