@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/liveagent demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check liveagent tests benchmarks export
-	$(BIN)/ruff format --check liveagent tests benchmarks export
+	$(BIN)/ruff check liveagent tests benchmarks export patches
+	$(BIN)/ruff format --check liveagent tests benchmarks export patches
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

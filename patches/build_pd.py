@@ -432,7 +432,7 @@ def build_help() -> str:
     panic_msg = c.msg(360, 440, "panic")
     c.connect(panic, 0, panic_msg, 0)
     policy = c.msg(440, 440, "policy rules")
-    c.text(440, 465, "or policy NAME (export/NAME.onnx) or a .onnx path", width=30)
+    c.text(440, 465, "or policy NAME (export/NAME.onnx) or a .onnx path", width=52)
     status = c.msg(560, 440, "status")
 
     # --- the object ---

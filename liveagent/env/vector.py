@@ -112,21 +112,19 @@ class BatchedAccompanimentEnv:
         self._shift = np.zeros(n, dtype=np.int64)
         self._ep_start = np.zeros(n, dtype=np.int64)
         self._ep_return = np.zeros(n, dtype=np.float32)
-        self._ep_terms = {name: np.zeros(n, dtype=np.float32) for name in self._term_names()}
+        self._weights = np.array(list(cfg.reward.weights().values()), dtype=np.float32)[:, None]
+        self._ep_rule = np.zeros((len(TERMS), n), dtype=np.float32)
+        """Per-episode sums of the weighted rule terms, [K, N] in TERMS order."""
+        self._ep_learned: dict[str, FloatArray] = {}
+        """Per-episode sums of the learned terms (created when a term first appears)."""
         self._obs = ObservationBuffers.allocate(n, cfg.window)
         self._tracker = RewardTracker(
             n, cfg.reward, grid=cfg.grid, pitch_min=cfg.pitch_min, pitch_max=cfg.pitch_max
         )
         self.action_mask = np.broadcast_to(cfg.action_mask(), (n, 130)).copy()
         self._started = False
-        self._no_episode: dict[str, Any] = {
-            "episode_return": np.zeros(n, dtype=np.float32),
-            "episode_length": np.zeros(n, dtype=np.int64),
-            "episode_reward_terms": {name: np.zeros(n, dtype=np.float32) for name in self._ep_terms},
-        }
-
-    def _term_names(self) -> list[str]:
-        return [*TERMS, *self.learned_terms]
+        self._zeros_f = np.zeros(n, dtype=np.float32)
+        self._zeros_i = np.zeros(n, dtype=np.int64)
 
     # -- episodes ---------------------------------------------------------------------------------------
 
@@ -147,7 +145,8 @@ class BatchedAccompanimentEnv:
         self._ep_start[rows] = ep.start
         self._tracker.reset_rows(rows, self.bank.key_masks_for(ep))
         self._ep_return[rows] = 0.0
-        for v in self._ep_terms.values():
+        self._ep_rule[:, rows] = 0.0
+        for v in self._ep_learned.values():
             v[rows] = 0.0
         self._build_obs(rows)
 
@@ -234,12 +233,17 @@ class BatchedAccompanimentEnv:
         position = t % self.config.steps_per_bar
         resolved, raw = self._tracker.step(a, self._perf[self._rows, t], position)
         self._agent[self._rows, t] = resolved
-        terms = self._tracker.weighted(raw)
-        terms.update(learned)
-        rewards = np.zeros(self.num_envs, dtype=np.float32)
-        for name, value in terms.items():
+        weighted = np.stack(list(raw.values()))
+        weighted *= self._weights
+        rewards = weighted.sum(axis=0)
+        self._ep_rule += weighted
+        terms: dict[str, FloatArray] = dict(zip(TERMS, weighted, strict=True))
+        for name, value in learned.items():
+            terms[name] = value
             rewards += value
-            self._ep_terms[name] += value
+            if name not in self._ep_learned:
+                self._ep_learned[name] = np.zeros(self.num_envs, dtype=np.float32)
+            self._ep_learned[name] += value
         self._ep_return += rewards
         self._t += 1
         done = self._t >= self._len
@@ -247,17 +251,22 @@ class BatchedAccompanimentEnv:
         truncated = done & ~self._ends_piece
         self._build_obs()
         info: dict[str, Any] = {"reward_terms": terms, "done": done, "final_obs": None}
-        info.update(self._no_episode)
         if done.any():
             info["episode_return"] = np.where(done, self._ep_return, np.float32(0))
             info["episode_length"] = np.where(done, self._t, 0)
-            info["episode_reward_terms"] = {
-                name: np.where(done, v, np.float32(0)) for name, v in self._ep_terms.items()
-            }
+            ep_rule = np.where(done, self._ep_rule, np.float32(0))
+            ep_terms = dict(zip(TERMS, ep_rule, strict=True))
+            for name, v in self._ep_learned.items():
+                ep_terms[name] = np.where(done, v, np.float32(0))
+            info["episode_reward_terms"] = ep_terms
             info["final_obs"] = copy_obs(self._obs)
             if self.autoreset:
                 rows = np.flatnonzero(done)
                 self._start(rows, self.bank.draw(self.np_random, rows.size))
+        else:
+            info["episode_return"] = self._zeros_f
+            info["episode_length"] = self._zeros_i
+            info["episode_reward_terms"] = dict.fromkeys([*TERMS, *self._ep_learned], self._zeros_f)
         info.update(self._info())
         return self._out_obs(), rewards, terminated, truncated, info
 

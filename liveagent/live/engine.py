@@ -21,8 +21,6 @@ import math
 import queue
 import threading
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from liveagent.live.clocks import Clock, ManualTime
 from liveagent.live.engine_config import EngineConfig, PolicyLoaded, RecorderLike
@@ -31,7 +29,7 @@ from liveagent.live.events import Control, ControlEvent, InputError, InputEvent,
 from liveagent.live.notes import NoteTracker
 from liveagent.live.performer import PerformerLine
 from liveagent.live.policy import Policy, PolicyError, load_policy
-from liveagent.live.policy_view import HISTORY, PolicyView
+from liveagent.live.policy_view import HISTORY, PolicyView, check_grid, load_for_swap
 from liveagent.live.runtime_gc import RealtimeGC
 from liveagent.live.stats import Stats
 from liveagent.music.features import ObservationBuffers
@@ -39,6 +37,8 @@ from liveagent.music.sampling import Sampler, SamplerConfig
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Engine", "EngineConfig", "PolicyLoaded", "RecorderLike"]
 
 
 _DECIDE, _EMIT = 0, 1
@@ -94,6 +94,8 @@ class Engine:
         self._gc: RealtimeGC | None = None
         self.errors = ErrorReporter(sink, cfg.error_report_interval_s, self._now)
         self._thread: threading.Thread | None = None
+        self._emit_wake = False
+        """The next wake-up is an emission deadline (spin its last stretch)."""
         self.view = PolicyView(policy, self.grid, cfg)
 
     # -- public API (thread-safe) ----------------------------------------------------------------
@@ -200,16 +202,17 @@ class Engine:
         self._teardown()
 
     def _wait(self, wake: int) -> None:
-        external = self.clock.external
+        """Sleep on the queue until ``wake`` (an event wakes us early); spin the last bit before an emission."""
+        spin = self._spin_ns if self._emit_wake and not self.clock.external else 0
         while True:
             remaining = wake - self._now()
             if remaining <= 0:
                 return
-            if not external and remaining <= self._spin_ns:
+            if remaining <= spin:
                 while self._now() < wake:
                     pass
                 return
-            timeout = (remaining if external else remaining - self._spin_ns) / 1e9
+            timeout = (remaining - spin) / 1e9
             try:
                 ev = self._queue.get(timeout=timeout)
             except queue.Empty:
@@ -263,6 +266,7 @@ class Engine:
     def _service(self) -> int:
         """Handle queued events and every action due now; return when to wake up next."""
         self._drain()
+        self._emit_wake = False
         clock = self.clock
         now = self._now()
         if self.errors.unreported:
@@ -316,6 +320,7 @@ class Engine:
                     self._phase = _EMIT
             # _EMIT
             if not clock.opened(k, now):
+                self._emit_wake = True
                 return self._future(clock.due(k), now)
             self._emit(k, self._token, now, send=True)
             now = self._now()
@@ -496,31 +501,14 @@ class Engine:
 
     # -- policies ----------------------------------------------------------------------------------
     def _check_grid(self, policy: Policy) -> None:
-        m = policy.meta
-        if (m.steps_per_beat, m.beats_per_bar) != (self.grid.steps_per_beat, self.grid.beats_per_bar):
-            raise PolicyError(
-                f"policy {policy.name} plays {m.steps_per_beat} steps/beat x {m.beats_per_bar} beats/bar, "
-                f"the clock's grid is {self.grid.steps_per_beat} x {self.grid.beats_per_bar}"
-            )
+        check_grid(policy, self.grid)
 
     def _load(self, name: str, reply_to: tuple[str, int] | None) -> None:
+        args = (self.policy_loader, name, reply_to, self._queue.put, self._now)
         if self.config.load_in_thread:
-            threading.Thread(
-                target=self._load_worker, args=(name, reply_to), name="policy-loader", daemon=True
-            ).start()
+            threading.Thread(target=load_for_swap, args=args, name="policy-loader", daemon=True).start()
         else:
-            self._load_worker(name, reply_to)
-
-    def _load_worker(self, name: str, reply_to: tuple[str, int] | None) -> None:
-        try:
-            policy = self.policy_loader(name)
-            obs = ObservationBuffers.allocate(1, policy.meta.window)
-            for _ in range(3):  # onnxruntime's first runs are slow: pay them here, not on stage
-                policy(obs)
-            self._queue.put(PolicyLoaded(self._now(), policy, name, "", reply_to))
-        except Exception as e:
-            err = str(e) if isinstance(e, PolicyError) else f"{type(e).__name__}: {e}"
-            self._queue.put(PolicyLoaded(self._now(), None, name, err, reply_to))
+            load_for_swap(*args)
 
     def _on_loaded(self, ev: PolicyLoaded) -> None:
         current = self.view.policy.name
@@ -554,15 +542,3 @@ class Engine:
         log.info("policy %s -> %s", old, policy.name)
         if self.recorder is not None:
             self.recorder.event(now, "policy", name=policy.name, previous=old, step=self._k)
-
-
-def make_engine(
-    policy: str | Path | Policy,
-    sink: OutputSink,
-    clock: Clock,
-    config: EngineConfig | None = None,
-    **kwargs: Any,
-) -> Engine:
-    """Build an engine from a policy name/path (``"rules"``, an export name, a file) or a policy object."""
-    p = load_policy(policy) if isinstance(policy, str | Path) else policy
-    return Engine(p, sink, clock, config, **kwargs)

@@ -7,11 +7,13 @@ rebuilt from the last bars at once, bar-aligned so that ``position`` stays right
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
-from liveagent.live.engine_config import EngineConfig
-from liveagent.live.policy import Policy
+from liveagent.live.engine_config import EngineConfig, PolicyLoaded
+from liveagent.live.policy import Policy, PolicyError
 from liveagent.music.features import ObservationBuffers, StreamingObservation
 from liveagent.music.sampling import pitch_class_mask, range_mask
 from liveagent.music.tokens import REST, Grid
@@ -85,3 +87,32 @@ class PolicyView:
             self.stream.push_agent(int(self._hist_agent[s % HISTORY]))
         for s in range(start, performer_next):
             self.stream.push_performer(int(self._hist_perf[s % HISTORY]))
+
+
+def check_grid(policy: Policy, grid: Grid) -> None:
+    """:class:`PolicyError` unless ``policy`` plays on ``grid`` (a swap cannot change the grid)."""
+    m = policy.meta
+    if (m.steps_per_beat, m.beats_per_bar) != (grid.steps_per_beat, grid.beats_per_bar):
+        raise PolicyError(
+            f"policy {policy.name} plays {m.steps_per_beat} steps/beat x {m.beats_per_bar} beats/bar, "
+            f"the clock's grid is {grid.steps_per_beat} x {grid.beats_per_bar}"
+        )
+
+
+def load_for_swap(
+    loader: Callable[[str], Policy],
+    name: str,
+    reply_to: tuple[str, int] | None,
+    put: Callable[[PolicyLoaded], None],
+    now: Callable[[], int],
+) -> None:
+    """Load (and warm up) a policy off the engine thread; hand the result back as a :class:`PolicyLoaded`."""
+    try:
+        policy = loader(name)
+        obs = ObservationBuffers.allocate(1, policy.meta.window)
+        for _ in range(3):  # onnxruntime's first runs are slow: pay them here, not on stage
+            policy(obs)
+        put(PolicyLoaded(now(), policy, name, "", reply_to))
+    except Exception as e:  # any failure leaves the current policy playing; the message says why
+        err = str(e) if isinstance(e, PolicyError) else f"{type(e).__name__}: {e}"
+        put(PolicyLoaded(now(), None, name, err, reply_to))

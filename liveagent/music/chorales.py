@@ -308,9 +308,7 @@ def _load_cache(base: Path, params: dict[str, Any]) -> list[dict[str, Any]] | No
 # --- parsing all --------------------------------------------------------------------------------------
 
 
-def _parse_all(
-    names: list[str], steps_per_beat: int, workers: int, progress: bool
-) -> list[dict[str, Any]]:
+def _parse_all(names: list[str], steps_per_beat: int, workers: int, progress: bool) -> list[dict[str, Any]]:
     parse: Callable[[str, int], dict[str, Any]] = parse_chorale
     results: list[dict[str, Any]] = []
     bar: Any = None
@@ -356,9 +354,9 @@ def _parse_all(
     return results
 
 
-def _records(grid: Grid, only: Sequence[str] | None, workers: int | None, progress: bool) -> tuple[
-    list[dict[str, Any]], Path, bool
-]:
+def _records(
+    grid: Grid, only: Sequence[str] | None, workers: int | None, progress: bool
+) -> tuple[list[dict[str, Any]], Path, bool]:
     if only is not None:
         only = sorted({n if "/" in n else f"bach/{n}" for n in only})
     stem, params = _cache_key(grid, only)
@@ -476,7 +474,9 @@ def split_names(names: Iterable[str]) -> dict[str, list[str]]:
     return out
 
 
-def export_demo_melodies(names: Sequence[str], out_dir: str | os.PathLike[str], grid: Grid | None = None) -> Path:
+def export_demo_melodies(
+    names: Sequence[str], out_dir: str | os.PathLike[str], grid: Grid | None = None
+) -> Path:
     """Write the sopranos of some test-split chorales as MIDI files plus ``index.json`` into ``out_dir``.
 
     This made ``liveagent/data/melodies`` (``python -m liveagent.music.chorales OUT_DIR NAME...``), so the

@@ -98,7 +98,9 @@ def piece_from_song(
     for sel, line in ((psel, perf), (asel, acc)):
         if not (line >= ONSET_BASE).any():
             raise MidiFileError(song.path, "no notes", f"part {sel} is empty")
-    piece = Piece(name=name or Path(song.path).stem, performer=perf, accompaniment=acc, grid=song.grid, bpm=song.bpm)
+    piece = Piece(
+        name=name or Path(song.path).stem, performer=perf, accompaniment=acc, grid=song.grid, bpm=song.bpm
+    )
     return piece, poff + aoff
 
 

@@ -254,7 +254,9 @@ def select_tracks(song: MidiSong, selector: str | int | TrackSelector) -> list[M
     return found
 
 
-def track_tokens(song: MidiSong, selector: str | int | TrackSelector, n_steps: int | None = None) -> TokenArray:
+def track_tokens(
+    song: MidiSong, selector: str | int | TrackSelector, n_steps: int | None = None
+) -> TokenArray:
     """The selected part as one token per step (chords reduced to their top note, the skyline).
 
     The line is ``song.n_steps`` long unless ``n_steps`` is given, so two parts of a song align.

@@ -35,8 +35,24 @@ from liveagent.music.tokens import HOLD, NO_PITCH, ONSET_BASE, REST, VOCAB_SIZE,
 FloatArray = npt.NDArray[np.float32]
 
 # Diatonic triads per mode: (root offset from the tonic, quality intervals), with a prior preference.
-_MAJOR_TRIADS = ((0, (0, 4, 7)), (2, (0, 3, 7)), (4, (0, 3, 7)), (5, (0, 4, 7)), (7, (0, 4, 7)), (9, (0, 3, 7)), (11, (0, 3, 6)))
-_MINOR_TRIADS = ((0, (0, 3, 7)), (2, (0, 3, 6)), (3, (0, 4, 7)), (5, (0, 3, 7)), (7, (0, 4, 7)), (8, (0, 4, 7)), (11, (0, 3, 6)))
+_MAJOR_TRIADS = (
+    (0, (0, 4, 7)),
+    (2, (0, 3, 7)),
+    (4, (0, 3, 7)),
+    (5, (0, 4, 7)),
+    (7, (0, 4, 7)),
+    (9, (0, 3, 7)),
+    (11, (0, 3, 6)),
+)
+_MINOR_TRIADS = (
+    (0, (0, 3, 7)),
+    (2, (0, 3, 6)),
+    (3, (0, 4, 7)),
+    (5, (0, 3, 7)),
+    (7, (0, 4, 7)),
+    (8, (0, 4, 7)),
+    (11, (0, 3, 6)),
+)
 _MAJOR_PRIOR = (1.0, 0.45, 0.15, 0.8, 0.9, 0.5, 0.0)
 _MINOR_PRIOR = (1.0, 0.05, 0.45, 0.8, 0.9, 0.5, 0.0)
 N_CHORDS = 7
@@ -192,7 +208,9 @@ class RulesAccompanist:
         parallel = prev_perfect & (ic == prev_ic) & (p[None, :] != pb)
         pitch_score = pitch_score - np.where(parallel, 3.0, 0.0)
         # A note already held for (almost) a bar must change.
-        too_long = (held_for + self.onset_every > self.steps_per_bar)[:, None] & (p[None, :] == bass_now[:, None])
+        too_long = (held_for + self.onset_every > self.steps_per_bar)[:, None] & (
+            p[None, :] == bass_now[:, None]
+        )
         pitch_score = pitch_score - np.where(too_long, 6.0, 0.0)
         total = role + pitch_score[:, None, :] + 1.5 * chord_score[:, :, None]
         best = total.max(axis=1)  # [B,P]: each pitch under its best chord

@@ -134,3 +134,16 @@ def test_learned_terms_are_batched() -> None:
     assert calls == [4]
     assert info["reward_terms"]["disc"].tolist() == [2.0, 2.0, 0.0, 0.0]
     np.testing.assert_allclose(rewards, sum(info["reward_terms"].values()), atol=1e-6)
+
+
+def test_learned_term_added_after_construction() -> None:
+    vec = BatchedAccompanimentEnv(PIECES, 2, EnvConfig(window=4, phrase_steps=16), seed=0)
+    vec.reset(seed=0)
+    vec.step(np.full(2, REST))
+    vec.learned_terms["bonus"] = (1.0, lambda obs, a: np.ones(a.shape[0]))
+    for _ in range(15):
+        _, rewards, _, _, info = vec.step(np.full(2, REST))
+        assert info["reward_terms"]["bonus"].tolist() == [1.0, 1.0]
+    assert info["done"].all()
+    assert info["episode_reward_terms"]["bonus"].tolist() == [15.0, 15.0]
+    np.testing.assert_allclose(sum(info["episode_reward_terms"].values()), info["episode_return"], atol=1e-4)

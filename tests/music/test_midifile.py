@@ -35,7 +35,9 @@ def canonical_line(draw_tokens: list[int]) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-line_tokens = st.lists(st.sampled_from([REST, HOLD, HOLD, onset(40), onset(60), onset(61), onset(127)]), max_size=40)
+line_tokens = st.lists(
+    st.sampled_from([REST, HOLD, HOLD, onset(40), onset(60), onset(61), onset(127)]), max_size=40
+)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -55,11 +57,15 @@ def test_round_trip(tmp_path: Path, a: list[int], b: list[int], spb: int) -> Non
     assert song.off_grid == 0
     for name, line in (("Upper", la), ("Lower", lb)):
         if (line >= ONSET_BASE).any():
-            assert np.array_equal(track_tokens(song, f"name:{name}"), np.pad(line, (0, song.n_steps - len(line))))
+            assert np.array_equal(
+                track_tokens(song, f"name:{name}"), np.pad(line, (0, song.n_steps - len(line)))
+            )
 
 
 def test_two_tracks_by_name_index_channel(tmp_path: Path) -> None:
-    path = write_midi(tmp_path / "duet.mid", {"Soprano": SOPRANO, "Bass": BASS}, bpm=93, velocities={"Bass": 64})
+    path = write_midi(
+        tmp_path / "duet.mid", {"Soprano": SOPRANO, "Bass": BASS}, bpm=93, velocities={"Bass": 64}
+    )
     song = read_midi(path)
     assert song.midi_type == 1 and song.bpm == pytest.approx(93) and song.time_signature == (4, 4)
     assert [t.name for t in song.tracks] == ["Soprano", "Bass"]
@@ -74,7 +80,9 @@ def test_two_tracks_by_name_index_channel(tmp_path: Path) -> None:
     assert song.tracks[0].notes[1].start == 3  # the re-struck C stays two notes
 
 
-def write_raw(path: Path, tracks: list[list[mido.Message | mido.MetaMessage]], tpb: int = 480, kind: int = 1) -> Path:
+def write_raw(
+    path: Path, tracks: list[list[mido.Message | mido.MetaMessage]], tpb: int = 480, kind: int = 1
+) -> Path:
     mid = mido.MidiFile(type=kind, ticks_per_beat=tpb)
     for msgs in tracks:
         t = mido.MidiTrack()
@@ -133,7 +141,12 @@ def test_tempo_defaults_and_unterminated_notes(tmp_path: Path) -> None:
     [
         (lambda p: p.write_bytes(b""), "empty"),
         (lambda p: p.write_bytes(b"this is not a MIDI file at all" * 10), "corrupt"),
-        (lambda p: p.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x00\x40\x00\x90"), "corrupt"),
+        (
+            lambda p: p.write_bytes(
+                b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x00\x40\x00\x90"
+            ),
+            "corrupt",
+        ),
         (lambda p: p.write_bytes(os.urandom(64)), "corrupt"),
         (lambda p: None, "unreadable"),  # the file does not exist
         (lambda p: p.mkdir(), "unreadable"),  # a directory named like a MIDI file

@@ -52,7 +52,10 @@ def test_bass_under_a_c_major_melody(mode: str) -> None:
     bass = play(RulesAccompanist(mode=mode), perf)  # type: ignore[arg-type]
     at, pitches = onsets(bass)
     assert len(at) >= 8
-    assert set((pitches % 12).tolist()) <= set(Key(0, "major").pitch_classes)  # all in C major
+    # In key once a bar of melody has been heard (before that, E or E-F alone could be E major or A minor).
+    settled = pitches[at >= 16] if mode == "anticipate" else pitches
+    assert len(settled) >= 6
+    assert set((settled % 12).tolist()) <= set(Key(0, "major").pitch_classes)
     assert pitches.min() >= 36 and pitches.max() <= 62
     assert (at % 4 == 0).all()  # new notes only on beats
     mel = sounding_pitches(perf)
@@ -116,7 +119,9 @@ def test_no_parallel_perfect_intervals_in_react_mode() -> None:
     mel = sounding_pitches(perf)[at]
     ic = np.abs(mel - pitches) % 12
     perfect = (ic == 0) | (ic == 7)
-    parallel = perfect[1:] & perfect[:-1] & (ic[1:] == ic[:-1]) & (np.diff(pitches) != 0) & (np.diff(mel) != 0)
+    parallel = (
+        perfect[1:] & perfect[:-1] & (ic[1:] == ic[:-1]) & (np.diff(pitches) != 0) & (np.diff(mel) != 0)
+    )
     assert not parallel.any()
 
 

@@ -1,0 +1,91 @@
+"""`liveagent demo` end to end: a melody over real OSC into a real `serve`, the duet and the report out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import pytest
+
+from liveagent.live.duet import agent_notes, builtin_ode, load_melody, performer_events
+from liveagent.music.tokens import Grid, Note
+from tests.live.policies import PATTERN, write_pattern_policy
+
+
+def _demo(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "liveagent", "demo", "--no-monitor", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.timeout(150)
+def test_demo_writes_duet_pianoroll_and_timing(tmp_path: Path) -> None:
+    policy = write_pattern_policy(tmp_path / "pattern.onnx")
+    out = tmp_path / "out"
+    r = _demo("--melody", "ode", "--bars", "2", "--bpm", "150", "--policy", str(policy), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "emission lateness at the receiver" in r.stdout
+    report = json.loads((out / "timing.json").read_text())
+    assert report["policy"] == "pattern" and report["melody"] == "ode"
+    lat = report["emission_lateness_at_receiver_us"]
+    assert lat["n"] > 20 and lat["p50"] <= lat["p99"] <= lat["max"]
+    assert report["performer_notes"] == 8 and report["agent_notes"] >= 8
+    assert report["beats_received"] >= 4 * 4  # count-in + 2 bars + tail
+    mid = mido.MidiFile(str(out / "duet.mid"))
+    names = [t.name for t in mid.tracks]
+    assert names == ["performer", "agent"]
+    perf = [m.note for m in mid.tracks[0] if m.type == "note_on" and m.velocity > 0]
+    agent = [m.note for m in mid.tracks[1] if m.type == "note_on" and m.velocity > 0]
+    assert perf == [64, 64, 65, 67, 67, 65, 64, 62]
+    assert set(agent) <= set(PATTERN.values()) and len(agent) >= 8
+    png = (out / "pianoroll.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert list((out / "server-recording").glob("*.mid"))
+
+
+@pytest.mark.timeout(150)
+def test_demo_plays_a_user_midi_file(tmp_path: Path) -> None:
+    policy = write_pattern_policy(tmp_path / "pattern.onnx")
+    mf = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    mf.tracks.append(tr)
+    tr.append(mido.Message("note_on", note=72, velocity=80, time=480 * 4))  # a bar of silence first
+    tr.append(mido.Message("note_off", note=72, velocity=0, time=480))
+    tr.append(mido.Message("note_on", note=74, velocity=80, time=0))
+    tr.append(mido.Message("note_off", note=74, velocity=0, time=480))
+    path = tmp_path / "mine.mid"
+    mf.save(str(path))
+    out = tmp_path / "out"
+    r = _demo("--melody", str(path), "--bars", "1", "--bpm", "180", "--policy", str(policy), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "timing.json").read_text())
+    assert report["melody"] == "mine" and report["performer_notes"] == 2
+
+
+def test_demo_bad_melody_and_bad_policy_exit_2(tmp_path: Path) -> None:
+    r = _demo("--melody", str(tmp_path / "nope.mid"), "--out", str(tmp_path))
+    assert r.returncode == 2 and "nope.mid" in r.stderr
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    r = _demo("--melody", "ode", "--policy", str(bad), "--out", str(tmp_path))
+    assert r.returncode == 2 and "bad.onnx" in r.stderr
+
+
+def test_demo_list() -> None:
+    r = _demo("--list")
+    assert r.returncode == 0 and "ode" in r.stdout.split()
+
+
+def test_melody_helpers() -> None:
+    g = Grid()
+    notes = builtin_ode(g)
+    assert sum(n.length for n in notes) == 8 * g.steps_per_bar
+    name, two = load_melody("ode", g, bars=2)
+    assert name == "ode" and sum(n.length for n in two) == 2 * g.steps_per_bar
+    ev = performer_events([Note(0, 4, 60), Note(4, 4, 60)], offset=16)
+    assert ev == [(16, 60, 90), (20, 60, 0), (20, 60, 90), (24, 60, 0)]  # off before the re-strike
+    back = agent_notes([(0, 48, 80), (4, 48, 0), (4, 52, 70), (8, 52, 0)])
+    assert [(n.start, n.length, n.pitch) for n in back] == [(0, 4, 48), (4, 4, 52)]
