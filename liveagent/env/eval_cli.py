@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from liveagent.env.evaluate import EvalConfig, PolicyResult, evaluate
+from liveagent.env.evaluate import EvalConfig, PolicyResult, evaluate, json_safe
 from liveagent.env.metrics import COLUMNS
 from liveagent.env.policies import DEFAULT_EXPORT, PolicyLoadError, default_export_path, load_policy
 from liveagent.music.piece import Piece
@@ -40,8 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         nargs="+",
         metavar="NAME|PATH",
-        help="random, rules, bach, an exported policy name or a .onnx path (repeatable; default: "
-        "random rules bach, plus export/default.onnx if present)",
+        help="random, rules, bach, an exported policy name or a .onnx path, optionally LABEL=... to name "
+        "the row (repeatable; default: random rules [default] bach; default = export/default.onnx if it "
+        "exists)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the table as JSON")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the table as Markdown")
@@ -60,7 +61,7 @@ def policy_names(args: argparse.Namespace) -> list[str]:
         return [name for group in args.policy for name in group]
     names = list(DEFAULT_POLICIES)
     if default_export_path() is not None:
-        names.append(DEFAULT_EXPORT)
+        names.insert(names.index("bach"), DEFAULT_EXPORT)  # the ceiling stays the last row
     return names
 
 
@@ -70,26 +71,11 @@ def load_pieces(split: str, performer: str = "soprano", accompaniment: str = "ba
     return chorale_split(split, performer=performer, accompaniment=accompaniment, grid=Grid(), progress=True)
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf -> null, numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
-
-
 def report(
     results: Sequence[PolicyResult], pieces: Sequence[Piece], args: argparse.Namespace, command: str
 ) -> dict[str, Any]:
     """The JSON report: settings, columns and one row per policy."""
-    return _clean(
+    return json_safe(
         {
             "format": JSON_FORMAT,
             "command": command,

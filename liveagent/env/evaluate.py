@@ -11,7 +11,9 @@ environment's reward terms (:class:`~liveagent.env.rewards.RewardTracker`) are a
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -63,19 +65,49 @@ class PolicyResult:
     seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def metrics_json(self) -> str:
+        """The row as JSON (NaN -> null): what an exported policy stores in its ``metrics`` metadata."""
+        return json.dumps(json_safe({"policy": self.name, **self.row, "reward": self.rewards.get("total")}))
 
-def _reward_tracker(policy: EvalPolicy, pieces: Sequence[Piece]) -> Any:
-    """The environment's reward tracker for this batch, or None when the module is unavailable."""
+
+def json_safe(value: Any) -> Any:
+    """A JSON-safe copy: NaN/inf -> None, numpy scalars -> Python, tuples -> lists, the rest str()."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _reward_tracker(pieces: Sequence[Piece]) -> Any:
+    """The environment's reward tracker for this batch, or None when the module is unavailable.
+
+    Every policy is scored with the environment's default reward config and pitch range (as the
+    trainers see it), not its own, so the reward columns compare like with like.
+    """
     try:
         from liveagent.env import rewards
-    except ImportError as exc:  # the env helper's module; the table does not depend on it
-        log.info("reward terms not reported: %s", exc)
+        from liveagent.env.config import EnvConfig
+
+        env = EnvConfig()
+        tracker = rewards.RewardTracker(
+            len(pieces), env.reward, grid=pieces[0].grid, pitch_min=env.pitch_min, pitch_max=env.pitch_max
+        )
+        keys = np.stack([rewards.key_mask_of(p.key) for p in pieces])
+        tracker.reset_rows(np.arange(len(pieces)), keys)
+    except (
+        ImportError,
+        AttributeError,
+        TypeError,
+    ) as exc:  # the env helper's API; the table does not need it
+        log.warning("reward terms not reported: %s", exc)
         return None
-    tracker = rewards.RewardTracker(
-        len(pieces), grid=pieces[0].grid, pitch_min=policy.pitch_min, pitch_max=policy.pitch_max
-    )
-    keys = np.stack([rewards.key_mask_of(p.key) for p in pieces])
-    tracker.reset_rows(np.arange(len(pieces)), keys)
     return tracker
 
 
@@ -116,7 +148,7 @@ def play(
     mask = range_mask(policy.pitch_min, policy.pitch_max)
     steps = np.zeros(b, dtype=np.int64)
     sounding = np.zeros(b, dtype=bool)
-    tracker = _reward_tracker(policy, pieces) if reward_sums is not None else None
+    tracker = _reward_tracker(pieces) if reward_sums is not None else None
     if policy.reset is not None:
         policy.reset(EpisodeBatch(perf, acc, lengths))
     with _progress(t_max, policy.name, progress) as bar:

@@ -264,18 +264,36 @@ def _direct_onnx(label: str, path: Path) -> EvalPolicy:
     return _from_meta(label, run, meta)
 
 
+def split_label(spec: str) -> tuple[str | None, str]:
+    """``LABEL=NAME_OR_PATH`` -> (label, name_or_path); a plain spec -> (None, spec).
+
+    Lets a table row be named (``--policy ppo+kl=export/ppo_kl.onnx``). Only a label without ``/`` counts,
+    so a path that happens to contain ``=`` in a directory name is not split.
+    """
+    label, sep, rest = spec.partition("=")
+    if sep and label and rest and "/" not in label and not Path(spec).exists():
+        return label, rest
+    return None, spec
+
+
 def load_policy(name_or_path: str, *, grid: Grid | None = None, seed: int = 0) -> EvalPolicy:
-    """``random``, ``rules``, ``bach``, an exported name, or a path to a contract-v1 ``.onnx`` file.
+    """``random``, ``rules``, ``bach``, an exported name, or a path to a contract-v1 ``.onnx`` file,
+    optionally as ``LABEL=...`` to name the row.
 
     Raises :class:`PolicyLoadError` with a message that says what is wrong.
     """
-    if name_or_path == "random":
-        return random_policy(seed)
-    if name_or_path == "bach":
-        return bach_policy()
-    if name_or_path == "rules":
-        return rules_policy(grid or Grid())
-    return onnx_policy(name_or_path)
+    label, spec = split_label(name_or_path)
+    if spec == "random":
+        policy = random_policy(seed)
+    elif spec == "bach":
+        policy = bach_policy()
+    elif spec == "rules":
+        policy = rules_policy(grid or Grid())
+    else:
+        policy = onnx_policy(spec)
+    if label is not None:
+        policy.name = label
+    return policy
 
 
 def check_logits(name: str, logits: Any, batch: int) -> npt.NDArray[np.float32]:
@@ -303,4 +321,5 @@ __all__ = [
     "onnx_policy",
     "random_policy",
     "rules_policy",
+    "split_label",
 ]

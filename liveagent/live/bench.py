@@ -225,6 +225,8 @@ def _lateness_run(
             threading.Thread(
                 target=_flood, args=(run.port, flood, stop_flood, flood_sent), daemon=True
             ).start()
+        time.sleep(0.3)  # the first steps are not part of the measurement window
+        st0 = run.status()
         t_start = time.perf_counter_ns()
         time.sleep(cfg.duration_s)
         t_end = time.perf_counter_ns()
@@ -236,8 +238,8 @@ def _lateness_run(
         osc = [t for t in emission_times(run.rx) if t_start <= t <= t_end]
         res: dict[str, Any] = {
             "osc_lateness_us": summarize_us(lateness_ns(osc, t0, step)),
-            "misses": st.get("misses"),
-            "steps": st.get("steps"),
+            "misses": int(st.get("misses", 0)) - int(st0.get("misses", 0)),
+            "steps": int(st.get("steps", 0)) - int(st0.get("steps", 0)),
             "server_lateness_p99_us": st.get("lateness_p99_us"),
             "decision_p99_us": st.get("decision_p99_us"),
         }

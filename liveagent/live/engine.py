@@ -72,6 +72,7 @@ class Engine:
         self._sampler = Sampler(SamplerConfig(cfg.temperature, cfg.top_p, cfg.seed))
         self._lead_ns = int(cfg.lead_ms * 1e6)
         self._react_ns = int(cfg.react_delay_ms * 1e6)
+        self._tol_ns = int(cfg.miss_tolerance_ms * 1e6)
         self._spin_ns = int(cfg.spin_ms * 1e6)
         self._slack_ns = int(cfg.slack_ms * 1e6)
         self._idle_ns = int(cfg.idle_wait_ms * 1e6)
@@ -94,6 +95,7 @@ class Engine:
         self._gc: RealtimeGC | None = None
         self.errors = ErrorReporter(sink, cfg.error_report_interval_s, self._now)
         self._thread: threading.Thread | None = None
+        self._recorded_bpm = 0.0
         self._emit_wake = False
         """The next wake-up is an emission deadline (spin its last stretch)."""
         self.view = PolicyView(policy, self.grid, cfg)
@@ -202,7 +204,7 @@ class Engine:
         self._teardown()
 
     def _wait(self, wake: int) -> None:
-        """Sleep on the queue until ``wake`` (an event wakes us early); spin the last bit before an emission."""
+        """Sleep on the queue until ``wake`` (events wake us early); spin the last bit before an emission."""
         spin = self._spin_ns if self._emit_wake and not self.clock.external else 0
         while True:
             remaining = wake - self._now()
@@ -242,8 +244,14 @@ class Engine:
                 self.recorder = None
 
     def _housekeeping(self) -> None:
+        """Slack-time work: young-generation gc; at bar lines the recorder's flush (and followed tempo)."""
         if self._bar_work and self.recorder is not None:
             try:
+                if self.clock.running and self.clock.external:  # a followed tempo drifts: note it per bar
+                    bpm = round(self.clock.bpm, 2)
+                    if abs(bpm - self._recorded_bpm) >= 0.25:
+                        self.recorder.tempo(self._now(), bpm)
+                        self._recorded_bpm = bpm
                 self.recorder.flush()
             except Exception:
                 log.exception("recorder flush failed")
@@ -301,7 +309,7 @@ class Engine:
                     now = self._now()
                     self._phase = _EMIT
                 else:
-                    if clock.opened(k, now):
+                    if clock.opened(k, now) and now > clock.open_time(k) + self._tol_ns:
                         if swap_here:
                             self._swap(now)
                         self._miss(k, now, emit=True)
@@ -313,7 +321,7 @@ class Engine:
                         self._swap(now)
                     self._decide(k, react=False)
                     now = self._now()
-                    if clock.opened(k, now) and now > clock.open_time(k):
+                    if clock.opened(k, now) and now > clock.open_time(k) + self._tol_ns:
                         self.stats.counters.decisions -= 1
                         self._miss(k, now, emit=True)
                         continue
@@ -338,6 +346,7 @@ class Engine:
             self._start_session(clock.start_step)
             if self.recorder is not None:
                 self.recorder.tempo(now, clock.bpm)
+                self._recorded_bpm = clock.bpm
                 self.recorder.event(now, "start", step=clock.start_step, bpm=clock.bpm)
         elif self._k is not None:
             self._k = None

@@ -21,6 +21,9 @@ class EngineConfig:
     """Decide step k this long before T_k (anticipate mode)."""
     react_delay_ms: float = 3.0
     """React mode: decide step k this long after T_k (the performer's onset has had time to arrive)."""
+    miss_tolerance_ms: float = 0.0
+    """A decision ready at most this long after T_k is still played (late) instead of the fallback; 0 =
+    strict (DESIGN: no decision at T_k is a miss)."""
     spin_ms: float = 1.0
     """Busy-wait this last stretch before an emission (timed clocks) instead of sleeping."""
     max_note_steps: int = 32
@@ -67,6 +70,8 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lead_ms) and 0.0 <= self.lead_ms <= 1000.0):
             raise ValueError(f"lead_ms must be in 0..1000, got {self.lead_ms}")
+        if not (math.isfinite(self.miss_tolerance_ms) and 0.0 <= self.miss_tolerance_ms <= 100.0):
+            raise ValueError(f"miss_tolerance_ms must be in 0..100, got {self.miss_tolerance_ms}")
         if not 1 <= self.velocity_min <= self.velocity_max <= 127:
             raise ValueError("need 1 <= velocity_min <= velocity_max <= 127")
         if self.max_note_steps < 1:

@@ -254,7 +254,12 @@ class OnnxPolicy:
     def __call__(self, obs: ObservationBuffers) -> FloatArray:
         """Logits ``[B, 130]`` for ``obs``. The returned array is reused by the next call: consume it."""
         a = self._arrays
-        if obs is not self._bound or obs.performer is not a[0] or obs.agent is not a[1] or obs.position is not a[2]:
+        if (
+            obs is not self._bound
+            or obs.performer is not a[0]
+            or obs.agent is not a[1]
+            or obs.position is not a[2]
+        ):
             self._bind(obs)
         if self._io is None:
             return self.session.run(["logits"], obs.as_feed())[0]  # type: ignore[no-any-return]

@@ -47,7 +47,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--clock", choices=("internal", "midi", "osc"), default="internal", help="beat source")
     g.add_argument("--bpm", type=float, default=120.0, help="tempo of the internal/OSC clock")
     g.add_argument("--autostart", action="store_true", help="start playing at once (internal/osc clock)")
-    g.add_argument("--lead-ms", type=float, default=5.0, help="decide each step this long before it is due")
+    g.add_argument(
+        "--lead-ms",
+        type=float,
+        default=None,
+        help="decide each step this long before it is due (default: auto, >= 5 ms, more for slow policies)",
+    )
     g = parser.add_argument_group("OSC")
     g.add_argument("--no-osc", action="store_true", help="no OSC input or output")
     g.add_argument("--osc-host", default="127.0.0.1", help="bind address (non-loopback needs --osc-allow)")

@@ -30,6 +30,7 @@ from liveagent.music.tokens import Grid
 log = logging.getLogger(__name__)
 
 DEFAULT_POLICY = "default"
+AUTO_LEAD_MIN_MS = 5.0
 STATUS_CACHE_S = 0.1
 """A status snapshot is reused for this long: a client polling in a loop costs at most 10 snapshots/s."""
 CLOCKS = ("internal", "midi", "osc")
@@ -85,8 +86,9 @@ class ServeConfig:
     """Nucleus sampling threshold."""
     seed: int | None = None
     """Sampler seed."""
-    lead_ms: float = 5.0
-    """Decide each step this long before it is due."""
+    lead_ms: float | None = None
+    """Decide each step this long before it is due; None = auto: at least 5 ms, more for a slow policy
+    (twice its measured p99 decision time + 1 ms, at most half a step)."""
     pitch_min: int | None = None
     """Lowest agent pitch (default: the policy's)."""
     pitch_max: int | None = None
@@ -226,8 +228,9 @@ class Server:
 
                 self.recorder = Recorder(Path(cfg.record), bpm=cfg.bpm, beats_per_bar=m.beats_per_bar)
             try:
+                self.lead_ms = cfg.lead_ms if cfg.lead_ms is not None else self._auto_lead(policy)
                 ecfg = EngineConfig(
-                    lead_ms=cfg.lead_ms,
+                    lead_ms=self.lead_ms,
                     temperature=cfg.temperature,
                     top_p=cfg.top_p,
                     seed=cfg.seed,
@@ -267,6 +270,27 @@ class Server:
         except BaseException:
             self._close_io()
             raise
+
+    def _auto_lead(self, policy: Policy) -> float:
+        """Lead time for ``policy``: time 30 decisions now (cold-start cost: 30 policy calls)."""
+        import numpy as np
+
+        from liveagent.music.features import ObservationBuffers
+        from liveagent.music.sampling import Sampler, range_mask
+
+        obs = ObservationBuffers.allocate(1, policy.meta.window)
+        sampler, mask = Sampler(), range_mask(policy.meta.pitch_min, policy.meta.pitch_max)
+        times = []
+        for _ in range(30):
+            t0 = time.perf_counter_ns()
+            sampler.sample(policy(obs), mask)
+            times.append(time.perf_counter_ns() - t0)
+        p99_ms = float(np.percentile(times[5:], 99)) / 1e6
+        half_step_ms = 0.5 * self.grid.step_seconds(self.config.bpm) * 1e3
+        lead = min(max(AUTO_LEAD_MIN_MS, 2.0 * p99_ms + 1.0), half_step_ms)
+        if lead > AUTO_LEAD_MIN_MS:
+            log.info("policy %s decides in up to %.1f ms: lead %.1f ms", policy.name, p99_ms, lead)
+        return round(lead, 2)
 
     def _make_clock(self) -> Clock:
         cfg = self.config
@@ -337,6 +361,7 @@ class Server:
             f"clock={self.config.clock}",
             f"bpm={self.config.bpm:g}",
             f"mode={self.policy.meta.mode}",
+            f"lead_ms={self.lead_ms:g}",
             f"rt={self.realtime}",
         ]
         if self.recorder is not None:

@@ -117,7 +117,7 @@ def parse_chorale(corpus_name: str, steps_per_beat: int) -> dict[str, Any]:
     out: dict[str, Any] = {"corpus_name": corpus_name, "name": corpus_name.rsplit("/", 1)[-1]}
     try:
         score = corpus.parse(corpus_name)
-    except Exception as e:  # noqa: BLE001 - music21 raises many types on a bad file; report, don't crash
+    except Exception as e:  # music21 raises many types on a bad file: report, don't crash
         out["error"] = f"parse error: {type(e).__name__}: {e}"
         return out
     title = getattr(score.metadata, "title", None) if score.metadata is not None else None
@@ -164,11 +164,12 @@ def parse_chorale(corpus_name: str, steps_per_beat: int) -> dict[str, Any]:
             start = (Fraction(n.offset) + pad_q) * spb
             end = start + ql * spb
             off += not _on_grid(start)
-            s, e = round(start), round(end)
+            first = round(start)
+            length = max(1, round(end) - first)
             pitches = [p.midi for p in n.pitches] if n.isChord else [n.pitch.midi]
             for pitch in pitches:
-                notes.append(Note(int(s), max(1, int(e) - int(s)), int(pitch)))
-            n_steps = max(n_steps, int(s) + max(1, int(e) - int(s)))
+                notes.append(Note(first, length, int(pitch)))
+            n_steps = max(n_steps, first + length)
         voices[voice] = notes
         off_grid[voice] = off
     out["n_steps"] = n_steps
@@ -234,7 +235,7 @@ def _music21_version() -> str:
         from importlib.metadata import version
 
         return version("music21")
-    except Exception:  # noqa: BLE001 - metadata lookups fail in odd installs; the key just gets "unknown"
+    except Exception:  # metadata lookups fail in odd installs: the key just says "unknown"
         return "unknown"
 
 
@@ -273,7 +274,7 @@ def _save_cache(base: Path, params: dict[str, Any], records: list[dict[str, Any]
         "failed": [{"name": r["name"], "reason": r["error"]} for r in records if "error" in r],
     }
     tmp_npz = base.with_name(base.name + f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp_npz, **arrays)
+    np.savez_compressed(tmp_npz, **arrays)  # type: ignore[arg-type]
     os.replace(tmp_npz, base.with_suffix(".npz"))
     tmp_json = base.with_name(base.name + f".{os.getpid()}.tmp.json")
     tmp_json.write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -472,50 +473,3 @@ def split_names(names: Iterable[str]) -> dict[str, list[str]]:
     for n in names:
         out[split_of(n)].append(n)
     return out
-
-
-def export_demo_melodies(
-    names: Sequence[str], out_dir: str | os.PathLike[str], grid: Grid | None = None
-) -> Path:
-    """Write the sopranos of some test-split chorales as MIDI files plus ``index.json`` into ``out_dir``.
-
-    This made ``liveagent/data/melodies`` (``python -m liveagent.music.chorales OUT_DIR NAME...``), so the
-    demo runs without music21 or torch. Refuses chorales outside the test split: a demo on training data
-    would flatter the policy.
-    """
-    from liveagent.music.midifile import write_midi  # music-internal; keeps mido out of cache-only imports
-
-    grid = grid or Grid()
-    corpus = load_chorales("soprano", "bass", grid, only=list(names))
-    out = Path(out_dir)
-    entries: list[dict[str, Any]] = []
-    for piece in corpus.pieces:
-        if split_of(piece.name) != "test":
-            raise ValueError(f"{piece.name} is in the {split_of(piece.name)} split, not test")
-        lo, hi = piece.pitch_span()
-        write_midi(out / f"{piece.name}.mid", {"Soprano": piece.performer}, bpm=piece.bpm, grid=grid)
-        entries.append(
-            {
-                "name": piece.name,
-                "file": f"{piece.name}.mid",
-                "bwv": bwv_number(piece.name),
-                "split": "test",
-                "part": "soprano",
-                "key": str(piece.key),
-                "bpm": piece.bpm,
-                "n_steps": piece.n_steps,
-                "steps_per_beat": grid.steps_per_beat,
-                "beats_per_bar": grid.beats_per_bar,
-                "source": "music21 offline corpus, Bach chorales (soprano only)",
-            }
-        )
-    index = out / "index.json"
-    index.write_text(json.dumps({"format": 1, "melodies": entries}, indent=1) + "\n", encoding="utf-8")
-    return index
-
-
-if __name__ == "__main__":  # pragma: no cover - a maintenance command, see export_demo_melodies
-    import sys
-
-    logging.basicConfig(level=logging.INFO)
-    print(export_demo_melodies(sys.argv[2:], sys.argv[1]))

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -19,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from liveagent.music.midifile import MidiFileError, MidiSong, TrackSelector, read_midi, select_tracks
+from liveagent.music.midifile import (
+    MidiFileError,
+    MidiSong,
+    TrackSelector,
+    read_midi,
+    select_tracks,
+    write_midi,
+)
 from liveagent.music.piece import Piece
 from liveagent.music.tokens import ONSET_BASE, Grid, TokenArray, notes_to_tokens
 
@@ -33,6 +41,7 @@ __all__ = [
     "TrackSelector",
     "demo_melody_info",
     "demo_melody_path",
+    "export_demo_melodies",
     "list_demo_melodies",
     "load_midi_folder",
     "piece_from_song",
@@ -187,3 +196,49 @@ def read_demo_melody(name: str, grid: Grid | None = None) -> tuple[TokenArray, f
     song = read_midi(demo_melody_path(name), grid)
     notes = list(song.tracks[0].notes)
     return np.asarray(notes_to_tokens(notes, song.n_steps), dtype=np.int64), song.bpm
+
+
+def export_demo_melodies(
+    names: Sequence[str], out_dir: str | os.PathLike[str], grid: Grid | None = None
+) -> Path:
+    """Write the sopranos of some test-split chorales as MIDI files plus ``index.json`` into ``out_dir``.
+
+    This made ``liveagent/data/melodies`` (``python -m liveagent.music.midi_corpus OUT_DIR NAME...``), so the
+    demo runs without music21 or torch. Refuses chorales outside the test split: a demo on training data
+    would flatter the policy.
+    """
+    from liveagent.music.chorales import bwv_number, load_chorales, split_of  # lazy: chorale code on demand
+
+    grid = grid or Grid()
+    corpus = load_chorales("soprano", "bass", grid, only=list(names))
+    out = Path(out_dir)
+    entries: list[dict[str, Any]] = []
+    for piece in corpus.pieces:
+        if split_of(piece.name) != "test":
+            raise ValueError(f"{piece.name} is in the {split_of(piece.name)} split, not test")
+        write_midi(out / f"{piece.name}.mid", {"Soprano": piece.performer}, bpm=piece.bpm, grid=grid)
+        entries.append(
+            {
+                "name": piece.name,
+                "file": f"{piece.name}.mid",
+                "bwv": bwv_number(piece.name),
+                "split": "test",
+                "part": "soprano",
+                "key": str(piece.key),
+                "bpm": piece.bpm,
+                "n_steps": piece.n_steps,
+                "steps_per_beat": grid.steps_per_beat,
+                "beats_per_bar": grid.beats_per_bar,
+                "source": "music21 offline corpus, Bach chorales (soprano only)",
+            }
+        )
+    index = out / "index.json"
+    index.write_text(json.dumps({"format": 1, "melodies": entries}, indent=1) + "\n", encoding="utf-8")
+    return index
+
+
+if __name__ == "__main__":  # pragma: no cover - a maintenance command, see export_demo_melodies
+    import sys
+
+    logging.basicConfig(level=logging.INFO)
+    log.info("wrote %s", export_demo_melodies(sys.argv[2:], sys.argv[1]))

@@ -139,7 +139,7 @@ def _open(path: Path) -> mido.MidiFile:
         return mido.MidiFile(str(path), clip=True)
     except (PermissionError, IsADirectoryError, FileNotFoundError) as e:
         raise MidiFileError(path, "unreadable", e.strerror or str(e)) from e
-    except Exception as e:  # noqa: BLE001 - mido's parser raises EOFError, OSError, KeyError, IndexError ...
+    except Exception as e:  # mido's parser raises EOFError, OSError, KeyError, IndexError ...
         raise MidiFileError(path, "corrupt", f"{type(e).__name__}: {e}".rstrip(": ")) from e
 
 

@@ -187,11 +187,10 @@ class RulesAccompanist:
         role = _ROLE[key][:, :, pc]  # [B,7,P]; -inf for non-chord tones
         mel = melody[:, None]
         has_mel = mel >= 0
-        ic = np.abs(mel - p[None, :]) % 12
-        if self.mode == "react":
-            expected = CONSONANT_TWO_VOICE[ic].astype(np.float64)  # the melody note at t is known
-        else:
-            expected = self._expected_consonance(melody, key, p)
+        # The melody at t: known in react mode, a forecast from the last note in anticipate mode.
+        cand, prob = self._forecast(melody, key)  # [B,K] pitches and probabilities
+        ic_k = np.abs(cand[:, :, None] - p[None, None, :]) % 12  # [B,K,P]
+        expected = np.einsum("bk,bkp->bp", prob, CONSONANT_TWO_VOICE[ic_k].astype(np.float64))
         pitch_score = np.where(has_mel, 6.0 * (expected - 0.5), 0.0)
         pitch_score = pitch_score + np.where(has_mel & (p[None, :] > mel - 3), -8.0, 0.0)  # stay below
         pb = prev_bass[:, None]
@@ -202,11 +201,17 @@ class RulesAccompanist:
             default=-1.5 - 0.1 * d,
         )
         pitch_score = pitch_score + np.where(pb >= 0, motion, 0.0) + self._register[None, :]
-        # Parallel fifths/octaves: the last melody/bass interval perfect and the new one the same class.
-        prev_ic = np.abs(mel - pb) % 12
-        prev_perfect = has_mel & (pb >= 0) & ((prev_ic == 0) | (prev_ic == 7))
-        parallel = prev_perfect & (ic == prev_ic) & (p[None, :] != pb)
-        pitch_score = pitch_score - np.where(parallel, 3.0, 0.0)
+        # Parallel fifths/octaves: the sounding pair (melody before t, bass now) is perfect, and the bass
+        # moves in the melody's direction to the same perfect interval (expected over the forecast).
+        m_prev = perf_snd[:, -2] if (self.mode == "react" and w >= 2) else melody
+        prev_ic = np.abs(m_prev - bass_now) % 12
+        prev_perfect = (m_prev >= 0) & (bass_now >= 0) & ((prev_ic == 0) | (prev_ic == 7))
+        dir_bass = np.sign(p[None, :] - bass_now[:, None])  # [B,P]
+        dir_mel = np.sign(cand - m_prev[:, None])  # [B,K]
+        par_k = (ic_k == prev_ic[:, None, None]) & (dir_bass[:, None, :] == dir_mel[:, :, None])
+        par_k &= (dir_bass != 0)[:, None, :]
+        parallel = np.einsum("bk,bkp->bp", prob, par_k.astype(np.float64)) * prev_perfect[:, None]
+        pitch_score = pitch_score - 8.0 * parallel
         # A note already held for (almost) a bar must change.
         too_long = (held_for + self.onset_every > self.steps_per_bar)[:, None] & (
             p[None, :] == bass_now[:, None]
@@ -236,21 +241,22 @@ class RulesAccompanist:
         logits[:, REST] = np.where(rest_rows, 5.0, -10.0)
         return logits
 
-    def _expected_consonance(
-        self, melody: npt.NDArray[np.int64], key: npt.NDArray[np.int64], p: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.float64]:
-        """[B,P]: probability that bass pitch ``p`` is consonant with the melody's (unheard) note at t.
+    def _forecast(
+        self, melody: npt.NDArray[np.int64], key: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Candidate melody pitches at step t [B,K] and their probabilities [B,K].
 
-        The melody at t is the last note held or re-struck, or a step away, with the frequencies of
-        chorale sopranos on beats (``_NEXT_MELODY``); only moves that stay in the key count.
+        react: the window's last note, for sure. anticipate: the last note held or re-struck, or a step
+        away, with the frequencies of chorale sopranos on beats (``_NEXT_PROBS``); only in-key moves.
         """
+        if self.mode == "react":
+            return melody[:, None], np.ones((melody.shape[0], 1))
         offs = _NEXT_OFFSETS
-        cand = melody[:, None] + offs[None, :]  # [B,K]
+        cand = melody[:, None] + offs[None, :]
         in_key = _KEY_PCS[key[:, None], cand % 12]
         prob = np.where(in_key | (offs[None, :] == 0), _NEXT_PROBS[None, :], 0.0)
         prob /= np.maximum(prob.sum(axis=1, keepdims=True), 1e-9)
-        ic = np.abs(cand[:, :, None] - p[None, None, :]) % 12  # [B,K,P]
-        return np.einsum("bk,bkp->bp", prob, CONSONANT_TWO_VOICE[ic].astype(np.float64))
+        return cand, prob
 
     def greedy(self, obs: ObservationBuffers) -> npt.NDArray[np.int64]:
         """The token greedy decoding plays (argmax; the logits already respect the range)."""

@@ -61,15 +61,14 @@ class SamplerConfig:
 class Sampler:
     """Masked greedy / temperature / top-p sampling over ``[B, 130]`` logits.
 
-    Scratch buffers are allocated for the largest batch seen, so the live path (B = 1) allocates
-    nothing per call after the first.
+    The scratch buffer is allocated for the largest batch seen; with ``out=`` the live path (B = 1)
+    allocates nothing per call after the first.
     """
 
     def __init__(self, config: SamplerConfig | None = None) -> None:
         self.config = config or SamplerConfig()
         self._rng = np.random.default_rng(self.config.seed)
         self._scratch = np.empty((1, VOCAB_SIZE), dtype=np.float64)
-        self._out = np.empty(1, dtype=np.int64)
 
     def with_temperature(self, temperature: float) -> Sampler:
         """A sampler with another temperature that keeps this one's random stream."""
@@ -77,10 +76,16 @@ class Sampler:
         s._rng = self._rng
         return s
 
-    def sample(self, logits: npt.ArrayLike, mask: BoolArray | None = None) -> npt.NDArray[np.int64]:
+    def sample(
+        self,
+        logits: npt.ArrayLike,
+        mask: BoolArray | None = None,
+        out: npt.NDArray[np.int64] | None = None,
+    ) -> npt.NDArray[np.int64]:
         """Draw one token per row. ``mask`` is ``[130]`` or ``[B, 130]``; True = allowed.
 
         Non-finite logits are treated as forbidden; a row with nothing allowed falls back to REST.
+        Returns a new array, or fills and returns ``out`` (int64 [B]) so a hot path allocates nothing.
         """
         lg = np.asarray(logits)
         if lg.ndim == 1:
@@ -88,7 +93,6 @@ class Sampler:
         b = lg.shape[0]
         if self._scratch.shape[0] < b:
             self._scratch = np.empty((b, VOCAB_SIZE), dtype=np.float64)
-            self._out = np.empty(b, dtype=np.int64)
         x = self._scratch[:b]
         np.copyto(x, lg)
         x[~np.isfinite(x)] = -np.inf
@@ -97,7 +101,8 @@ class Sampler:
                 x[:, ~mask] = -np.inf
             else:
                 x[~mask[:b]] = -np.inf
-        out = self._out[:b]
+        if out is None:
+            out = np.empty(b, dtype=np.int64)
         np.argmax(x, axis=1, out=out)
         dead = ~np.isfinite(x[np.arange(b), out])
         cfg = self.config

@@ -117,24 +117,30 @@ def pitch_class_histogram(
     return np.bincount(p[keep] % 12, weights=None if w is None else w[keep], minlength=12).astype(np.float64)
 
 
+def _zscore(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return (x - x.mean(axis=-1, keepdims=True)) / x.std(axis=-1, keepdims=True)
+
+
+# The 24 rotated, z-scored K-K profiles: rows 0..11 major on tonic 0..11, rows 12..23 minor.
+_KEY_PROFILES = _zscore(
+    np.stack([np.roll(KK_MAJOR, k) for k in range(12)] + [np.roll(KK_MINOR, k) for k in range(12)])
+)
+
+
 def estimate_key(histogram: npt.ArrayLike) -> Key:
     """Krumhansl-Schmuckler: the key whose rotated K-K profile correlates best with ``histogram``.
 
     ``histogram`` is a [12] pitch-class duration histogram (e.g. sounding steps per pitch class of all
-    parts). An empty histogram gives C major.
+    parts). An empty or flat histogram gives C major. All 24 correlations are one matrix product.
     """
     h = np.asarray(histogram, dtype=np.float64)
     if h.shape != (12,):
         raise ValueError(f"key estimation needs a [12] histogram, got shape {h.shape}")
-    if not h.any():
+    if not h.any() or h.std() == 0:
         return Key(0, "major")
-    best = (-np.inf, Key(0, "major"))
-    for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR)):
-        for tonic in range(12):
-            r = float(np.corrcoef(h, np.roll(profile, tonic))[0, 1]) if h.std() > 0 else 0.0
-            if r > best[0]:
-                best = (r, Key(tonic, mode))  # type: ignore[arg-type]
-    return best[1]
+    r = _KEY_PROFILES @ _zscore(h) / 12.0
+    best = int(np.argmax(r))
+    return Key(best % 12, "major" if best < 12 else "minor")
 
 
 def key_of_lines(*sounding_lines: npt.ArrayLike) -> Key:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from torch import nn
 
 from liveagent.music.features import ObservationBuffers, build_observation
 from liveagent.music.piece import Piece
-from liveagent.music.tokens import VOCAB_SIZE
+from liveagent.music.tokens import ONSET_BASE, VOCAB_SIZE
 from liveagent.train.checkpoint import load_checkpoint
 from liveagent.train.networks import NetConfig, PolicyNet, param_count
 from liveagent.train.recipes import write_toml
@@ -81,7 +82,8 @@ def export_onnx(
     module = module.eval()
     batch = {0: "batch"}
     tmp = path.with_name(path.name + ".tmp")
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is chosen on purpose
         torch.onnx.export(
             module,
             _dummy_inputs(config),
@@ -311,6 +313,33 @@ def dataset_name(recipe: dict[str, Any]) -> str:
     return f"{corpus}:{data.get('performer', 'soprano')}->{data.get('accompaniment', 'bass')}"
 
 
+class OnsetSharpened(nn.Module):
+    """Class-first decoding baked into the graph: ``P(REST), P(HOLD), P(onset) * q(pitch | onset)``.
+
+    Why: a token-level argmax compares HOLD (one token) with every single pitch, so when the policy is
+    sure a new note starts but unsure which (mass spread over a few pitches), greedy decoding holds or
+    rests instead: the line thins out. Here the three classes keep their exact probabilities and the
+    pitch distribution inside the onset class is sharpened, ``q ∝ P(pitch | onset) ** sharpen``. With
+    ``sharpen = 1`` this is the identity; large values make greedy decoding choose the class first, then
+    the pitch. Sampling keeps the class probabilities (only the choice of pitch gets more confident).
+    """
+
+    def __init__(self, net: nn.Module, sharpen: float) -> None:
+        super().__init__()
+        if sharpen < 1.0:
+            raise ValueError(f"onset sharpening must be >= 1, got {sharpen}")
+        self.net = net
+        self.sharpen = float(sharpen)
+
+    def forward(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(self.net(performer, agent, position), dim=-1)
+        onsets = logp[:, ONSET_BASE:]
+        p_onset = torch.logsumexp(onsets, dim=-1, keepdim=True)
+        return torch.cat(
+            [logp[:, :ONSET_BASE], p_onset + torch.log_softmax(self.sharpen * onsets, dim=-1)], 1
+        )
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -319,21 +348,32 @@ def export_checkpoint(
     eval_row: dict[str, Any] | None = None,
     n_parity: int = 1000,
     latency: bool = True,
+    onset_sharpen: float | None = None,
 ) -> ExportResult:
-    """Checkpoint -> verified ``NAME.onnx`` + ``NAME.json`` + ``NAME.toml``; raises :class:`ExportError`."""
+    """Checkpoint -> verified ``NAME.onnx`` + ``NAME.json`` + ``NAME.toml``; raises :class:`ExportError`.
+
+    ``onset_sharpen`` (default: the recipe's ``[export] onset_sharpen``, else 1 = plain logits) wraps the
+    network in :class:`OnsetSharpened`; the parity checks then compare against the wrapped torch module.
+    """
     ck = load_checkpoint(checkpoint)
-    net = ck.build_net()
+    net: nn.Module = ck.build_net()
+    n_params = param_count(net) - _value_params(ck.build_net())
+    if onset_sharpen is None:
+        onset_sharpen = float(ck.recipe.get("export", {}).get("onset_sharpen", 1.0))
+    if onset_sharpen != 1.0:
+        net = OnsetSharpened(net, onset_sharpen).eval()
     out_path = Path(out_path)
     metrics = eval_row if eval_row is not None else ck.metrics
     meta = contract_metadata(ck.net_config, algo=ck.algo, dataset=dataset_name(ck.recipe), metrics=metrics)
+    meta["onset_sharpen"] = repr(onset_sharpen)
     export_onnx(net, ck.net_config, out_path, meta)
     try:
         verification = verify_export(net, ck.net_config, out_path, pieces=pieces, n=n_parity, latency=latency)
     except ExportError:
         out_path.unlink(missing_ok=True)
         raise
-    training = {"checkpoint": str(checkpoint), "step": ck.step, "metrics": ck.metrics,
-                "parameters": param_count(net) - _value_params(net)}  # fmt: skip
+    training = {"checkpoint": str(checkpoint), "step": ck.step, "metrics": ck.metrics, "parameters": n_params,
+                "onset_sharpen": onset_sharpen}  # fmt: skip
     card_path, recipe_path, card = write_card(
         out_path, config=ck.net_config, metadata=meta, recipe=ck.recipe, training=training,
         verification=verification, eval_row=eval_row,

@@ -44,22 +44,20 @@ def run_eval(onnx_path: Path, split: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "eval.json"
         cmd = [sys.executable, "-m", "liveagent", "eval", "--split", split, "--policy", str(onnx_path),
-               "--json", str(out)]  # fmt: skip
+               "--json", str(out), "--no-progress"]  # fmt: skip
         subprocess.run(cmd, check=True)
-        return pick_row(json.loads(out.read_text(encoding="utf-8")), onnx_path)
+        return pick_row(json.loads(out.read_text(encoding="utf-8")))
 
 
-def pick_row(data: Any, onnx_path: Path) -> dict[str, Any]:
-    """Find the row of ``onnx_path`` in an eval JSON (a row, a list of rows, or ``{"rows": [...]}``)."""
-    rows = data.get("rows", data) if isinstance(data, dict) else data
-    if isinstance(rows, dict):
-        return rows
-    for row in rows:
-        if str(row.get("policy", "")) in (str(onnx_path), onnx_path.stem, onnx_path.name):
-            return dict(row)
-    if len(rows) == 1:
-        return dict(rows[0])
-    raise ValueError(f"no eval row for {onnx_path} in the eval output")
+def pick_row(report: dict[str, Any], policy: str | None = None) -> dict[str, Any]:
+    """The metrics of one row of a `liveagent eval --json` report (the only row, or the one named ``policy``),
+    with the split and piece count, as recorded in the ONNX ``metrics`` and the card's ``eval``."""
+    rows = report["rows"]
+    if policy is not None:
+        rows = [r for r in rows if r.get("policy") == policy]
+    if len(rows) != 1:
+        raise ValueError(f"expected one eval row{f' for {policy!r}' if policy else ''}, found {len(rows)}")
+    return {"split": report.get("split"), "pieces": report.get("pieces"), **rows[0]["metrics"]}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,10 +79,12 @@ def run(args: argparse.Namespace) -> int:
         data_cfg = from_table(DataConfig, ck.recipe.get("data"), "data")
         grid = Grid(ck.net_config.steps_per_beat, ck.net_config.beats_per_bar)
         pieces = load_pieces(data_cfg, args.split, grid)
-    eval_row = json.loads(args.eval_json.read_text(encoding="utf-8")) if args.eval_json else None
+    eval_row = None
+    if args.eval_json:
+        eval_row = pick_row(json.loads(args.eval_json.read_text(encoding="utf-8")), args.eval_row)
     try:
         result = export_checkpoint(args.checkpoint, args.output, pieces=pieces, eval_row=eval_row,
-                                   n_parity=args.parity_n)  # fmt: skip
+                                   n_parity=args.parity_n, onset_sharpen=args.onset_sharpen)  # fmt: skip
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -63,6 +63,8 @@ class MLEConfig:
     """Fraction of the agent's past tokens corrupted per batch (robustness to its own slips)."""
     grad_clip: float = 1.0
     """Global gradient-norm clip."""
+    log_every: int = 100
+    """Log the training loss every N steps."""
     eval_every: int = 500
     """Validate, log and checkpoint every N steps."""
     max_minutes: float = 0.0
@@ -102,7 +104,7 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed = int(recipe.get("seed", 1))
-    set_threads(int(recipe.get("threads", 2)))
+    set_threads(int(recipe.get("threads", 1)))
     seed_everything(seed)
     net_cfg = from_table(NetConfig, recipe.get("net"), "net")
     data_cfg = from_table(DataConfig, recipe.get("data"), "data")
@@ -178,13 +180,13 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
             opt.step()
             step += 1
             bar.update(1)
-            if step % 50 == 0:
+            if step % cfg.log_every == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+                runlog.log(step, "train", loss=loss.item(), lr=lr_at(step, cfg))
             out_of_time = cfg.max_minutes > 0 and time.monotonic() - start > 60 * cfg.max_minutes
             if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
                 # 5. Validate, log, checkpoint (last for resume, best for export).
                 v = evaluate(net, valid_ws)
-                runlog.log(step, "train", loss=loss.item(), lr=lr_at(step, cfg))
                 runlog.log(step, "valid", loss=v["loss"], acc=v["acc"], onset_acc=v["onset_acc"])
                 metrics = {f"valid_{k}": round(x, 5) for k, x in v.items()} | {"step": step}
                 if v["loss"] < best_loss:

@@ -142,7 +142,7 @@ def test_learned_term_added_after_construction() -> None:
     vec.step(np.full(2, REST))
     vec.learned_terms["bonus"] = (1.0, lambda obs, a: np.ones(a.shape[0]))
     for _ in range(15):
-        _, rewards, _, _, info = vec.step(np.full(2, REST))
+        *_, info = vec.step(np.full(2, REST))
         assert info["reward_terms"]["bonus"].tolist() == [1.0, 1.0]
     assert info["done"].all()
     assert info["episode_reward_terms"]["bonus"].tolist() == [15.0, 15.0]

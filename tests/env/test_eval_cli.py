@@ -80,3 +80,11 @@ def test_eval_cli_default_rows_include_rules_when_present(tmp_path: Path) -> Non
 def test_eval_cli_bad_policy(capsys: pytest.CaptureFixture[str]) -> None:
     assert eval_cli.run(parse("--policy", "nope", "--no-progress"), pieces=corpus()) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_default_rows_put_the_shipped_policy_before_the_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(eval_cli, "default_export_path", lambda: Path("export/default.onnx"))
+    assert eval_cli.policy_names(parse()) == ["random", "rules", "default", "bach"]
+    monkeypatch.setattr(eval_cli, "default_export_path", lambda: None)
+    assert eval_cli.policy_names(parse()) == ["random", "rules", "bach"]
+    assert eval_cli.policy_names(parse("--policy", "a", "b", "--policy", "c")) == ["a", "b", "c"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,14 @@ def test_contract_violations_are_refused(tmp_path: Path) -> None:
         policies._direct_onnx("old", bad)
     with pytest.raises(policies.PolicyLoadError):
         policies.load_policy(str(tmp_path / "missing.onnx"))
+
+
+def test_label_names_the_row(tmp_path: Path) -> None:
+    path = write_copy_model(tmp_path / "copy.onnx")
+    pol = policies.load_policy(f"ppo+kl={path}")
+    assert pol.name == "ppo+kl" and pol.window == WINDOW
+    assert policies.load_policy("ceiling=bach").name == "ceiling"
+    assert policies.split_label(str(path)) == (None, str(path))
+    res = ev.evaluate_policy(pol, [PIECE], ev.EvalConfig(progress=False))
+    row = json.loads(res.metrics_json())
+    assert row["policy"] == "ppo+kl" and row["notes"] == res.row["notes"]

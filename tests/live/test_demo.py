@@ -17,7 +17,10 @@ from tests.live.policies import PATTERN, write_pattern_policy
 
 def _demo(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "liveagent", "demo", "--no-monitor", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "liveagent", "demo", "--no-monitor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -59,7 +62,9 @@ def test_demo_plays_a_user_midi_file(tmp_path: Path) -> None:
     path = tmp_path / "mine.mid"
     mf.save(str(path))
     out = tmp_path / "out"
-    r = _demo("--melody", str(path), "--bars", "1", "--bpm", "180", "--policy", str(policy), "--out", str(out))
+    r = _demo(
+        "--melody", str(path), "--bars", "1", "--bpm", "180", "--policy", str(policy), "--out", str(out)
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads((out / "timing.json").read_text())
     assert report["melody"] == "mine" and report["performer_notes"] == 2
@@ -86,6 +91,6 @@ def test_melody_helpers() -> None:
     name, two = load_melody("ode", g, bars=2)
     assert name == "ode" and sum(n.length for n in two) == 2 * g.steps_per_bar
     ev = performer_events([Note(0, 4, 60), Note(4, 4, 60)], offset=16)
-    assert ev == [(16, 60, 90), (20, 60, 0), (20, 60, 90), (24, 60, 0)]  # off before the re-strike
+    assert ev == [(16, 60, 80), (20, 60, 0), (20, 60, 80), (24, 60, 0)]  # off before the re-strike
     back = agent_notes([(0, 48, 80), (4, 48, 0), (4, 52, 70), (8, 52, 0)])
     assert [(n.start, n.length, n.pitch) for n in back] == [(0, 4, 48), (4, 4, 52)]

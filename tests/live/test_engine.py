@@ -324,7 +324,9 @@ def test_midi_clock_emits_on_the_tick_that_opens_the_step() -> None:
     t = ManualTime(0)
     clock = MidiClockFollower(now=t)
     decided: list[int] = []
-    pol = script_policy(default=HOLD, tokens={0: onset(40), 2: onset(43)}, on_call=lambda n: decided.append(t()))
+    pol = script_policy(
+        default=HOLD, tokens={0: onset(40), 2: onset(43)}, on_call=lambda n: decided.append(t())
+    )
     sink = FakeSink(now=t)
     eng = Engine(pol, sink, clock, EngineConfig(lead_ms=5, max_note_steps=100))
     tick = round(60e9 / (120 * 24))  # 120 BPM: a 16th = 6 ticks = 125 ms
@@ -357,7 +359,11 @@ def test_range_and_scale_masks_shape_the_choice() -> None:
     prefs[0, onset(72)] = 2.5  # C5: in the scale, above the range below
     prefs[0, onset(60)] = 2.0  # C4
     pol = CallablePolicy(lambda obs: prefs, PolicyMeta(window=4))
-    for cfg, expect in (({}, 61), ({"scale": (0, 2, 4, 5, 7, 9, 11)}, 72), ({"scale": (0, 2, 4), "pitch_max": 64}, 60)):
+    for cfg, expect in (
+        ({}, 61),
+        ({"scale": (0, 2, 4, 5, 7, 9, 11)}, 72),
+        ({"scale": (0, 2, 4), "pitch_max": 64}, 60),
+    ):
         clock, sink, eng = make(pol, **cfg)
         clock.start(at_ns=T0)
         eng.run_until(due(0))
@@ -375,3 +381,19 @@ def test_realtime_gc_freezes_and_restores() -> None:
         rgc.collect(0)
         assert rgc.collections == 1
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_miss_tolerance_plays_a_slightly_late_decision() -> None:
+    clock = ManualClock(bpm=125)
+
+    def slow(n: int) -> None:
+        if n == 1:
+            clock.time.advance(LEAD + 1 * MS)  # 1 ms past T_1
+
+    pol = script_policy({1: onset(50)}, default=REST, on_call=slow)
+    clock, sink, eng = make(pol, clock, miss_tolerance_ms=2.0)
+    clock.start(at_ns=T0)
+    eng.run_until(due(3))
+    assert sink.of("on") == [("on", due(1) + 1 * MS, 50, 80)]
+    assert eng.stats.counters.misses == 0
+    assert eng.stats.lateness_ns.values().max() == 1 * MS

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -284,3 +286,48 @@ def test_jack_clock_out_master(jack_server: JackServer) -> None:
     finally:
         io.close()
         peer_in.delete()
+
+
+@pytest.mark.timeout(60)
+def test_ports_without_a_backend_is_graceful() -> None:
+    env = {
+        **__import__("os").environ,
+        "JACK_DEFAULT_SERVER": "liveagent-no-such-server",
+        "MIDO_BACKEND": "mido.backends.rtmidi/UNIX_JACK",
+        "JACK_NO_START_SERVER": "1",
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "liveagent", "ports", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert out["backend"] is None and "no MIDI backend available" in out["error"]
+    r = subprocess.run(
+        [sys.executable, "-m", "liveagent", "ports"], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert r.returncode == 1 and "no MIDI backend available" in r.stdout and "Traceback" not in r.stderr
+
+
+@pytest.mark.system
+@pytest.mark.timeout(60)
+def test_ports_lists_jack_ports(jack_server: JackServer) -> None:
+    peer = _rt("out", "ports-peer")
+    peer.open_virtual_port("keys")
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "liveagent", "ports", "--json"],
+            capture_output=True,
+            text=True,
+            env=jack_server.env(),
+            timeout=30,
+        )
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["backend"] == "jack"
+        assert any("ports-peer:keys" in p for p in out["inputs"]), out
+    finally:
+        peer.delete()

@@ -19,7 +19,7 @@ STATUS = {
     "policy": "rules",
     "mode": "anticipate",
     "decision_p50_us": 21.0,
-    "decision_p99_us": 45.5,
+    "decision_p99_us": 45.0,
     "lateness_p50_us": 60.0,
     "lateness_p99_us": 410.0,
     "steps": 400,
@@ -39,7 +39,16 @@ def _text(st: dict[str, object]) -> str:
 
 def test_render_shows_the_numbers() -> None:
     txt = _text(STATUS)
-    for needle in ("playing", "132.0 BPM", "bar:beat 7:3", "rules", "410", "45", "notes in 31", "notes out 27"):
+    for needle in (
+        "playing",
+        "132.0 BPM",
+        "bar:beat 7:3",
+        "rules",
+        "410",
+        "45",
+        "notes in 31",
+        "notes out 27",
+    ):
         assert needle in txt, (needle, txt)
     assert "misses 3" in txt and "errors 2" in txt and "C3" in txt
 

@@ -193,3 +193,43 @@ def test_serve_status_json_on_exit(pattern_policy: Path) -> None:
         assert sp.terminate() == 0
         final = json.loads(sp.stdout[-1])
         assert final["steps"] > 0 and final["policy"] == "pattern"
+
+
+def test_serve_osc_transport_clock(pattern_policy: Path) -> None:
+    with ServeProcess("--policy", str(pattern_policy), "--clock", "osc", "--bpm", "120") as sp:
+        sp.send("/liveagent/tempo", 150.0)
+        sp.send("/liveagent/start")
+        for i in range(4):
+            time.sleep(0.4)
+            sp.send("/liveagent/beat", i % 4)
+        st = sp.status()
+        assert st["clock"] == "OscTransportClock" and st["running"] == 1
+        assert st["bpm"] == pytest.approx(150.0)
+        assert sp.rx.of("/liveagent/out/note")
+        assert sp.terminate() == 0
+
+
+def test_serve_accepts_bundles(pattern_policy: Path) -> None:
+    from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    with ServeProcess("--policy", str(pattern_policy), "--bpm", "240", "--autostart") as sp:
+        b = OscBundleBuilder(IMMEDIATELY)
+        for p in (60, 64):
+            m = OscMessageBuilder("/liveagent/note")
+            m.add_arg(p)
+            m.add_arg(100)
+            b.add_content(m.build())  # type: ignore[arg-type]
+        sp.client.send(b.build())
+        assert _wait(lambda: sp.status()["notes_in"] == 2)
+        assert sp.terminate() == 0
+
+
+def test_serve_monitor_renders_and_exits_clean(pattern_policy: Path) -> None:
+    import os
+
+    env = {**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "110"}
+    with ServeProcess("--policy", str(pattern_policy), "--bpm", "240", "--autostart", "--monitor", env=env) as sp:
+        assert _wait(lambda: any("BPM" in ln for ln in sp.stdout), timeout=10), sp.stdout[-5:]
+        assert sp.terminate(signal.SIGINT) == 0
+        assert any("stopped steps=" in ln for ln in sp.stdout), sp.stdout[-3:]

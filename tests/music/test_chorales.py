@@ -81,7 +81,7 @@ def test_split_is_fixed_by_bwv() -> None:
 def test_split_of_the_corpus_is_disjoint_and_deterministic() -> None:
     names = sorted(set(corpus_names()))
     groups = split_names(names)
-    assert sorted(sum(groups.values(), [])) == names
+    assert sorted(n for g in groups.values() for n in g) == names
     sets = [set(groups[s]) for s in SPLITS]
     assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
     assert split_names(reversed(names)) == {s: sorted(g, reverse=True) for s, g in groups.items()}
@@ -89,9 +89,9 @@ def test_split_of_the_corpus_is_disjoint_and_deterministic() -> None:
     for n in names:
         by_bwv.setdefault(bwv_number(n), set()).add(split_of(n))
     assert all(len(s) == 1 for s in by_bwv.values())
-    n = len(names)
-    assert 0.7 * n < len(groups["train"]) < 0.9 * n
-    assert len(groups["valid"]) > 0.05 * n and len(groups["test"]) > 0.05 * n
+    total = len(names)
+    assert 0.7 * total < len(groups["train"]) < 0.9 * total
+    assert len(groups["valid"]) > 0.05 * total and len(groups["test"]) > 0.05 * total
 
 
 def test_subset_pieces(counted: list[str]) -> None:
@@ -194,3 +194,15 @@ def test_cached_load_needs_no_music21(cache: Path) -> None:
     env = dict(os.environ, **{CACHE_ENV: str(cache)})
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_export_demo_melodies_reproduces_the_shipped_files(cache: Path, tmp_path: Path) -> None:
+    from liveagent.music.midi_corpus import demo_melody_path, export_demo_melodies
+
+    index = export_demo_melodies(["bwv256", "bwv83.5"], tmp_path)
+    entries = json.loads(index.read_text())["melodies"]
+    assert [e["name"] for e in entries] == ["bwv256", "bwv83.5"]
+    for e in entries:
+        assert (tmp_path / e["file"]).read_bytes() == demo_melody_path(e["name"]).read_bytes()
+    with pytest.raises(ValueError, match="train"):
+        export_demo_melodies(["bwv269"], tmp_path / "no")

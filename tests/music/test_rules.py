@@ -13,7 +13,7 @@ from liveagent.music.theory import Key, estimate_key, is_consonant
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST, VOCAB_SIZE, Note, notes_to_tokens, sounding_pitches
 
 W = 32
-# Ode to Joy in C major, quarter notes (4 steps), then a half-note cadence: E E F G | G F E D | C C D E | E D D -
+# Ode to Joy in C major, quarter notes (4 steps), a half note last: E E F G | G F E D | C C D E | E D D -
 ODE = [76, 76, 77, 79, 79, 77, 76, 74, 72, 72, 74, 76, 76, 74, 74]
 # A harmonic-minor tune: A C B A | E G# A -
 A_MINOR = [69, 72, 71, 69, 76, 68, 69]

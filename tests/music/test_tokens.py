@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -50,7 +52,7 @@ def reference_sounding(tokens: np.ndarray) -> np.ndarray:
                 cur = int(t) - ONSET_BASE
             elif t == REST:
                 cur = NO_PITCH
-            out[idx + (i,)] = cur
+            out[(*idx, i)] = cur
     return out
 
 
@@ -61,7 +63,7 @@ def test_monophonic_round_trip(tokens: list[int]) -> None:
     notes = tokens_to_notes(line)
     assert np.array_equal(notes_to_tokens(notes, len(line)), line)
     # Notes never overlap and each starts with its onset token.
-    for a, b in zip(notes, notes[1:], strict=False):
+    for a, b in itertools.pairwise(notes):
         assert a.start + a.length <= b.start
     for n in notes:
         assert line[n.start] == onset(n.pitch)

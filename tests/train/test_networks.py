@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from liveagent.music.tokens import VOCAB_SIZE
-from liveagent.train.networks import NetConfig, PolicyNet, TorchPolicy, param_count
 from liveagent.train.export import random_observations
+from liveagent.train.networks import NetConfig, PolicyNet, TorchPolicy, param_count
 
 torch.set_num_threads(1)
 

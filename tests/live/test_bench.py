@@ -1,0 +1,50 @@
+"""`liveagent bench` runs and reports numbers (a smoke test: no timing is asserted, machines are noisy)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from liveagent.live.receiver import lateness_ns, summarize_us
+from tests.live.policies import write_pattern_policy
+
+
+def test_lateness_against_the_grid() -> None:
+    t0, step = 1_000_000, 62_500_000.0
+    arrivals = [t0 + 0 * 62_500_000 + 150_000, t0 + 3 * 62_500_000 + 90_000, t0 + 7 * 62_500_000 - 10_000]
+    late = lateness_ns(arrivals, t0, step)
+    assert late.tolist() == [150_000.0, 90_000.0, -10_000.0]
+    s = summarize_us(late)
+    assert s["n"] == 3 and s["max"] == 150.0 and s["min"] == -10.0 and s["p50"] == 90.0
+    assert summarize_us(np.array([]))["n"] == 0
+
+
+@pytest.mark.timeout(240)
+def test_bench_quick_sections(tmp_path: Path) -> None:
+    policy = write_pattern_policy(tmp_path / "pattern.onnx")
+    out = tmp_path / "bench.json"
+    r = subprocess.run(
+        [
+            sys.executable, "-m", "liveagent", "bench", "--quick", "--policy", str(policy),
+            "--only", "decision,cold,osc,agents", "--json", str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=220,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert set(res) == {"decision", "cold", "osc", "agents"}
+    for section in res.values():
+        assert "error" not in section, section
+    assert res["decision"]["n"] == 500 and res["decision"]["p99"] >= res["decision"]["p50"] > 0
+    assert res["cold"]["torch_mapped"] is False and res["cold"]["torch_in_sys_modules"] is False
+    assert 0 < res["cold"]["rss_mb"] < 2000
+    assert res["osc"]["osc_lateness_us"]["n"] > 10 and res["osc"]["steps"] > 10
+    assert res["agents"]["trials"] and "max_agents_zero_misses" in res["agents"]
+    assert "decision" in r.stdout and "receiver lateness" in r.stdout

@@ -1,0 +1,128 @@
+"""Export: contract-v1 ONNX with metadata, verified parity with torch, model card, ensembles as one graph."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from liveagent.music.tokens import VOCAB_SIZE
+from liveagent.train.checkpoint import save_checkpoint
+from liveagent.train.data import toy_pieces
+from liveagent.train.export import (
+    PARITY_TOL,
+    check_parity,
+    corpus_observations,
+    export_checkpoint,
+    export_ensemble,
+    onnx_session,
+    random_observations,
+    update_eval,
+)
+from liveagent.train.networks import NetConfig, PolicyNet
+from liveagent.train.recipes import dump_toml
+
+torch.set_num_threads(1)
+
+REQUIRED = ("liveagent.contract", "steps_per_beat", "beats_per_bar", "window", "mode", "part", "pitch_min",
+            "pitch_max", "algo", "dataset", "metrics")  # fmt: skip
+
+
+def _trained_like(cfg: NetConfig, seed: int) -> PolicyNet:
+    """A net with large random weights (a near-uniform init would make argmax parity trivially easy)."""
+    torch.manual_seed(seed)
+    net = PolicyNet(cfg)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.3)
+    return net.eval()
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    cfg = NetConfig(window=8, hidden=48, embed_dim=6, pitch_min=40, pitch_max=62, value_head=True)
+    recipe = {"name": "t", "seed": 1, "data": {"corpus": "toy"}, "net": {"window": 8}}
+    return save_checkpoint(tmp_path / "c.pt", net=_trained_like(cfg, 0), algo="mle", step=9, recipe=recipe,
+                           metrics={"valid_loss": 1.25})  # fmt: skip
+
+
+def test_export_checkpoint_writes_a_verified_contract_policy(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export" / "pol.onnx"
+    res = export_checkpoint(checkpoint, out, pieces=toy_pieces(3), n_parity=300)
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert all(k in props for k in REQUIRED)
+    assert props["liveagent.contract"] == "1" and props["window"] == "8" and props["mode"] == "anticipate"
+    assert (props["pitch_min"], props["pitch_max"], props["algo"]) == ("40", "62", "mle")
+    assert json.loads(props["metrics"]) == {"valid_loss": 1.25}
+    # Only the logits path: no value output, contract names and int64 inputs.
+    assert [o.name for o in model.graph.output] == ["logits"]
+    assert [i.name for i in model.graph.input] == ["performer", "agent", "position"]
+    assert all(i.type.tensor_type.elem_type == onnx.TensorProto.INT64 for i in model.graph.input)
+    for kind in ("random", "corpus"):
+        p = res.card["parity"][kind]
+        assert p["ok"] and p["max_abs_diff"] <= PARITY_TOL and p["argmax_agreement"] == 1.0 and p["n"] == 300
+    card = json.loads(res.card_path.read_text())
+    assert card["contract"]["metadata"]["window"] == "8" and card["latency"]["onnx_1thread"]["median_us"] > 0
+    assert res.recipe_path is not None and tomllib.loads(res.recipe_path.read_text())["net"] == {"window": 8}
+
+    update_eval(out, {"policy": "pol", "consonance": 0.9})
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(props["metrics"]) == {"policy": "pol", "consonance": 0.9}
+    assert json.loads(res.card_path.read_text())["eval"]["consonance"] == 0.9
+
+
+def test_batch_is_dynamic_and_matches_torch_row_by_row(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.onnx"
+    export_checkpoint(checkpoint, out, n_parity=50, latency=False)
+    sess = onnx_session(out)
+    cfg = NetConfig(window=8, hidden=48, embed_dim=6)
+    obs = random_observations(7, cfg, seed=3)
+    batch = sess.run(["logits"], obs.as_feed())[0]
+    assert batch.shape == (7, VOCAB_SIZE) and batch.dtype == np.float32
+    one = sess.run(["logits"], {k: v[2:3] for k, v in obs.as_feed().items()})[0]
+    np.testing.assert_allclose(one[0], batch[2], atol=1e-5)
+
+
+def test_parity_check_catches_a_different_network(tmp_path: Path) -> None:
+    cfg = NetConfig(window=8, hidden=32, embed_dim=4)
+    a, b = _trained_like(cfg, 1), _trained_like(cfg, 2)
+    path = save_checkpoint(tmp_path / "a.pt", net=a, algo="mle")
+    export_checkpoint(path, tmp_path / "a.onnx", n_parity=10, latency=False)
+    sess = onnx_session(tmp_path / "a.onnx")
+    obs = corpus_observations(200, toy_pieces(2), cfg)
+    assert check_parity(a, sess, obs)["ok"]
+    bad = check_parity(b, sess, obs)
+    assert not bad["ok"] and bad["max_abs_diff"] > 0.1
+
+
+def test_ensemble_is_one_graph_averaging_probabilities(tmp_path: Path) -> None:
+    cfg = NetConfig(window=8, hidden=32, embed_dim=4)
+    members = [_trained_like(cfg, s) for s in (3, 4, 5)]
+    res = export_ensemble(members, tmp_path / "ens.onnx", weights=[1, 1, 2], dataset="toy", pieces=toy_pieces(2),
+                          n_parity=200)  # fmt: skip
+    assert res.card["parity"]["random"]["ok"] and res.card["parity"]["corpus"]["ok"]
+    obs = random_observations(20, cfg, seed=9)
+    got = onnx_session(res.onnx_path).run(["logits"], obs.as_feed())[0]
+    with torch.no_grad():
+        x = [torch.from_numpy(a) for a in (obs.performer, obs.agent, obs.position)]
+        probs = [torch.softmax(m(*x), -1).numpy() for m in members]
+    mean = (probs[0] + probs[1] + 2 * probs[2]) / 4
+    np.testing.assert_allclose(got, np.log(mean), atol=1e-4)
+    np.testing.assert_allclose(np.exp(got).sum(axis=1), 1.0, atol=1e-4)
+    props = {p.key: p.value for p in onnx.load(str(res.onnx_path)).metadata_props}
+    assert props["algo"] == "ensemble" and props["dataset"] == "toy"
+    with pytest.raises(ValueError, match="disagree"):
+        export_ensemble([members[0], _trained_like(NetConfig(window=4, hidden=8, embed_dim=2), 0)], tmp_path / "x.onnx")
+
+
+def test_recipe_toml_round_trip() -> None:
+    recipe = {"name": 'a "q"', "seed": 3, "x": 1.5, "flag": True, "lst": [1, 2], "net": {"window": 32},
+              "ppo": {"lr": 3e-4, "inner": {"k": "v"}}}  # fmt: skip
+    assert tomllib.loads(dump_toml(recipe)) == recipe
