@@ -165,8 +165,9 @@ def _meta_get(meta: Any, key: str, default: Any = None) -> Any:
     return getattr(meta, key, default)
 
 
-def _from_meta(name: str, fn: PolicyFn, meta: Any) -> EvalPolicy:
-    """An EvalPolicy from contract metadata (a mapping or an object with attributes)."""
+def from_meta(name: str, fn: PolicyFn, meta: Any) -> EvalPolicy:
+    """An EvalPolicy from contract metadata: a mapping (ONNX ``metadata_props``) or an object with
+    attributes (``liveagent.live.policy.PolicyMeta``), so any live-side policy can be evaluated."""
     try:
         window = int(_meta_get(meta, "window"))
         mode = check_mode(str(_meta_get(meta, "mode", "anticipate")))
@@ -231,7 +232,7 @@ def onnx_policy(name_or_path: str) -> EvalPolicy:
             pol = live.OnnxPolicy.load(name_or_path)
         except error_type as exc:
             raise PolicyLoadError(str(exc)) from exc
-        return _from_meta(label, pol, pol.meta)
+        return from_meta(label, pol, pol.meta)
     log.info("liveagent.live.policy not available: running %s with onnxruntime directly", name_or_path)
     return _direct_onnx(label, _resolve_onnx(name_or_path))
 
@@ -261,7 +262,7 @@ def _direct_onnx(label: str, path: Path) -> EvalPolicy:
         return np.asarray(out, dtype=np.float32)
 
     meta["path"] = str(path)
-    return _from_meta(label, run, meta)
+    return from_meta(label, run, meta)
 
 
 def split_label(spec: str) -> tuple[str | None, str]:
@@ -317,6 +318,7 @@ __all__ = [
     "bach_policy",
     "check_logits",
     "default_export_path",
+    "from_meta",
     "load_policy",
     "onnx_policy",
     "random_policy",

@@ -1,12 +1,11 @@
 """The rule-based reward terms, vectorized over N environments (numpy, no Python loop over envs).
 
 Every term is a named function ``term(ctx: StepContext, cfg: RewardConfig) -> float32[N]`` returning the
-*unweighted* value of one rule at one step for every env (usually -1, 0 or +1). :class:`~liveagent.env.rewards.RewardTracker` keeps
-the per-env state the rules need in preallocated ``[N]`` arrays (the agent's sounding pitch, its last onset
-pitch and melodic interval, the run of repeated notes, how long it has held or rested), builds the
-:class:`StepContext` of a step and evaluates every term. The environment multiplies each term by its weight
-in :class:`RewardConfig` and reports each weighted term separately in ``info["reward_terms"]``; the step's
-reward is their sum (plus the learned terms the trainers add, see ``liveagent.env.rewards.LearnedTerm``).
+*unweighted* value of one rule at one step for every env (usually -1, 0 or +1).
+:class:`~liveagent.env.rewards.RewardTracker` keeps the per-env state the rules need and builds each
+step's :class:`StepContext`; the environment multiplies each term by its weight in :class:`RewardConfig`
+and reports each weighted term separately in ``info["reward_terms"]``; the step's reward is their sum
+(plus the learned terms the trainers add, see ``liveagent.env.rewards.LearnedTerm``).
 
 Conventions: the agent's token is resolved first (HOLD while silent means REST). A *sonority* is the pair of
 sounding pitches (performer, agent) at a step; a *new* sonority is one where either voice has an onset and
@@ -61,6 +60,8 @@ class RewardConfig:
     """-1 for parallel fifths or octaves/unisons against the performer (Fux)."""
     hidden_perfect: float = 0.5
     """-1 for hidden (direct) fifths/octaves: similar motion into a perfect interval, upper voice leaping."""
+    contrary_motion: float = 0.2
+    """+1 when both voices move, in opposite directions (Fux: contrary motion is to be preferred)."""
     repetition: float = 2.0
     """-1 for an excessively repeated note (RL Tuner's ``detect_repeating_notes`` thresholds)."""
     on_beat: float = 0.1
@@ -138,6 +139,8 @@ class StepContext:
     """A new sonority at t: either voice strikes a note and both sound (the ear judges it afresh)."""
     similar: BoolArray = field(init=False)
     """Both voices sounded at t-1 and t, both moved, in the same direction."""
+    contrary: BoolArray = field(init=False)
+    """Both voices sounded at t-1 and t, both moved, in opposite directions."""
     ic_now: IntArray = field(init=False)
     """Vertical interval class (0..11) at t (meaningless where a voice is silent)."""
     ic_prev: IntArray = field(init=False)
@@ -150,6 +153,7 @@ class StepContext:
         da = self.agent_pitch - self.agent_prev
         dp = self.perf_pitch - self.perf_prev
         self.similar = both & both_prev & (da * dp > 0)
+        self.contrary = both & both_prev & (da * dp < 0)
         self.ic_now = np.abs(self.agent_pitch - self.perf_pitch) % 12
         self.ic_prev = np.abs(self.agent_prev - self.perf_prev) % 12
 
@@ -263,6 +267,16 @@ def hidden_perfect(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
     )
 
 
+def contrary_motion(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
+    """+1 when both voices move in opposite directions.
+
+    Fux, *Gradus* book II: of the three motions contrary motion is preferred, as it keeps the voices
+    independent; Piston ch. 3: the outer voices move best in contrary motion. It also tells a real bass
+    from one that merely shadows the melody in parallel tenths (consonant, but not a second voice).
+    """
+    return _bonus(ctx.contrary)
+
+
 def repetition(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
     """-1 for an excessively repeated note.
 
@@ -329,6 +343,7 @@ TERMS: dict[str, TermFn] = {
     "consecutive_leaps": consecutive_leaps,
     "parallel_perfect": parallel_perfect,
     "hidden_perfect": hidden_perfect,
+    "contrary_motion": contrary_motion,
     "repetition": repetition,
     "on_beat": on_beat,
     "sync": sync,

@@ -58,6 +58,8 @@ class BenchConfig:
     """Measure ONNX against torch eager when torch is installed."""
     monitor: bool = True
     """Also measure lateness with the serve monitor on."""
+    rt_priority: int = 20
+    """SCHED_FIFO priority for the in-process measurements (decision latency), as `serve` uses; 0 = off."""
     only: tuple[str, ...] = ()
     """Run only these sections (decision, cold, osc, flood, monitor, jack, torch, agents); empty = all."""
     results: dict[str, Any] = field(default_factory=dict)
@@ -149,7 +151,7 @@ def maps_torch(pid: int) -> bool:
 
 def bench_decision(cfg: BenchConfig) -> dict[str, Any]:
     """Fill + policy + sample, exactly the engine's decide path, ``cfg.decisions`` times."""
-    from liveagent.live.server import resolve_policy
+    from liveagent.live.server import realtime_thread, resolve_policy
     from liveagent.music.features import ObservationBuffers, StreamingObservation
     from liveagent.music.sampling import Sampler, SamplerConfig, range_mask
 
@@ -165,7 +167,15 @@ def bench_decision(cfg: BenchConfig) -> dict[str, Any]:
         sampler.sample(policy(obs), mask)
     out = np.empty(cfg.decisions, dtype=np.int64)
     react = m.mode == "react"
-    for i in range(cfg.decisions):
+    with realtime_thread(cfg.rt_priority) as rt:  # as `serve` runs its engine thread
+        _decide_loop(cfg.decisions, stream, obs, policy, sampler, mask, perf, out, react)
+    return {"policy": policy.name, "realtime": rt, **summarize_us(out.astype(np.float64))}
+
+
+def _decide_loop(
+    n: int, stream: Any, obs: Any, policy: Any, sampler: Any, mask: Any, perf: Any, out: Any, react: bool
+) -> None:
+    for i in range(n):
         if react:  # react mode decides step i having heard the performer's step i
             stream.push_performer(int(perf[i]))
         t0 = time.perf_counter_ns()
@@ -175,7 +185,6 @@ def bench_decision(cfg: BenchConfig) -> dict[str, Any]:
         stream.push_agent(tok)
         if not react:
             stream.push_performer(int(perf[i]))
-    return {"policy": policy.name, **summarize_us(out.astype(np.float64))}
 
 
 def bench_cold_start(cfg: BenchConfig) -> dict[str, Any]:

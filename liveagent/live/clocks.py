@@ -139,7 +139,11 @@ class InternalClock(Clock):
 
     @property
     def bpm(self) -> float:
-        self._commit_pending(self.now())
+        """The tempo now (a pending change counts once its bar line has passed). Read-only: safe to call
+        from the monitor's thread."""
+        p = self._pending
+        if p is not None and self.now() >= p[1]:
+            return p[3]
         return self._bpm
 
     def _commit_pending(self, now: int) -> None:

@@ -16,6 +16,7 @@ when that step's window is final. For tests, :meth:`Engine.run_until` drives the
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import queue
@@ -223,6 +224,12 @@ class Engine:
             return
 
     def _warmup(self) -> None:
+        """Pay first-call costs before playing: policy runs, and the onnxruntime import a later hot swap
+        would otherwise do on the loader thread while holding the GIL (measured: a ~125 ms engine stall)."""
+        try:
+            importlib.import_module("onnxruntime")
+        except ImportError:
+            log.debug("onnxruntime not importable; only non-ONNX policies can be swapped in")
         view = self.view
         obs = ObservationBuffers.allocate(1, view.policy.meta.window)
         for _ in range(self.config.warmup_calls):
@@ -526,6 +533,7 @@ class Engine:
             return
         try:
             self._check_grid(ev.policy)
+            self.view.mask_for(ev.policy)
         except PolicyError as e:
             self._error(f"policy {ev.name!r} not swapped in, keeping {current}: {e}", ev.reply_to)
             return

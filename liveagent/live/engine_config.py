@@ -76,6 +76,14 @@ class EngineConfig:
             raise ValueError("need 1 <= velocity_min <= velocity_max <= 127")
         if self.max_note_steps < 1:
             raise ValueError("max_note_steps must be >= 1")
+        for name in ("pitch_min", "pitch_max"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v <= 127:
+                raise ValueError(f"{name} must be a MIDI pitch 0..127, got {v}")
+        if self.pitch_min is not None and self.pitch_max is not None and self.pitch_min > self.pitch_max:
+            raise ValueError(f"pitch_min {self.pitch_min} > pitch_max {self.pitch_max}")
+        if self.scale is not None and not self.scale:
+            raise ValueError("scale needs at least one pitch class")
         SamplerConfig(self.temperature, self.top_p, self.seed)  # validates
 
 

@@ -34,16 +34,25 @@ class PolicyView:
         """Absolute step of the stream's first step (a bar line, so position = local step mod bar)."""
         self._install(policy)
 
-    def _install(self, policy: Policy) -> None:
+    def mask_for(self, policy: Policy) -> npt.NDArray[np.bool_]:
+        """The decoding mask: the config's range (default: the policy's) and scale; PolicyError if empty."""
         cfg = self.config
         m = policy.meta
         lo = m.pitch_min if cfg.pitch_min is None else cfg.pitch_min
         hi = m.pitch_max if cfg.pitch_max is None else cfg.pitch_max
+        if lo > hi:
+            raise PolicyError(
+                f"policy {policy.name}: pitch range {lo}..{hi} is empty (config and policy disagree)"
+            )
         mask = range_mask(lo, hi)
         if cfg.scale is not None:
             mask &= pitch_class_mask(cfg.scale)
+        return mask
+
+    def _install(self, policy: Policy) -> None:
+        m = policy.meta
+        self.mask: npt.NDArray[np.bool_] = self.mask_for(policy)
         self.policy = policy
-        self.mask: npt.NDArray[np.bool_] = mask
         self.obs = ObservationBuffers.allocate(1, m.window)
         self.stream = StreamingObservation(
             window=m.window, steps_per_bar=self.grid.steps_per_bar, mode=m.mode

@@ -20,23 +20,23 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by `liveagent train` (.pt)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
-    parser.add_argument(
-        "--split", default="valid", help="corpus split for the corpus parity check (default valid)"
+def configure(parser: argparse.ArgumentParser) -> None:  # fmt: skip
+    add = parser.add_argument
+    add("checkpoint", type=Path, help="a checkpoint written by `liveagent train` (.pt)")
+    add("-o", "--output", type=Path, required=True, help="the .onnx file to write")
+    add("--split", default="valid", help="corpus split for the corpus parity check (default valid)")
+    add("--no-corpus", action="store_true", help="skip the corpus parity check (random only)")
+    add("--parity-n", type=int, default=1000, help="observations per parity check (default 1000)")
+    add(
+        "--onset-sharpen",
+        type=float,
+        default=None,
+        help="class-first decoding strength (>= 1; default: the recipe's [export] onset_sharpen, else 1)",
     )
-    parser.add_argument("--no-corpus", action="store_true", help="skip the corpus parity check (random only)")
-    parser.add_argument(
-        "--parity-n", type=int, default=1000, help="observations per parity check (default 1000)"
-    )
-    parser.add_argument(
-        "--eval", action="store_true", help="run `liveagent eval` on the export and record its row"
-    )
-    parser.add_argument("--eval-split", default="test", help="split for --eval (default test)")
-    parser.add_argument(
-        "--eval-json", type=Path, default=None, help="record this eval row (JSON object) instead"
-    )
+    add("--eval", action="store_true", help="run `liveagent eval` on the export and record its row")
+    add("--eval-split", default="test", help="split for --eval (default test)")
+    add("--eval-json", type=Path, default=None, help="record the row of this `liveagent eval --json` report")
+    add("--eval-row", default=None, help="the policy name of the row to take from --eval-json")
 
 
 def run_eval(onnx_path: Path, split: str) -> dict[str, Any]:

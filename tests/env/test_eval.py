@@ -7,7 +7,14 @@ import numpy.typing as npt
 import pytest
 
 from liveagent.env import evaluate as ev
-from liveagent.env.policies import EvalPolicy, PolicyLoadError, bach_policy, load_policy, random_policy
+from liveagent.env.policies import (
+    EvalPolicy,
+    PolicyLoadError,
+    bach_policy,
+    from_meta,
+    load_policy,
+    random_policy,
+)
 from liveagent.music.features import ObservationBuffers
 from liveagent.music.piece import Piece
 from liveagent.music.theory import Key
@@ -146,3 +153,12 @@ def test_bad_logits_shape_is_a_clear_error() -> None:
 def test_unknown_policy_name() -> None:
     with pytest.raises(PolicyLoadError, match="no-such-policy"):
         load_policy("no-such-policy")
+
+
+def test_live_side_policy_meta_is_understood() -> None:
+    live = pytest.importorskip("liveagent.live.policy")
+    meta = live.PolicyMeta(window=4, mode="react", pitch_min=0, pitch_max=127)
+    pol = from_meta("probe", CopyPerformer(), meta)
+    assert (pol.window, pol.mode, pol.pitch_min, pol.pitch_max) == (4, "react", 0, 127)
+    res = ev.evaluate_policy(pol, hand_pieces(), _quiet())
+    assert res.lines[0].tolist() == hand_pieces()[0].performer.tolist()  # react: sees the performer at t

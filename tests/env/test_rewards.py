@@ -153,6 +153,16 @@ def test_contrary_and_oblique_motion_into_fifths_are_fine() -> None:
     assert not r["parallel_perfect"].any()
 
 
+def test_contrary_motion_is_rewarded_parallel_tenths_are_not() -> None:
+    # Melody E4 -> F4 -> G4 over bass C3 -> B2 (contrary), then -> E3 (similar: both up).
+    r = terms(line((64, 4), (65, 4), (67, 4)), line((48, 4), (47, 4), (52, 4)))
+    assert nonzero(r["contrary_motion"]) == {4: 1.0}
+    # Parallel tenths C3/E4 -> D3/F4 -> E3/G4: consonant, but never contrary.
+    r = terms(line((64, 4), (65, 4), (67, 4)), line((48, 4), (50, 4), (52, 4)))
+    assert not r["contrary_motion"].any()
+    assert nonzero(r["consonance"]) == {0: 1.0, 4: 1.0, 8: 1.0}
+
+
 def test_hidden_octave_needs_a_leap_in_the_upper_voice() -> None:
     # Bass G2 -> C3 (up); melody E3 -> C4 (up a sixth): similar motion into an octave with a leap above.
     r = terms(line((52, 4), (60, 4)), line((43, 4), (48, 4)))

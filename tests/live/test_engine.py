@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from liveagent.live.clocks import InternalClock, ManualClock, ManualTime, MidiClockFollower
+from liveagent.live.clocks import InternalClock, ManualClock, ManualTime, MidiClockFollower, OscTransportClock
 from liveagent.live.engine import Engine, EngineConfig
 from liveagent.live.events import Control, ControlEvent, InputError, NoteEvent
 from liveagent.live.policy import CallablePolicy, OnnxPolicy, PolicyError, PolicyMeta
@@ -397,3 +397,35 @@ def test_miss_tolerance_plays_a_slightly_late_decision() -> None:
     assert sink.of("on") == [("on", due(1) + 1 * MS, 50, 80)]
     assert eng.stats.counters.misses == 0
     assert eng.stats.lateness_ns.values().max() == 1 * MS
+
+
+def test_osc_beat_pulse_moves_the_emission_grid() -> None:
+    t = ManualTime(0)
+    clock = OscTransportClock(bpm=125, now=t, preroll_ms=0)
+    pol = script_policy(default=REST)
+    sink = FakeSink(now=t)
+    eng = Engine(pol, sink, clock, EngineConfig(lead_ms=5))
+    eng.submit(ControlEvent(0, Control.START))
+    eng.run_until(4 * P + 7 * MS)
+    eng.submit(ControlEvent(4 * P + 7 * MS, Control.BEAT, -1.0))  # the sender's beat 1 came 7 ms later
+    eng.run_until(9 * P)
+    assert [c[1] for c in sink.of("beat")] == [0, 4 * P, 8 * P + 7 * MS]
+    assert eng.stats.counters.misses == 0
+    # A pulse naming beat 3 while the grid is at step 9: the grid jumps to it, the steps in between are
+    # skipped (counted), never played late.
+    eng.run_until(9 * P + 7 * MS + 10 * MS)
+    eng.submit(ControlEvent(t(), Control.BEAT, 3.0))  # beat 3 of the bar = step 12, now
+    eng.run_until(14 * P)
+    assert [c[1:] for c in sink.of("beat")][-2:] == [(9 * P + 17 * MS, 0, 3), (13 * P + 17 * MS, 1, 0)]
+    assert eng.stats.counters.skipped == 2  # steps 10 and 11
+
+
+def test_empty_pitch_range_is_a_policy_error_at_start_and_refused_on_swap() -> None:
+    narrow = script_policy(default=REST, pitch_min=36, pitch_max=48)
+    with pytest.raises(PolicyError, match=r"pitch range 60\.\.48 is empty"):
+        make(narrow, pitch_min=60)
+    ok = script_policy(default=REST, pitch_min=60, pitch_max=80, name="ok")
+    _clock, sink, eng = make(ok, pitch_min=60, load_in_thread=False)
+    eng.swap_policy(narrow, "narrow")
+    eng.step_once()
+    assert eng.policy is ok and "pitch range 60..48 is empty" in str(sink.of("error")[0][2])

@@ -29,7 +29,8 @@ def tiny_net(seed: int = 0) -> PolicyNet:
 def dqn_config(**kw: float) -> DQNConfig:
     base = dict(
         total_steps=16 * 400, num_envs=16, learning_starts=256, batch_size=64, start_epsilon=1.0,
-        end_epsilon=0.05, exploration_fraction=0.4, learning_rate=3e-3, prior_coef=0.05, log_every=40, gamma=0.5,
+        end_epsilon=0.05, exploration_fraction=0.4, learning_rate=3e-3, prior_coef=0.05, log_every=40,
+        gamma=0.5,
     )  # fmt: skip
     return DQNConfig(**(base | kw))  # type: ignore[arg-type]
 

@@ -1,4 +1,4 @@
-"""PPO learns on a toy corpus in seconds, the KL leash holds it to the prior, and the recipe entry point runs."""
+"""PPO learns on a toy corpus in seconds, the KL leash holds it to the prior, the recipe entry point runs."""
 
 from __future__ import annotations
 
