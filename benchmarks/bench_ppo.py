@@ -147,7 +147,8 @@ def main() -> None:
             f"({r['params']:,} policy params, {r['wall_s']:.1f} s)"
         )
     print(
-        f"  ratio built-in / SB3: {result['ratio_sps']:.2f}x overall, {result['ratio_rollout_sps']:.2f}x rollout"
+        f"  ratio built-in / SB3: {result['ratio_sps']:.2f}x overall, "
+        f"{result['ratio_rollout_sps']:.2f}x rollout"
     )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

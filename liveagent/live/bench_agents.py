@@ -47,7 +47,9 @@ def run_trial(
             clock = InternalClock(bpm, Grid(m.steps_per_beat, m.beats_per_bar), preroll_ms=200.0)
             sink = OscSink(OscSinkConfig(out=out))
             sinks.append(sink)
-            engines.append(Engine(policy, sink, clock, EngineConfig(gc_freeze=False, spin_ms=spin_ms, lead_ms=lead_ms)))
+            engines.append(
+                Engine(policy, sink, clock, EngineConfig(gc_freeze=False, spin_ms=spin_ms, lead_ms=lead_ms))
+            )
         gc.collect()
         gc.freeze()
         gc.disable()

@@ -42,7 +42,8 @@ def _line(name: str, res: dict[str, Any]) -> str:
     if "error" in res or "skipped" in res:
         return f"{name:9s} {res.get('error') or 'skipped: ' + str(res.get('skipped'))}"
     if name == "decision":
-        return f"decision  [{res['policy']}] {us(res)} (n={res['n']})"
+        rt = "SCHED_FIFO" if res.get("realtime") else "normal priority"
+        return f"decision  [{res['policy']}] {us(res)} (n={res['n']}, {rt})"
     if name == "cold":
         c = res["cold_start_s"]
         return (
@@ -68,7 +69,7 @@ def _line(name: str, res: dict[str, Any]) -> str:
     if name == "agents":
         return (
             f"agents    {res['max_agents_zero_misses']} agents in one process at {res['bpm']:g} BPM (16ths), "
-            f"zero misses; trials: "
+            f"zero misses (lead {res.get('lead_ms')} ms); agents:misses "
             + ", ".join(f"{t['agents']}:{t['misses']}" for t in res.get("trials", []))
         )
     return f"{name} {json.dumps(res)}"

@@ -296,8 +296,10 @@ class OscServer:
 
     def stop(self) -> None:
         self._stop.set()
-        with contextlib.suppress(OSError):  # wake the blocking recvfrom
-            self.sock.shutdown(socket.SHUT_RDWR)
+        # wake the blocking recvfrom with an empty datagram to ourselves (shutdown() does not, for UDP)
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        with contextlib.suppress(OSError), socket.socket(self.sock.family, socket.SOCK_DGRAM) as w:
+            w.sendto(b"", (host, self.port))
         if self._thread is not None:
             self._thread.join(timeout=2.0)
         self.sock.close()

@@ -69,6 +69,8 @@ class Sampler:
         self.config = config or SamplerConfig()
         self._rng = np.random.default_rng(self.config.seed)
         self._scratch = np.empty((1, VOCAB_SIZE), dtype=np.float64)
+        self._mask_key: BoolArray | None = None
+        self._mask_add = np.zeros(VOCAB_SIZE, dtype=np.float64)
 
     def with_temperature(self, temperature: float) -> Sampler:
         """A sampler with another temperature that keeps this one's random stream."""
@@ -94,24 +96,42 @@ class Sampler:
         if self._scratch.shape[0] < b:
             self._scratch = np.empty((b, VOCAB_SIZE), dtype=np.float64)
         x = self._scratch[:b]
-        np.copyto(x, lg)
-        x[~np.isfinite(x)] = -np.inf
-        if mask is not None:
-            if mask.ndim == 1:
-                x[:, ~mask] = -np.inf
-            else:
-                x[~mask[:b]] = -np.inf
+        if mask is None:
+            np.copyto(x, lg)
+        elif mask.ndim == 1:
+            np.add(lg, self._additive(mask), out=x)  # 0 where allowed, -inf where not
+        else:
+            np.add(lg, np.where(mask[:b], 0.0, -np.inf), out=x)
         if out is None:
             out = np.empty(b, dtype=np.int64)
         np.argmax(x, axis=1, out=out)
-        dead = ~np.isfinite(x[np.arange(b), out])
+        if b == 1:
+            clean = bool(np.isfinite(x[0, out[0]]))
+        else:
+            clean = bool(np.isfinite(x[np.arange(b), out]).all())
+        if not clean:
+            # NaN or +inf logits are forbidden: rare, so the slow path may allocate.
+            x[~np.isfinite(x)] = -np.inf
+            np.argmax(x, axis=1, out=out)
         cfg = self.config
-        if cfg.temperature > 0.0:
-            for i in range(b):
-                if not dead[i]:
-                    out[i] = self._draw(x[i], cfg.temperature, cfg.top_p)
-        out[dead] = REST
+        if cfg.temperature > 0.0 or not clean:
+            dead = ~np.isfinite(x[np.arange(b), out])
+            if cfg.temperature > 0.0:
+                for i in range(b):
+                    if not dead[i]:
+                        out[i] = self._draw(x[i], cfg.temperature, cfg.top_p)
+            out[dead] = REST
         return out
+
+    def _additive(self, mask: BoolArray) -> npt.NDArray[np.float64]:
+        """The mask as 0 / -inf to add to logits, cached for the last mask object seen (the live one).
+
+        Callers replace a mask rather than mutate it in place (the engine builds a new one on a swap).
+        """
+        if mask is not self._mask_key:
+            self._mask_key = mask
+            self._mask_add = np.where(mask, 0.0, -np.inf)
+        return self._mask_add
 
     def _draw(self, row: npt.NDArray[np.float64], temperature: float, top_p: float) -> int:
         row -= row.max()

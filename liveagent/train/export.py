@@ -41,6 +41,7 @@ INPUT_NAMES = ("performer", "agent", "position")
 OUTPUT_NAME = "logits"
 OPSET = 17
 PARITY_TOL = 1e-4
+LOG_FLOOR = -40.0
 CONTRACT_FIELDS = ("steps_per_beat", "beats_per_bar", "window", "mode", "part", "pitch_min", "pitch_max")
 
 
@@ -335,9 +336,11 @@ class OnsetSharpened(nn.Module):
         logp = torch.log_softmax(self.net(performer, agent, position), dim=-1)
         onsets = logp[:, ONSET_BASE:]
         p_onset = torch.logsumexp(onsets, dim=-1, keepdim=True)
-        return torch.cat(
-            [logp[:, :ONSET_BASE], p_onset + torch.log_softmax(self.sharpen * onsets, dim=-1)], 1
-        )
+        within = torch.log_softmax(self.sharpen * onsets, dim=-1)
+        out = torch.cat([logp[:, :ONSET_BASE], p_onset + within], dim=1)
+        # Sharpening pushes unlikely pitches to -1e3 and beyond; flooring at e^-40 keeps float32 rounding
+        # (and the parity check) meaningful without changing any decision.
+        return out.clamp(min=LOG_FLOOR)
 
 
 def export_checkpoint(

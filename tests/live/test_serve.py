@@ -229,7 +229,9 @@ def test_serve_monitor_renders_and_exits_clean(pattern_policy: Path) -> None:
     import os
 
     env = {**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "110"}
-    with ServeProcess("--policy", str(pattern_policy), "--bpm", "240", "--autostart", "--monitor", env=env) as sp:
+    with ServeProcess(
+        "--policy", str(pattern_policy), "--bpm", "240", "--autostart", "--monitor", env=env
+    ) as sp:
         assert _wait(lambda: any("BPM" in ln for ln in sp.stdout), timeout=10), sp.stdout[-5:]
         assert sp.terminate(signal.SIGINT) == 0
         assert any("stopped steps=" in ln for ln in sp.stdout), sp.stdout[-3:]
