@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from gymnasium import spaces
 
 from liveagent.env.bank import Episodes, PieceBank
 from liveagent.env.config import EnvConfig, default_pieces
@@ -57,7 +58,8 @@ FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
 
-def copy_obs(obs: ObservationBuffers) -> ObservationBuffers:
+def clone_obs(obs: ObservationBuffers) -> ObservationBuffers:
+    """A copy of ``obs`` in fresh arrays."""
     return ObservationBuffers(obs.performer.copy(), obs.agent.copy(), obs.position.copy())
 
 
@@ -96,8 +98,6 @@ class BatchedAccompanimentEnv:
             phrase_steps=cfg.phrase_steps,
         )
         self.single_observation_space = cfg.observation_space()
-        from gymnasium import spaces
-
         self.single_action_space = spaces.Discrete(130)
         self.np_random = np.random.default_rng(seed)
         n, t_max = num_envs, self.bank.max_length
@@ -178,7 +178,7 @@ class BatchedAccompanimentEnv:
         self._obs.position[rows] = tmp.position
 
     def _out_obs(self) -> ObservationBuffers:
-        return copy_obs(self._obs) if self.copy_obs else self._obs
+        return clone_obs(self._obs) if self.copy_obs else self._obs
 
     def _info(self) -> dict[str, Any]:
         return {
@@ -259,7 +259,7 @@ class BatchedAccompanimentEnv:
             for name, v in self._ep_learned.items():
                 ep_terms[name] = np.where(done, v, np.float32(0))
             info["episode_reward_terms"] = ep_terms
-            info["final_obs"] = copy_obs(self._obs)
+            info["final_obs"] = clone_obs(self._obs)
             if self.autoreset:
                 rows = np.flatnonzero(done)
                 self._start(rows, self.bank.draw(self.np_random, rows.size))

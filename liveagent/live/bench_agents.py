@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from liveagent.live.clocks import InternalClock
-from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.engine import Engine
+from liveagent.live.engine_config import EngineConfig
 from liveagent.live.events import Control, ControlEvent
 from liveagent.live.osc import OscSink, OscSinkConfig
 from liveagent.live.server import realtime_thread, resolve_policy

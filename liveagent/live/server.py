@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from liveagent.live.clocks import Clock, InternalClock, MidiClockFollower, OscTransportClock
-from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.engine import Engine
+from liveagent.live.engine_config import EngineConfig
 from liveagent.live.events import Control, ControlEvent, FanOutSink, InputEvent, OutputSink
 from liveagent.live.midi_io import MidiConfig, MidiIO
 from liveagent.live.osc import OscServer, OscServerConfig, OscSink, OscSinkConfig, parse_host_port
@@ -369,8 +370,7 @@ class Server:
         return " ".join(parts)
 
     def engine_alive(self) -> bool:
-        t = self.engine._thread
-        return t is not None and t.is_alive()
+        return self.engine.is_alive()
 
     def io_status(self) -> dict[str, object]:
         out: dict[str, object] = {"torch_loaded": int("torch" in sys.modules)}

@@ -103,6 +103,8 @@ class DQNConfig:
     """torch intra-op threads (the machine is shared)."""
     log_every: int = 10
     """Vector steps per metrics row."""
+    max_minutes: float = 0.0
+    """Stop after this wall time (0 = no limit)."""
 
 
 PRIOR_TERM = "log_prior"
@@ -162,6 +164,9 @@ def train_dqn(
     n_iterations = max(1, config.total_steps // n_envs)
     t0 = time.perf_counter()
     for it in range(n_iterations):
+        if config.max_minutes > 0 and time.perf_counter() - t0 > 60.0 * config.max_minutes:
+            log.warning("dqn: %.1f min budget reached after %d env steps", config.max_minutes, it * n_envs)
+            break
         global_step = it * n_envs
         eps = linear_schedule(
             config.start_epsilon,
@@ -241,7 +246,7 @@ def train_dqn(
                 progress(global_step + n_envs, row)
             window_reward = window_total = window_prior = 0.0
             window_count = 0
-    log.info("dqn: %d env steps, %d updates, %.0f steps/s", n_iterations * n_envs, updates, rows[-1]["sps"])
+    log.info("dqn: %d updates, %.0f steps/s", updates, rows[-1]["sps"] if rows else 0.0)
     return RLHistory(rows)
 
 

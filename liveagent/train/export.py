@@ -41,7 +41,6 @@ INPUT_NAMES = ("performer", "agent", "position")
 OUTPUT_NAME = "logits"
 OPSET = 17
 PARITY_TOL = 1e-4
-LOG_FLOOR = -40.0
 CONTRACT_FIELDS = ("steps_per_beat", "beats_per_bar", "window", "mode", "part", "pitch_min", "pitch_max")
 
 
@@ -314,33 +313,32 @@ def dataset_name(recipe: dict[str, Any]) -> str:
     return f"{corpus}:{data.get('performer', 'soprano')}->{data.get('accompaniment', 'bass')}"
 
 
-class OnsetSharpened(nn.Module):
-    """Class-first decoding baked into the graph: ``P(REST), P(HOLD), P(onset) * q(pitch | onset)``.
+class OnsetBoost(nn.Module):
+    """Class-first greedy decoding baked into the graph (``boost`` in 0..1; 0 = the plain logits).
 
     Why: a token-level argmax compares HOLD (one token) with every single pitch, so when the policy is
-    sure a new note starts but unsure which (mass spread over a few pitches), greedy decoding holds or
-    rests instead: the line thins out. Here the three classes keep their exact probabilities and the
-    pitch distribution inside the onset class is sharpened, ``q ∝ P(pitch | onset) ** sharpen``. With
-    ``sharpen = 1`` this is the identity; large values make greedy decoding choose the class first, then
-    the pitch. Sampling keeps the class probabilities (only the choice of pitch gets more confident).
+    sure a new note starts but unsure which (the mass spread over a few pitches), greedy decoding holds
+    or rests instead and the line thins out. This adds ``boost * (log P(onset) - max_p log P(p))`` to
+    every onset token: the pitches keep their relative probabilities, and with ``boost = 1`` the best
+    pitch scores exactly ``log P(onset)``, so greedy decoding picks the class first (REST, HOLD or a new
+    note), then the most likely pitch. Sampling with a temperature then favours onsets more than the
+    network did (by at most the spread of the pitch distribution); it is recorded in the model card.
+    A shift (not a power) keeps float32 rounding as small as the network's own (parity stays <= 1e-4).
     """
 
-    def __init__(self, net: nn.Module, sharpen: float) -> None:
+    def __init__(self, net: nn.Module, boost: float) -> None:
         super().__init__()
-        if sharpen < 1.0:
-            raise ValueError(f"onset sharpening must be >= 1, got {sharpen}")
+        if not 0.0 <= boost <= 1.0:
+            raise ValueError(f"onset boost must be in 0..1, got {boost}")
         self.net = net
-        self.sharpen = float(sharpen)
+        self.boost = float(boost)
 
     def forward(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
-        logp = torch.log_softmax(self.net(performer, agent, position), dim=-1)
-        onsets = logp[:, ONSET_BASE:]
-        p_onset = torch.logsumexp(onsets, dim=-1, keepdim=True)
-        within = torch.log_softmax(self.sharpen * onsets, dim=-1)
-        out = torch.cat([logp[:, :ONSET_BASE], p_onset + within], dim=1)
-        # Sharpening pushes unlikely pitches to -1e3 and beyond; flooring at e^-40 keeps float32 rounding
-        # (and the parity check) meaningful without changing any decision.
-        return out.clamp(min=LOG_FLOOR)
+        logits = self.net(performer, agent, position)
+        onsets = logits[:, ONSET_BASE:]
+        # log P(onset) - max_p log P(p) = logsumexp(onsets) - max(onsets): the softmax normalizer cancels.
+        gap = torch.logsumexp(onsets, dim=-1, keepdim=True) - onsets.amax(dim=-1, keepdim=True)
+        return torch.cat([logits[:, :ONSET_BASE], onsets + self.boost * gap], dim=1)
 
 
 def export_checkpoint(
@@ -351,24 +349,24 @@ def export_checkpoint(
     eval_row: dict[str, Any] | None = None,
     n_parity: int = 1000,
     latency: bool = True,
-    onset_sharpen: float | None = None,
+    onset_boost: float | None = None,
 ) -> ExportResult:
     """Checkpoint -> verified ``NAME.onnx`` + ``NAME.json`` + ``NAME.toml``; raises :class:`ExportError`.
 
-    ``onset_sharpen`` (default: the recipe's ``[export] onset_sharpen``, else 1 = plain logits) wraps the
-    network in :class:`OnsetSharpened`; the parity checks then compare against the wrapped torch module.
+    ``onset_boost`` (default: the recipe's ``[export] onset_boost``, else 0 = plain logits) wraps the
+    network in :class:`OnsetBoost`; the parity checks then compare against the wrapped torch module.
     """
     ck = load_checkpoint(checkpoint)
     net: nn.Module = ck.build_net()
     n_params = param_count(net) - _value_params(ck.build_net())
-    if onset_sharpen is None:
-        onset_sharpen = float(ck.recipe.get("export", {}).get("onset_sharpen", 1.0))
-    if onset_sharpen != 1.0:
-        net = OnsetSharpened(net, onset_sharpen).eval()
+    if onset_boost is None:
+        onset_boost = float(ck.recipe.get("export", {}).get("onset_boost", 0.0))
+    if onset_boost != 0.0:
+        net = OnsetBoost(net, onset_boost).eval()
     out_path = Path(out_path)
     metrics = eval_row if eval_row is not None else ck.metrics
     meta = contract_metadata(ck.net_config, algo=ck.algo, dataset=dataset_name(ck.recipe), metrics=metrics)
-    meta["onset_sharpen"] = repr(onset_sharpen)
+    meta["onset_boost"] = repr(onset_boost)
     export_onnx(net, ck.net_config, out_path, meta)
     try:
         verification = verify_export(net, ck.net_config, out_path, pieces=pieces, n=n_parity, latency=latency)
@@ -376,7 +374,7 @@ def export_checkpoint(
         out_path.unlink(missing_ok=True)
         raise
     training = {"checkpoint": str(checkpoint), "step": ck.step, "metrics": ck.metrics, "parameters": n_params,
-                "onset_sharpen": onset_sharpen}  # fmt: skip
+                "onset_boost": onset_boost}  # fmt: skip
     card_path, recipe_path, card = write_card(
         out_path, config=ck.net_config, metadata=meta, recipe=ck.recipe, training=training,
         verification=verification, eval_row=eval_row,

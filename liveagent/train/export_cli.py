@@ -28,10 +28,10 @@ def configure(parser: argparse.ArgumentParser) -> None:  # fmt: skip
     add("--no-corpus", action="store_true", help="skip the corpus parity check (random only)")
     add("--parity-n", type=int, default=1000, help="observations per parity check (default 1000)")
     add(
-        "--onset-sharpen",
+        "--onset-boost",
         type=float,
         default=None,
-        help="class-first decoding strength (>= 1; default: the recipe's [export] onset_sharpen, else 1)",
+        help="class-first greedy decoding, 0..1 (default: the recipe's [export] onset_boost, else 0)",
     )
     add("--eval", action="store_true", help="run `liveagent eval` on the export and record its row")
     add("--eval-split", default="test", help="split for --eval (default test)")
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         eval_row = pick_row(json.loads(args.eval_json.read_text(encoding="utf-8")), args.eval_row)
     try:
         result = export_checkpoint(args.checkpoint, args.output, pieces=pieces, eval_row=eval_row,
-                                   n_parity=args.parity_n, onset_sharpen=args.onset_sharpen)  # fmt: skip
+                                   n_parity=args.parity_n, onset_boost=args.onset_boost)  # fmt: skip
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

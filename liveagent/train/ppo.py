@@ -109,6 +109,8 @@ class PPOConfig:
     """MLE checkpoint (the prior and the actor's initial weights); empty = train the recipe's [mle] first."""
     threads: int = 1
     """torch intra-op threads (the machine is shared)."""
+    max_minutes: float = 0.0
+    """Stop after this wall time (0 = no limit); the learning rate anneals over ``total_steps`` regardless."""
 
 
 class RolloutLearner(Protocol):
@@ -202,6 +204,9 @@ def train_ppo(
     global_step = 0
     t0 = time.perf_counter()
     for iteration in range(n_iterations):
+        if config.max_minutes > 0 and time.perf_counter() - t0 > 60.0 * config.max_minutes:
+            log.warning("ppo: %.1f min budget reached after %d env steps", config.max_minutes, global_step)
+            break
         if config.anneal_lr:
             optimizer.param_groups[0]["lr"] = config.learning_rate * (1.0 - iteration / n_iterations)
         term_sums.clear()
