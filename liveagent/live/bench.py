@@ -50,7 +50,7 @@ class BenchConfig:
     """`serve` launches for the cold-start figure."""
     agents_s: float = 6.0
     """Seconds per agent count in the max-agents search."""
-    max_agents: int = 64
+    max_agents: int = 256
     """Largest agent count tried."""
     jack: bool = True
     """Measure over JACK MIDI when jackd is installed."""
@@ -230,6 +230,8 @@ def _lateness_run(
                 break
         if grid is None:
             raise RuntimeError("serve did not report its grid")
+        # a performer on the grid (a note per beat), so that every policy has something to answer
+        threading.Thread(target=_perform, args=(run.port, grid, stop_flood), daemon=True).start()
         if flood > 0:
             threading.Thread(
                 target=_flood, args=(run.port, flood, stop_flood, flood_sent), daemon=True
@@ -264,6 +266,29 @@ def _lateness_run(
     finally:
         stop_flood.set()
         run.close()
+
+
+def _perform(port: int, grid: tuple[int, float], stop: threading.Event) -> None:
+    """An arpeggio, one note per beat (held three sixteenths), sent on the server's grid."""
+    import socket
+
+    from liveagent.live.osc import build_message
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    t0, step = grid
+    pitches = (60, 64, 67, 72, 67, 64)
+    k = int((time.perf_counter_ns() - t0) / step) + 4
+    k -= k % 4
+    j = 0
+    while not stop.is_set():
+        p = pitches[j % len(pitches)]
+        for due, vel in ((t0 + k * step, 90), (t0 + (k + 3) * step, 0)):
+            while (d := due - time.perf_counter_ns()) > 0 and not stop.is_set():
+                time.sleep(min(d / 1e9, 0.05))
+            s.sendto(build_message("/liveagent/note", [p, vel]), ("127.0.0.1", port))
+        k += 4
+        j += 1
+    s.close()
 
 
 def _flood(port: int, rate: float, stop: threading.Event, sent: list[int]) -> None:

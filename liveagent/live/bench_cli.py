@@ -21,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decisions", type=int, default=5000, help="policy calls for decision latency")
     parser.add_argument("--cold-starts", type=int, default=3, help="serve launches for cold start")
     parser.add_argument("--agents-seconds", type=float, default=6.0, help="seconds per max-agents trial")
-    parser.add_argument("--max-agents", type=int, default=64, help="largest agent count tried")
+    parser.add_argument("--max-agents", type=int, default=256, help="largest agent count tried")
     parser.add_argument(
         "--only",
         default="",
@@ -35,8 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _line(name: str, res: dict[str, Any]) -> str:
     def us(d: Any) -> str:
-        if not isinstance(d, dict):
-            return "-"
+        if not isinstance(d, dict) or not d.get("n"):
+            return "- (nothing received)"
         return f"p50 {d.get('p50', 0):.0f} us, p99 {d.get('p99', 0):.0f} us, p99.9 {d.get('p99.9', 0):.0f} us"
 
     if "error" in res or "skipped" in res:

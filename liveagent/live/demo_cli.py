@@ -64,6 +64,10 @@ def _wait_ready(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
     return box[0]
 
 
+def _num(v: object) -> str:
+    return f"{v:.0f}" if isinstance(v, int | float) else str(v)
+
+
 def _sleep_until(t_ns: int) -> None:
     while True:
         d = t_ns - time.perf_counter_ns()
@@ -253,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
         f"emission lateness at the receiver: p50 {late_summary['p50']:.0f} us, "
         f"p99 {late_summary['p99']:.0f} us, "
         f"max {late_summary['max']:.0f} us over {late_summary['n']} emissions; misses {final.get('misses')}; "
-        f"decision latency p50 {final.get('decision_p50_us')} us, p99 {final.get('decision_p99_us')} us"
+        f"decision latency p50 {_num(final.get('decision_p50_us'))} us, "
+        f"p99 {_num(final.get('decision_p99_us'))} us"
     )
     return 0

@@ -33,9 +33,13 @@ def melodies_dir() -> Path:
 
 
 def list_melodies() -> list[str]:
-    """Names ``--melody`` accepts besides a path: the shipped files (stems) and "ode"."""
-    d = melodies_dir()
-    shipped = sorted(p.stem for p in d.glob("*.mid")) if d.is_dir() else []
+    """Names ``--melody`` accepts besides a path: the shipped chorale sopranos (index order) and "ode"."""
+    from liveagent.music.midi_corpus import list_demo_melodies
+
+    shipped = list_demo_melodies()
+    if not shipped:
+        d = melodies_dir()
+        shipped = sorted(p.stem for p in d.glob("*.mid")) if d.is_dir() else []
     return [*shipped, "ode"]
 
 

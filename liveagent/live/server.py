@@ -187,7 +187,7 @@ class IOStatusSink:
 
 
 class Server:
-    """Build with a config, :meth:`start`, then :meth:`wait` or :meth:`stop` (idempotent)."""
+    """Build with a config (errors: :class:`ServeError`), :meth:`start`, later :meth:`stop` (idempotent)."""
 
     def __init__(self, config: ServeConfig, policy: Policy | None = None) -> None:
         self.config = cfg = config
@@ -270,6 +270,8 @@ class Server:
                     raise ServeError(str(e)) from e
         except BaseException:
             self._close_io()
+            if self.recorder is not None and not hasattr(self, "engine"):
+                self.recorder.close()
             raise
 
     def _auto_lead(self, policy: Policy) -> float:

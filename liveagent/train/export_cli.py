@@ -37,16 +37,44 @@ def configure(parser: argparse.ArgumentParser) -> None:  # fmt: skip
     add("--eval-split", default="test", help="split for --eval (default test)")
     add("--eval-json", type=Path, default=None, help="record the row of this `liveagent eval --json` report")
     add("--eval-row", default=None, help="the policy name of the row to take from --eval-json")
+    add(
+        "--quantize",
+        action="store_true",
+        help="also try dynamic int8: keep NAME.int8.onnx only if its eval row (--quantize-split) is no worse",
+    )
+    add("--quantize-split", default="valid", help="split that judges the int8 file (default valid)")
+
+
+def eval_report(policies: list[str], split: str) -> dict[str, Any]:
+    """The JSON report of `liveagent eval --split SPLIT --policy ...` (run as a subprocess)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "eval.json"
+        cmd = [sys.executable, "-m", "liveagent", "eval", "--split", split, "--policy", *policies,
+               "--json", str(out), "--no-progress"]  # fmt: skip
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        return report
 
 
 def run_eval(onnx_path: Path, split: str) -> dict[str, Any]:
-    """The eval table row of ``onnx_path`` from `liveagent eval --json` (run as a subprocess)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "eval.json"
-        cmd = [sys.executable, "-m", "liveagent", "eval", "--split", split, "--policy", str(onnx_path),
-               "--json", str(out), "--no-progress"]  # fmt: skip
-        subprocess.run(cmd, check=True)
-        return pick_row(json.loads(out.read_text(encoding="utf-8")))
+    """The eval table row of ``onnx_path``."""
+    return pick_row(eval_report([str(onnx_path)], split))
+
+
+def try_quantize(onnx_path: Path, split: str) -> Path | None:
+    """Write NAME.int8.onnx and keep it only if no high/low column of its eval row is worse."""
+    from liveagent.train.export import eval_not_worse, quantize_int8
+
+    q_path = quantize_int8(onnx_path, onnx_path.with_name(onnx_path.stem + ".int8.onnx"))
+    report = eval_report([f"float={onnx_path}", f"int8={q_path}"], split)
+    rows = {r["policy"]: r["metrics"] for r in report["rows"]}
+    worse = eval_not_worse(rows["int8"], rows["float"], report["columns"])
+    if worse:
+        q_path.unlink()
+        print(f"int8: not kept, worse on {split}: {'; '.join(worse)}")
+        return None
+    print(f"int8: kept {q_path} ({q_path.stat().st_size} bytes), not worse on {split}")
+    return q_path
 
 
 def pick_row(report: dict[str, Any], policy: str | None = None) -> dict[str, Any]:
@@ -101,4 +129,6 @@ def run(args: argparse.Namespace) -> int:
         update_eval(result.onnx_path, row)
         print(f"eval ({args.eval_split}): {json.dumps(row)}")
     print(f"wrote {result.onnx_path} ({card['size_bytes']} bytes), {result.card_path}, {result.recipe_path}")
+    if args.quantize:
+        try_quantize(result.onnx_path, args.quantize_split)
     return 0

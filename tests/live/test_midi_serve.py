@@ -115,3 +115,39 @@ def test_serve_follows_jack_midi_clock(jack_server: JackServer, pattern_policy: 
         )
         clock.terminate()
         clock.wait(timeout=5)
+
+
+def test_serve_as_midi_clock_master(jack_server: JackServer, pattern_policy: Path) -> None:
+    """--midi-clock-out: Start, then 24 PPQN at the server's tempo, as an independent receiver hears it."""
+    import numpy as np
+
+    peer_in = _rt("in", "clock-slave")
+    peer_in.ignore_types(sysex=True, timing=False, active_sense=True)
+    peer_in.open_virtual_port("in")
+    got: list[tuple[int, int]] = []
+    peer_in.set_callback(lambda m, d=None: got.append((time.perf_counter_ns(), m[0][0])))
+    try:
+        with ServeProcess(
+            "--policy",
+            str(pattern_policy),
+            "--virtual",
+            "--midi-name",
+            "la-master-srv",
+            "--bpm",
+            "150",
+            "--midi-clock-out",
+        ) as sp:
+            jack_server.connect("la-master-srv-out:out", "clock-slave:in")
+            time.sleep(0.1)
+            sp.send("/liveagent/start")
+            assert _wait(lambda: sum(1 for _, s in got if s == 0xF8) >= 24 * 6, timeout=10)
+            sp.send("/liveagent/stop")
+            assert _wait(lambda: any(s == 0xFC for _, s in got), timeout=5)
+            assert sp.terminate() == 0
+        statuses = [s for _, s in got if s != 0x80 and s & 0xF0 not in (0x80, 0x90, 0xB0)]
+        assert statuses[0] == 0xFA
+        ticks = np.array([t for t, s in got if s == 0xF8][24 : 24 * 6], dtype=np.float64)
+        bpm = 60e9 / (np.polyfit(np.arange(ticks.size), ticks, 1)[0] * 24)
+        assert bpm == pytest.approx(150.0, rel=0.02)
+    finally:
+        peer_in.delete()

@@ -40,8 +40,8 @@ def test_round_trip(tmp_path: Path) -> None:
                            recipe={"seed": 3, "net": {"window": 8}}, metrics={"r": 1.5},
                            extra={"target": net.state_dict(), "counter": 4})  # fmt: skip
     ck = load_checkpoint(path)
-    assert (ck.algo, ck.step, ck.recipe["net"], ck.metrics, ck.extra["counter"]) == ("ppo", 7, {"window": 8},
-                                                                                    {"r": 1.5}, 4)  # fmt: skip
+    got = (ck.algo, ck.step, ck.recipe["net"], ck.metrics, ck.extra["counter"])
+    assert got == ("ppo", 7, {"window": 8}, {"r": 1.5}, 4)
     assert ck.net_config == net.config
     again = ck.build_net()
     net.eval()
@@ -55,7 +55,7 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_refuses_pickles_and_foreign_files(tmp_path: Path) -> None:
     evil = tmp_path / "evil.pt"
     torch.save({"format": FORMAT, "payload": Evil()}, evil)
-    with pytest.raises(Exception, match="(?i)weights"):
+    with pytest.raises(Exception, match=r"(?i)weights"):
         load_checkpoint(evil)
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)
@@ -80,7 +80,9 @@ def _recipe() -> dict[str, Any]:
     }
 
 
-def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_a_crash_matches_an_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     full = load_checkpoint(mle.train(_recipe(), tmp_path / "full"))
 
     real_save = mle.save_checkpoint

@@ -105,8 +105,9 @@ def test_parity_check_catches_a_different_network(tmp_path: Path) -> None:
 def test_ensemble_is_one_graph_averaging_probabilities(tmp_path: Path) -> None:
     cfg = NetConfig(window=8, hidden=32, embed_dim=4)
     members = [_trained_like(cfg, s) for s in (3, 4, 5)]
-    res = export_ensemble(members, tmp_path / "ens.onnx", weights=[1, 1, 2], dataset="toy", pieces=toy_pieces(2),
-                          n_parity=200)  # fmt: skip
+    res = export_ensemble(
+        members, tmp_path / "ens.onnx", weights=[1, 1, 2], dataset="toy", pieces=toy_pieces(2), n_parity=200
+    )
     assert res.card["parity"]["random"]["ok"] and res.card["parity"]["corpus"]["ok"]
     obs = random_observations(20, cfg, seed=9)
     got = onnx_session(res.onnx_path).run(["logits"], obs.as_feed())[0]
@@ -119,10 +120,80 @@ def test_ensemble_is_one_graph_averaging_probabilities(tmp_path: Path) -> None:
     props = {p.key: p.value for p in onnx.load(str(res.onnx_path)).metadata_props}
     assert props["algo"] == "ensemble" and props["dataset"] == "toy"
     with pytest.raises(ValueError, match="disagree"):
-        export_ensemble([members[0], _trained_like(NetConfig(window=4, hidden=8, embed_dim=2), 0)], tmp_path / "x.onnx")
+        export_ensemble(
+            [members[0], _trained_like(NetConfig(window=4, hidden=8, embed_dim=2), 0)], tmp_path / "x.onnx"
+        )
 
 
 def test_recipe_toml_round_trip() -> None:
     recipe = {"name": 'a "q"', "seed": 3, "x": 1.5, "flag": True, "lst": [1, 2], "net": {"window": 32},
               "ppo": {"lr": 3e-4, "inner": {"k": "v"}}}  # fmt: skip
     assert tomllib.loads(dump_toml(recipe)) == recipe
+
+
+def test_onset_boost_decodes_class_first_and_keeps_pitch_order(checkpoint: Path, tmp_path: Path) -> None:
+    plain = export_checkpoint(checkpoint, tmp_path / "plain.onnx", n_parity=50, latency=False)
+    boosted = export_checkpoint(
+        checkpoint, tmp_path / "boost.onnx", n_parity=300, latency=False, onset_boost=1.0
+    )
+    assert boosted.card["parity"]["random"]["ok"] and boosted.card["training"]["onset_boost"] == 1.0
+    props = {p.key: p.value for p in onnx.load(str(boosted.onnx_path)).metadata_props}
+    assert props["onset_boost"] == "1.0"
+    obs = random_observations(500, NetConfig(window=8), seed=4)
+    raw = onnx_session(plain.onnx_path).run(["logits"], obs.as_feed())[0].astype(np.float64)
+    got = onnx_session(boosted.onnx_path).run(["logits"], obs.as_feed())[0].astype(np.float64)
+    logp = raw - np.logaddexp.reduce(raw, axis=1, keepdims=True)
+    classes = np.stack([logp[:, 0], logp[:, 1], np.logaddexp.reduce(logp[:, 2:], axis=1)], axis=1)
+    want = np.where(classes.argmax(1) == 2, 2 + logp[:, 2:].argmax(1), classes.argmax(1))
+    assert np.array_equal(got.argmax(1), want)  # greedy = most likely class, then most likely pitch
+    assert np.array_equal(got[:, 2:].argsort(1)[:, -5:], raw[:, 2:].argsort(1)[:, -5:])
+    np.testing.assert_allclose(got[:, :2], raw[:, :2], atol=1e-5)
+    assert (want != raw.argmax(1)).any()  # the test data exercises the difference
+
+
+def test_shipped_default_policy_is_consistent() -> None:
+    """export/default.{onnx,json,toml} belong together: the card describes this very file and recipe."""
+    import hashlib
+
+    from liveagent.train.data import DataConfig
+    from liveagent.train.mle import MLEConfig
+    from liveagent.train.recipes import from_table, load_recipe
+
+    root = Path(__file__).resolve().parents[2] / "export"
+    onnx_path = root / "default.onnx"
+    if not onnx_path.exists():
+        pytest.skip("no shipped default policy yet")
+    card = json.loads((root / "default.json").read_text())
+    assert card["sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    recipe = load_recipe(root / "default.toml")
+    assert recipe == card["recipe"]
+    net_cfg = from_table(NetConfig, recipe["net"], "net")
+    from_table(DataConfig, recipe["data"], "data")
+    from_table(MLEConfig, recipe["mle"], "mle")
+    props = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert all(k in props for k in REQUIRED)
+    assert card["contract"]["metadata"] == {k: v for k, v in props.items() if k != "metrics"}
+    assert int(props["window"]) == net_cfg.window and props["mode"] == net_cfg.mode
+    assert json.loads(props["metrics"]) == card["eval"] and card["eval"]["split"] == "test"
+    assert all(p["ok"] for p in card["parity"].values()) and set(card["parity"]) == {"random", "corpus"}
+    assert card["size_bytes"] == onnx_path.stat().st_size < 8_000_000
+    logits = onnx_session(onnx_path).run(["logits"], random_observations(3, net_cfg).as_feed())[0]
+    assert logits.shape == (3, VOCAB_SIZE) and np.isfinite(logits).all()
+
+
+def test_int8_keeps_the_contract_and_the_judge_compares_columns(checkpoint: Path, tmp_path: Path) -> None:
+    from liveagent.train.export import eval_not_worse, quantize_int8
+
+    res = export_checkpoint(checkpoint, tmp_path / "f.onnx", n_parity=20, latency=False)
+    q = quantize_int8(res.onnx_path, tmp_path / "f.int8.onnx")
+    props = {p.key: p.value for p in onnx.load(str(q)).metadata_props}
+    assert all(k in props for k in REQUIRED) and props["quantization"] == "dynamic-int8"
+    obs = random_observations(64, NetConfig(window=8), seed=2)
+    a = onnx_session(res.onnx_path).run(["logits"], obs.as_feed())[0]
+    b = onnx_session(q).run(["logits"], obs.as_feed())[0]
+    assert b.shape == a.shape and 0 < np.abs(a - b).max() < 0.5 * np.abs(a).max()
+
+    cols = [{"key": "c", "better": "high"}, {"key": "p", "better": "low"}, {"key": "r", "better": "real"}]
+    ref = {"c": 80.0, "p": 1.0, "r": 0.5}
+    assert eval_not_worse({"c": 80.0, "p": 0.9, "r": 9.0}, ref, cols) == []
+    assert [w.split(":")[0] for w in eval_not_worse({"c": 79.0, "p": 1.1, "r": 0.5}, ref, cols)] == ["c", "p"]

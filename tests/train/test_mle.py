@@ -65,7 +65,7 @@ def test_random_keys_keep_the_accompaniment_in_range() -> None:
         r = pitch_range(p.accompaniment)
         assert r is not None and r[0] + s_lo >= lo and r[1] + s_hi <= hi
     rng = np.random.default_rng(0)
-    _, agent, _, target = sample_batch(ws, np.arange(len(ws)), transpose=True, rng=rng)
+    *_, target = sample_batch(ws, np.arange(len(ws)), transpose=True, rng=rng)
     pitches = target[target >= ONSET_BASE] - ONSET_BASE
     assert int(pitches.min()) >= lo and int(pitches.max()) <= hi
     assert len(set(pitches.tolist())) > len(set((ws.target[ws.target >= ONSET_BASE] - ONSET_BASE).tolist()))
@@ -94,7 +94,9 @@ def _recipe(steps: int) -> dict[str, Any]:
 def test_mle_lowers_validation_loss_on_a_toy_corpus(tmp_path: Path) -> None:
     recipe = _recipe(200)
     data_cfg = DataConfig(**recipe["data"])
-    valid = build_windows(load_pieces(data_cfg, "valid"), window=8, mode="anticipate", pitch_min=0, pitch_max=127)
+    valid = build_windows(
+        load_pieces(data_cfg, "valid"), window=8, mode="anticipate", pitch_min=0, pitch_max=127
+    )
     before = mle.evaluate(PolicyNet(NetConfig(**recipe["net"])), valid)
     assert abs(before["loss"] - math.log(130)) < 0.2  # an untrained net is near uniform
 
