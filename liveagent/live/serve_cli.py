@@ -51,7 +51,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--lead-ms",
         type=float,
         default=None,
-        help="decide each step this long before it is due (default: auto, >= 5 ms, more for slow policies)",
+        help="decide each step this long before it is due (default: auto, a quarter step within 5..20 ms)",
     )
     g = parser.add_argument_group("OSC")
     g.add_argument("--no-osc", action="store_true", help="no OSC input or output")

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POLICY = "default"
 AUTO_LEAD_MIN_MS = 5.0
+AUTO_LEAD_MAX_MS = 20.0
 STATUS_CACHE_S = 0.1
 """A status snapshot is reused for this long: a client polling in a loop costs at most 10 snapshots/s."""
 CLOCKS = ("internal", "midi", "osc")
@@ -88,8 +89,10 @@ class ServeConfig:
     seed: int | None = None
     """Sampler seed."""
     lead_ms: float | None = None
-    """Decide each step this long before it is due; None = auto: at least 5 ms, more for a slow policy
-    (twice its measured p99 decision time + 1 ms, at most half a step)."""
+    """Decide each step this long before it is due; None = auto: a quarter step, at least 5 ms (and twice
+    the policy's measured p99 decision time + 1 ms), at most 20 ms and half a step. In anticipate mode a
+    longer lead costs nothing musically (step k never uses the performer's step k, and step k-1's onsets
+    have arrived half a step before T_k); it only absorbs stalls of the machine."""
     pitch_min: int | None = None
     """Lowest agent pitch (default: the policy's)."""
     pitch_max: int | None = None
@@ -289,10 +292,12 @@ class Server:
             sampler.sample(policy(obs), mask)
             times.append(time.perf_counter_ns() - t0)
         p99_ms = float(np.percentile(times[5:], 99)) / 1e6
-        half_step_ms = 0.5 * self.grid.step_seconds(self.config.bpm) * 1e3
-        lead = min(max(AUTO_LEAD_MIN_MS, 2.0 * p99_ms + 1.0), half_step_ms)
-        if lead > AUTO_LEAD_MIN_MS:
-            log.info("policy %s decides in up to %.1f ms: lead %.1f ms", policy.name, p99_ms, lead)
+        step_ms = self.grid.step_seconds(self.config.bpm) * 1e3
+        if policy.meta.mode == "react":
+            return AUTO_LEAD_MIN_MS  # not used to decide early in react mode
+        lead = max(AUTO_LEAD_MIN_MS, 2.0 * p99_ms + 1.0, min(AUTO_LEAD_MAX_MS, step_ms / 4))
+        lead = min(lead, step_ms / 2)
+        log.info("policy %s decides in up to %.2f ms: lead %.1f ms", policy.name, p99_ms, lead)
         return round(lead, 2)
 
     def _make_clock(self) -> Clock:

@@ -32,7 +32,7 @@ from liveagent.music.piece import Piece
 from liveagent.music.tokens import ONSET_BASE, VOCAB_SIZE
 from liveagent.train.checkpoint import load_checkpoint
 from liveagent.train.networks import NetConfig, PolicyNet, param_count
-from liveagent.train.recipes import write_toml
+from liveagent.train.recipes import load_recipe, write_toml
 
 log = logging.getLogger(__name__)
 
@@ -303,8 +303,19 @@ def write_card(
         card |= extra
     card_path = onnx_path.with_suffix(".json")
     card_path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    recipe_path = write_toml(recipe, onnx_path.with_suffix(".toml")) if recipe else None
+    recipe_path = _write_recipe(recipe, onnx_path.with_suffix(".toml")) if recipe else None
     return card_path, recipe_path, card
+
+
+def _write_recipe(recipe: dict[str, Any], path: Path) -> Path:
+    """Write NAME.toml, unless it already holds this very recipe (then its comments are kept)."""
+    if path.exists():
+        try:
+            if load_recipe(path) == recipe:
+                return path
+        except ValueError:  # tomllib.TOMLDecodeError: an unreadable old file gets replaced
+            pass
+    return write_toml(recipe, path)
 
 
 def dataset_name(recipe: dict[str, Any]) -> str:
@@ -468,45 +479,3 @@ def export_ensemble(
         eval_row=metrics,
     )  # fmt: skip
     return ExportResult(path, card_path, recipe_path, card)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Optional dynamic int8 quantization
-
-
-def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
-    """Dynamic int8 weight quantization (onnxruntime) of ``src`` into ``dst``, keeping the contract metadata.
-
-    Roughly 4x smaller and ~2x faster on one thread; logits move by ~1e-2, so it is not parity-checked
-    against torch but judged by its eval row (:func:`eval_not_worse`).
-    """
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    dst = Path(dst)
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
-    model = onnx.load(str(dst))
-    del model.metadata_props[:]
-    for p in onnx.load(str(src)).metadata_props:
-        entry = model.metadata_props.add()
-        entry.key, entry.value = p.key, p.value
-    entry = model.metadata_props.add()
-    entry.key, entry.value = "quantization", "dynamic-int8"
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
-    return dst
-
-
-def eval_not_worse(
-    candidate: dict[str, Any], reference: dict[str, Any], columns: Sequence[dict[str, Any]]
-) -> list[str]:
-    """Columns (``better`` = high or low) where ``candidate`` is worse than ``reference``; [] = keep it."""
-    worse = []
-    for col in columns:
-        key, better = col["key"], col.get("better")
-        a, b = candidate.get(key), reference.get(key)
-        if not isinstance(a, int | float) or not isinstance(b, int | float):
-            continue
-        if (better == "high" and a < b) or (better == "low" and a > b):
-            worse.append(f"{key}: {a:.4g} vs {b:.4g}")
-    return worse

@@ -63,7 +63,7 @@ def run_eval(onnx_path: Path, split: str) -> dict[str, Any]:
 
 def try_quantize(onnx_path: Path, split: str) -> Path | None:
     """Write NAME.int8.onnx and keep it only if no high/low column of its eval row is worse."""
-    from liveagent.train.export import eval_not_worse, quantize_int8
+    from liveagent.train.quantize import eval_not_worse, quantize_int8
 
     q_path = quantize_int8(onnx_path, onnx_path.with_name(onnx_path.stem + ".int8.onnx"))
     report = eval_report([f"float={onnx_path}", f"int8={q_path}"], split)

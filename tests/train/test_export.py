@@ -182,7 +182,7 @@ def test_shipped_default_policy_is_consistent() -> None:
 
 
 def test_int8_keeps_the_contract_and_the_judge_compares_columns(checkpoint: Path, tmp_path: Path) -> None:
-    from liveagent.train.export import eval_not_worse, quantize_int8
+    from liveagent.train.quantize import eval_not_worse, quantize_int8
 
     res = export_checkpoint(checkpoint, tmp_path / "f.onnx", n_parity=20, latency=False)
     q = quantize_int8(res.onnx_path, tmp_path / "f.int8.onnx")
@@ -197,3 +197,15 @@ def test_int8_keeps_the_contract_and_the_judge_compares_columns(checkpoint: Path
     ref = {"c": 80.0, "p": 1.0, "r": 0.5}
     assert eval_not_worse({"c": 80.0, "p": 0.9, "r": 9.0}, ref, cols) == []
     assert [w.split(":")[0] for w in eval_not_worse({"c": 79.0, "p": 1.1, "r": 0.5}, ref, cols)] == ["c", "p"]
+
+
+def test_an_equal_recipe_file_keeps_its_comments(checkpoint: Path, tmp_path: Path) -> None:
+    target = tmp_path / "pol.toml"
+    target.write_text(
+        '# how to retrain\nname = "t"\nseed = 1\n\n[data]\ncorpus = "toy"\n\n[net]\nwindow = 8\n'
+    )
+    export_checkpoint(checkpoint, tmp_path / "pol.onnx", n_parity=10, latency=False)
+    assert target.read_text().startswith("# how to retrain")
+    target.write_text('name = "other"\n')
+    export_checkpoint(checkpoint, tmp_path / "pol.onnx", n_parity=10, latency=False)
+    assert tomllib.loads(target.read_text())["name"] == "t"
