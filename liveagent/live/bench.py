@@ -252,6 +252,7 @@ def _lateness_run(
             "misses": int(st.get("misses", 0)) - int(st0.get("misses", 0)),
             "steps": int(st.get("steps", 0)) - int(st0.get("steps", 0)),
             "server_lateness_p99_us": st.get("lateness_p99_us"),
+            "server_lateness_max_us": st.get("lateness_max_us"),
             "decision_p99_us": st.get("decision_p99_us"),
         }
         if flood > 0:

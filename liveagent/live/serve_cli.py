@@ -89,6 +89,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=20,
         help="SCHED_FIFO priority of the engine thread (0 = off; falls back to normal without permission)",
     )
+    g.add_argument(
+        "--osc-rt-priority",
+        type=int,
+        default=None,
+        help="SCHED_FIFO priority of the OSC input thread (default: one below the engine; 0 = normal)",
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -129,6 +135,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         record=args.record,
         gc_freeze=not args.no_gc_freeze,
         rt_priority=args.rt_priority,
+        osc_rt_priority=args.osc_rt_priority,
     )
 
 

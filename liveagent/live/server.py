@@ -104,6 +104,9 @@ class ServeConfig:
     rt_priority: int = 20
     """SCHED_FIFO priority of the engine thread (OSC input one below); 0 = normal scheduling. Needs
     CAP_SYS_NICE (or root, or an rtprio limit); without it the server runs normally and says so."""
+    osc_rt_priority: int | None = None
+    """SCHED_FIFO priority of the OSC input thread (timestamps of performer input); None = one below the
+    engine's, 0 = normal scheduling."""
     switch_interval_ms: float = 0.5
     """Python's GIL switch interval while serving: how long the engine may wait for another thread."""
     extra_engine: dict[str, object] = field(default_factory=dict)
@@ -343,7 +346,10 @@ class Server:
             self.engine.start()
         self.realtime = f"fifo:{prio}" if ok else "off"
         if self.osc_server is not None:
-            with realtime_thread(max(1, prio - 1) if ok else 0):
+            osc_prio = self.config.osc_rt_priority
+            if osc_prio is None:
+                osc_prio = max(1, prio - 1) if ok else 0
+            with realtime_thread(osc_prio):
                 self.osc_server.start()
         if self.config.autostart:
             if self.config.clock == "midi":
