@@ -70,6 +70,7 @@ class Sampler:
         self._rng = np.random.default_rng(self.config.seed)
         self._scratch = np.empty((1, VOCAB_SIZE), dtype=np.float64)
         self._mask_key: BoolArray | None = None
+        self._cdf = np.empty(VOCAB_SIZE, dtype=np.float64)
         self._mask_add = np.zeros(VOCAB_SIZE, dtype=np.float64)
 
     def with_temperature(self, temperature: float) -> Sampler:
@@ -114,6 +115,10 @@ class Sampler:
             x[~np.isfinite(x)] = -np.inf
             np.argmax(x, axis=1, out=out)
         cfg = self.config
+        if b == 1 and clean:
+            if cfg.temperature > 0.0:  # the live path: no per-call arrays
+                out[0] = self._draw(x[0], cfg.temperature, cfg.top_p)
+            return out
         if cfg.temperature > 0.0 or not clean:
             dead = ~np.isfinite(x[np.arange(b), out])
             if cfg.temperature > 0.0:
@@ -134,19 +139,29 @@ class Sampler:
         return self._mask_add
 
     def _draw(self, row: npt.NDArray[np.float64], temperature: float, top_p: float) -> int:
+        """One token from ``softmax(row / temperature)`` (masked entries are -inf), in place."""
         row -= row.max()
         row /= temperature
         np.exp(row, out=row)
-        row /= row.sum()
         if top_p < 1.0:
+            row /= row.sum()
             order = np.argsort(-row)
             cum = np.cumsum(row[order])
             keep = order[: int(np.searchsorted(cum, top_p)) + 1]
             probs = row[keep] / row[keep].sum()
             return int(keep[self._rng.choice(keep.size, p=probs)])
-        return int(self._rng.choice(VOCAB_SIZE, p=row))
+        # Inverse CDF into a preallocated buffer: masked tokens have zero width and are never drawn.
+        cdf = np.cumsum(row, out=self._cdf)
+        u = self._rng.random() * cdf[-1]
+        return min(int(np.searchsorted(cdf, u, side="right")), VOCAB_SIZE - 1)
 
 
 def resolve_hold(token: int, sounding: bool) -> int:
     """HOLD while nothing sounds means REST (the contract)."""
     return REST if token == HOLD and not sounding else token
+
+
+def resolve_holds(tokens: npt.ArrayLike, sounding: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Vectorized :func:`resolve_hold`: HOLD where ``sounding`` is False becomes REST (elementwise)."""
+    tok = np.asarray(tokens, dtype=np.int64)
+    return np.where((tok == HOLD) & ~np.asarray(sounding, dtype=bool), REST, tok)
