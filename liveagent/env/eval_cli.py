@@ -1,8 +1,9 @@
 """`liveagent eval`: play policies online over a chorale split and print the table (terminal, JSON, Markdown).
 
 Default rows: random, rules, bach (the real part as a policy: the ceiling), plus the shipped
-``export/default.onnx`` when it exists. Nothing heavy is imported at module level (music21 only inside
-the chorale loader, on a cache miss).
+``export/default.onnx`` when it exists. Nothing heavy is imported at module level, so `liveagent eval
+--help` stays fast: the evaluator, the policies (onnxruntime) and the chorale loader (music21, on a cache
+miss) load inside :func:`run`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,11 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from liveagent.env.evaluate import EvalConfig, PolicyResult, evaluate, json_safe
-from liveagent.env.metrics import COLUMNS
-from liveagent.env.policies import DEFAULT_EXPORT, PolicyLoadError, default_export_path, load_policy
-from liveagent.music.piece import Piece
-from liveagent.music.tokens import Grid
+if TYPE_CHECKING:
+    from liveagent.env.evaluate import PolicyResult
+    from liveagent.music.piece import Piece
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +58,17 @@ def policy_names(args: argparse.Namespace) -> list[str]:
     """The --policy values flattened, or the default rows."""
     if args.policy:
         return [name for group in args.policy for name in group]
+    from liveagent.env import policies
+
     names = list(DEFAULT_POLICIES)
-    if default_export_path() is not None:
-        names.insert(names.index("bach"), DEFAULT_EXPORT)  # the ceiling stays the last row
+    if policies.has_shipped_default():
+        names.insert(names.index("bach"), policies.DEFAULT_EXPORT)  # the ceiling stays the last row
     return names
 
 
 def load_pieces(split: str, performer: str = "soprano", accompaniment: str = "bass") -> list[Piece]:
     from liveagent.music.chorales import chorale_split
+    from liveagent.music.tokens import Grid
 
     return chorale_split(split, performer=performer, accompaniment=accompaniment, grid=Grid(), progress=True)
 
@@ -75,6 +77,9 @@ def report(
     results: Sequence[PolicyResult], pieces: Sequence[Piece], args: argparse.Namespace, command: str
 ) -> dict[str, Any]:
     """The JSON report: settings, columns and one row per policy."""
+    from liveagent.env.evaluate import json_safe
+    from liveagent.env.metrics import COLUMNS
+
     return json_safe(
         {
             "format": JSON_FORMAT,
@@ -110,6 +115,8 @@ def _fmt(value: float, spec: str) -> str:
 
 def markdown_table(results: Sequence[PolicyResult]) -> str:
     """The table in GitHub Markdown (one row per policy)."""
+    from liveagent.env.metrics import COLUMNS
+
     head = "| policy | " + " | ".join(c.header for c in COLUMNS) + " | mean reward |"
     sep = "|---|" + "|".join("---:" for _ in COLUMNS) + "|---:|"
     rows = [
@@ -124,6 +131,8 @@ def markdown_table(results: Sequence[PolicyResult]) -> str:
 def print_table(results: Sequence[PolicyResult], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from liveagent.env.metrics import COLUMNS
 
     table = Table(title=title)
     table.add_column("policy", style="bold")
@@ -157,6 +166,9 @@ def command_line(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace, pieces: list[Piece] | None = None) -> int:
     """Run the evaluation; ``pieces`` replaces the chorale split (tests, custom corpora)."""
+    from liveagent.env.evaluate import EvalConfig, evaluate
+    from liveagent.env.policies import PolicyLoadError, load_policy
+
     if pieces is None:
         try:
             pieces = load_pieces(args.split, args.performer, args.accompaniment)

@@ -4,7 +4,7 @@ At step ``t`` the agent chooses its token from the performer's past (``anticipat
 also see the performer's token at ``t``) and its own past. All pieces of a split are played at once:
 the lines are REST-padded to ``[B, T_max]`` and each step is one :func:`build_observation`, one policy
 call and one :meth:`Sampler.sample` for the whole batch. Decoding is the live engine's: the policy's
-range mask, the shared sampler, then :func:`resolve_hold` (HOLD while silent is REST), so what is
+range mask, the shared sampler, then :func:`resolve_holds` (HOLD while silent is REST), so what is
 evaluated is what would be played. The finished lines are scored by :mod:`liveagent.env.metrics`, and the
 environment's reward terms (:class:`~liveagent.env.rewards.RewardTracker`) are averaged per step.
 """
@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from liveagent.env.config import EnvConfig
 from liveagent.env.metrics import line_metrics
 from liveagent.env.policies import EpisodeBatch, EvalPolicy, check_logits
+from liveagent.env.rewards import RewardTracker, key_mask_of
 from liveagent.music.features import ObservationBuffers, build_observation
 from liveagent.music.piece import Piece, pad_lines
-from liveagent.music.sampling import Sampler, SamplerConfig, range_mask, resolve_hold
+from liveagent.music.sampling import Sampler, SamplerConfig, range_mask, resolve_holds
 from liveagent.music.tokens import REST
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ class PolicyResult:
     row: dict[str, float]
     """Metric key -> value (see :data:`liveagent.env.metrics.COLUMNS`)."""
     rewards: dict[str, float] = field(default_factory=dict)
-    """Mean per-step weighted reward term (and ``total``), empty if the reward module is unavailable."""
+    """Mean per-step weighted reward term (and ``total``); empty when ``EvalConfig.rewards`` is off."""
     lines: list[IntArray] = field(default_factory=list, repr=False)
     """The agent's played line per piece (length of the piece)."""
     seconds: float = 0.0
@@ -85,29 +87,18 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def _reward_tracker(pieces: Sequence[Piece]) -> Any:
-    """The environment's reward tracker for this batch, or None when the module is unavailable.
+def _reward_tracker(pieces: Sequence[Piece]) -> RewardTracker:
+    """The environment's reward tracker for this batch.
 
     Every policy is scored with the environment's default reward config and pitch range (as the
     trainers see it), not its own, so the reward columns compare like with like.
     """
-    try:
-        from liveagent.env import rewards
-        from liveagent.env.config import EnvConfig
-
-        env = EnvConfig()
-        tracker = rewards.RewardTracker(
-            len(pieces), env.reward, grid=pieces[0].grid, pitch_min=env.pitch_min, pitch_max=env.pitch_max
-        )
-        keys = np.stack([rewards.key_mask_of(p.key) for p in pieces])
-        tracker.reset_rows(np.arange(len(pieces)), keys)
-    except (
-        ImportError,
-        AttributeError,
-        TypeError,
-    ) as exc:  # the env helper's API; the table does not need it
-        log.warning("reward terms not reported: %s", exc)
-        return None
+    env = EnvConfig()
+    tracker = RewardTracker(
+        len(pieces), env.reward, grid=pieces[0].grid, pitch_min=env.pitch_min, pitch_max=env.pitch_max
+    )
+    keys = np.stack([key_mask_of(p.key) for p in pieces])
+    tracker.reset_rows(np.arange(len(pieces)), keys)
     return tracker
 
 
@@ -165,11 +156,7 @@ def play(
             )
             logits = check_logits(policy.name, policy.fn(obs), b)
             drawn = sampler.sample(logits, mask)
-            tokens = np.fromiter(
-                (resolve_hold(int(tok), bool(s)) for tok, s in zip(drawn, sounding, strict=True)),
-                dtype=np.int64,
-                count=b,
-            )
+            tokens = resolve_holds(drawn, sounding)
             live = t < lengths
             tokens[~live] = REST
             agent[:, t] = tokens

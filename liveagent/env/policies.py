@@ -1,20 +1,19 @@
-"""The policies `liveagent eval` runs: baselines (random, rules, the Bach oracle) and exported ONNX files.
+"""The policies `liveagent eval` runs: baselines (random, the Bach oracle), the rules accompanist and
+exported ONNX files.
 
 Every policy is a contract callable ``(obs: ObservationBuffers) -> float32 logits [B, 130]`` wrapped in
 an :class:`EvalPolicy` that also says how to observe it (window, mode) and how to decode it (its pitch
 range). The evaluator decodes all of them with the one shared sampler, so a baseline is judged exactly
 as a trained policy is.
 
-The ONNX runner lives in ``liveagent.live.policy`` (the live engine's); it is imported lazily so eval
-works without it, and a plain ``.onnx`` file is then run with onnxruntime directly.
+Exported policies and the rules accompanist are loaded by the live engine's own code
+(:mod:`liveagent.live.policy`: name lookup in ``export/``, contract checks, the onnxruntime session), so
+what is evaluated is what is played.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib
-import importlib.resources
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,8 +23,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from liveagent.live.policy import (
+    OnnxPolicy,
+    PolicyError,
+    RulesPolicy,
+    available_policies,
+    resolve_policy_path,
+)
 from liveagent.music.features import Mode, ObservationBuffers, check_mode
-from liveagent.music.tokens import VOCAB_SIZE, Grid
+from liveagent.music.rules import RulesAccompanist
+from liveagent.music.tokens import N_PITCHES, VOCAB_SIZE, Grid
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +41,6 @@ IntArray = npt.NDArray[np.int64]
 
 BUILTIN = ("random", "rules", "bach")
 """Policy names that are not files."""
-DEFAULT_PITCH_MIN = 36
-"""Lowest onset of the baselines' bass range (C2)."""
-DEFAULT_PITCH_MAX = 62
-"""Highest onset of the baselines' bass range (D4)."""
 DEFAULT_EXPORT = "default"
 """Name of the shipped policy in ``export/`` that `liveagent eval` adds to its rows when present."""
 
@@ -67,9 +70,9 @@ class EvalPolicy:
     """Observation window W (steps of history per line)."""
     mode: Mode = "anticipate"
     """``anticipate``: it sees the performer up to t-1; ``react``: up to t."""
-    pitch_min: int = DEFAULT_PITCH_MIN
+    pitch_min: int = 0
     """Lowest onset the range mask allows."""
-    pitch_max: int = DEFAULT_PITCH_MAX
+    pitch_max: int = N_PITCHES - 1
     """Highest onset the range mask allows."""
     grid: Grid | None = None
     """The grid it was trained on, or None if it works on any grid."""
@@ -119,7 +122,15 @@ class BachOracle:
 
 
 def random_policy(seed: int = 0) -> EvalPolicy:
-    return EvalPolicy("random", RandomPolicy(seed), window=1, meta={"algo": "random", "seed": seed})
+    """Uniform choices in the rules accompanist's range (the bass range the baselines share)."""
+    return EvalPolicy(
+        "random",
+        RandomPolicy(seed),
+        window=1,
+        pitch_min=RulesAccompanist.pitch_min,
+        pitch_max=RulesAccompanist.pitch_max,
+        meta={"algo": "random", "seed": seed},
+    )
 
 
 def bach_policy() -> EvalPolicy:
@@ -130,33 +141,14 @@ def bach_policy() -> EvalPolicy:
 
 
 def rules_policy(grid: Grid) -> EvalPolicy:
-    """The rule-based accompanist of ``liveagent.music.rules`` (chord tones under the melody)."""
+    """The live engine's rules accompanist (``liveagent serve --policy rules``), built as the engine builds
+    it, so what is evaluated is what is played on stage."""
     try:
-        rules = importlib.import_module("liveagent.music.rules")
-    except ImportError as exc:
-        raise PolicyLoadError(f"the rules policy needs liveagent.music.rules: {exc}") from exc
-    kwargs: dict[str, Any] = {
-        "steps_per_bar": grid.steps_per_bar,
-        "pitch_min": DEFAULT_PITCH_MIN,
-        "pitch_max": DEFAULT_PITCH_MAX,
-        "mode": "anticipate",
-    }
-    try:
-        acc = rules.RulesAccompanist(**kwargs, steps_per_beat=grid.steps_per_beat)
-    except TypeError:  # an accompanist without the optional steps_per_beat field
-        acc = rules.RulesAccompanist(**kwargs)
-    window = int(getattr(acc, "window", 0) or 32)  # the live engine's RulesPolicy default
-    reset = getattr(acc, "reset", None)
-    return EvalPolicy(
-        "rules",
-        acc,
-        window=window,
-        mode=check_mode(str(getattr(acc, "mode", "anticipate"))),
-        pitch_min=int(getattr(acc, "pitch_min", DEFAULT_PITCH_MIN)),
-        pitch_max=int(getattr(acc, "pitch_max", DEFAULT_PITCH_MAX)),
-        reset=(lambda _batch: reset()) if callable(reset) else None,
-        meta={"algo": "rules"},
-    )
+        policy = RulesPolicy(grid=grid)
+    except PolicyError as exc:
+        raise PolicyLoadError(str(exc)) from exc
+    evaluated = from_meta("rules", policy, policy.meta)
+    return evaluated
 
 
 def _meta_get(meta: Any, key: str, default: Any = None) -> Any:
@@ -185,84 +177,25 @@ def from_meta(name: str, fn: PolicyFn, meta: Any) -> EvalPolicy:
     return EvalPolicy(name, fn, window, mode, pitch_min, pitch_max, grid, meta=as_dict)
 
 
-def export_dirs() -> list[Path]:
-    """Where exported policies are looked up by name: the installed ``liveagent.export`` package."""
-    dirs: list[Path] = []
-    with contextlib.suppress(ModuleNotFoundError, TypeError):
-        dirs.append(Path(str(importlib.resources.files("liveagent.export"))))
-    return dirs
-
-
-def default_export_path() -> Path | None:
-    """``export/default.onnx`` if it exists."""
-    for d in export_dirs():
-        p = d / f"{DEFAULT_EXPORT}.onnx"
-        if p.is_file():
-            return p
-    return None
-
-
-def _resolve_onnx(name_or_path: str) -> Path:
-    p = Path(name_or_path)
-    if p.suffix == ".onnx" or p.exists():
-        if not p.is_file():
-            raise PolicyLoadError(f"no such policy file: {p}")
-        return p
-    for d in export_dirs():
-        cand = d / f"{name_or_path}.onnx"
-        if cand.is_file():
-            return cand
-    known = sorted(q.stem for d in export_dirs() for q in d.glob("*.onnx"))
-    raise PolicyLoadError(
-        f"unknown policy {name_or_path!r}: not one of {', '.join(BUILTIN)}, not a file, and not an exported "
-        f"policy (known: {', '.join(known) or 'none'})"
-    )
+def has_shipped_default() -> bool:
+    """Whether ``export/default.onnx`` (the shipped policy) is installed."""
+    return DEFAULT_EXPORT in available_policies()
 
 
 def onnx_policy(name_or_path: str) -> EvalPolicy:
     """An exported policy by name (``export/NAME.onnx``) or path, run by the live engine's runner."""
-    label = Path(name_or_path).stem if name_or_path.endswith(".onnx") else name_or_path
     try:
-        live = importlib.import_module("liveagent.live.policy")
-    except ImportError:
-        live = None
-    if live is not None and hasattr(live, "OnnxPolicy"):
-        error_type = getattr(live, "PolicyError", RuntimeError)
-        try:
-            pol = live.OnnxPolicy.load(name_or_path)
-        except error_type as exc:
-            raise PolicyLoadError(str(exc)) from exc
-        return from_meta(label, pol, pol.meta)
-    log.info("liveagent.live.policy not available: running %s with onnxruntime directly", name_or_path)
-    return _direct_onnx(label, _resolve_onnx(name_or_path))
-
-
-def _direct_onnx(label: str, path: Path) -> EvalPolicy:
-    """Fallback runner: onnxruntime on one thread, the contract checked from the metadata."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
+        path = resolve_policy_path(name_or_path)
+    except PolicyError as exc:
+        extra = [name for name in BUILTIN if name not in available_policies()]
+        raise PolicyLoadError(f"{exc}; eval also knows {', '.join(extra)}") from exc
     try:
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt files
-        raise PolicyLoadError(f"{path}: cannot load ONNX model: {exc}") from exc
-    meta = dict(session.get_modelmeta().custom_metadata_map)
-    if meta.get("liveagent.contract") != "1":
-        raise PolicyLoadError(
-            f"{path}: not a liveagent contract-v1 policy (metadata liveagent.contract missing)"
-        )
-    inputs = {i.name for i in session.get_inputs()}
-    if inputs != {"performer", "agent", "position"}:
-        raise PolicyLoadError(f"{path}: inputs must be performer, agent, position; got {sorted(inputs)}")
-
-    def run(obs: ObservationBuffers) -> npt.NDArray[np.float32]:
-        out = session.run(["logits"], obs.as_feed())[0]
-        return np.asarray(out, dtype=np.float32)
-
-    meta["path"] = str(path)
-    return from_meta(label, run, meta)
+        policy = OnnxPolicy.load(path)
+    except PolicyError as exc:
+        raise PolicyLoadError(str(exc)) from exc
+    evaluated = from_meta(policy.name, policy, policy.meta)
+    evaluated.meta["path"] = str(path)
+    return evaluated
 
 
 def split_label(spec: str) -> tuple[str | None, str]:
@@ -317,8 +250,8 @@ __all__ = [
     "RandomPolicy",
     "bach_policy",
     "check_logits",
-    "default_export_path",
     "from_meta",
+    "has_shipped_default",
     "load_policy",
     "onnx_policy",
     "random_policy",

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from liveagent.music.features import MODES, Mode, ObservationBuffers
-from liveagent.music.tokens import VOCAB_SIZE
+from liveagent.music.tokens import VOCAB_SIZE, Grid
 
 log = logging.getLogger(__name__)
 
@@ -330,9 +330,9 @@ class RulesPolicy:
     def __init__(
         self,
         *,
-        steps_per_bar: int = 16,
-        pitch_min: int = 36,
-        pitch_max: int = 62,
+        grid: Grid | None = None,
+        pitch_min: int | None = None,
+        pitch_max: int | None = None,
         mode: Mode = "anticipate",
         window: int | None = None,
     ) -> None:
@@ -340,20 +340,25 @@ class RulesPolicy:
             from liveagent.music.rules import RulesAccompanist
         except ImportError as e:
             raise PolicyError(f"rules policy unavailable: {e}") from None
-        self._impl: Callable[[ObservationBuffers], Any] = RulesAccompanist(
-            steps_per_bar=steps_per_bar, pitch_min=pitch_min, pitch_max=pitch_max, mode=mode
-        )
-        w = window or int(getattr(self._impl, "window", 0) or 32)
-        spbeat = 4 if steps_per_bar % 4 == 0 else 1
+        g = grid or Grid()
+        # The range defaults are the accompanist's own, written in one place.
+        kwargs: dict[str, Any] = {"steps_per_bar": g.steps_per_bar, "steps_per_beat": g.steps_per_beat}
+        if pitch_min is not None:
+            kwargs["pitch_min"] = pitch_min
+        if pitch_max is not None:
+            kwargs["pitch_max"] = pitch_max
+        impl = RulesAccompanist(mode=mode, **kwargs)
+        self._impl: Callable[[ObservationBuffers], Any] = impl
+        w = window or int(getattr(impl, "window", 0) or 32)
         self.name = "rules"
         self.meta = PolicyMeta(
-            steps_per_beat=spbeat,
-            beats_per_bar=steps_per_bar // spbeat,
+            steps_per_beat=g.steps_per_beat,
+            beats_per_bar=g.beats_per_bar,
             window=w,
             mode=mode,
             part="bass",
-            pitch_min=pitch_min,
-            pitch_max=pitch_max,
+            pitch_min=impl.pitch_min,
+            pitch_max=impl.pitch_max,
             algo="rules",
             dataset="",
         )

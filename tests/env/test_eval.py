@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -15,10 +17,11 @@ from liveagent.env.policies import (
     load_policy,
     random_policy,
 )
+from liveagent.live import policy as live
 from liveagent.music.features import ObservationBuffers
 from liveagent.music.piece import Piece
 from liveagent.music.theory import Key
-from liveagent.music.tokens import HOLD, ONSET_BASE, REST, VOCAB_SIZE, onset
+from liveagent.music.tokens import HOLD, ONSET_BASE, REST, VOCAB_SIZE, Grid, onset
 
 
 def line(*notes: tuple[int | None, int]) -> np.ndarray:
@@ -138,7 +141,6 @@ def test_batch_equals_one_piece_at_a_time() -> None:
 
 def test_reward_terms_are_reported() -> None:
     res = ev.evaluate_policy(bach_policy(), hand_pieces(), _quiet())
-    pytest.importorskip("liveagent.env.rewards")
     assert "total" in res.rewards and "consonance" in res.rewards
     # Bach's part here is all consonant and in key: those terms are never negative.
     assert res.rewards["consonance"] > 0 and res.rewards["in_key"] == 0
@@ -156,9 +158,35 @@ def test_unknown_policy_name() -> None:
 
 
 def test_live_side_policy_meta_is_understood() -> None:
-    live = pytest.importorskip("liveagent.live.policy")
     meta = live.PolicyMeta(window=4, mode="react", pitch_min=0, pitch_max=127)
     pol = from_meta("probe", CopyPerformer(), meta)
     assert (pol.window, pol.mode, pol.pitch_min, pol.pitch_max) == (4, "react", 0, 127)
     res = ev.evaluate_policy(pol, hand_pieces(), _quiet())
     assert res.lines[0].tolist() == hand_pieces()[0].performer.tolist()  # react: sees the performer at t
+
+
+def test_rules_is_the_live_engines_rules_policy() -> None:
+    """`eval --policy rules` judges exactly what `serve --policy rules` plays: same object, same config."""
+    pol = load_policy("rules", grid=Grid())
+    on_stage = live.load_policy("rules")
+    assert isinstance(pol.fn, live.RulesPolicy) and isinstance(on_stage, live.RulesPolicy)
+    assert pol.meta == dataclasses.asdict(on_stage.meta)
+    assert (pol.window, pol.mode, pol.pitch_min, pol.pitch_max) == (
+        on_stage.meta.window,
+        on_stage.meta.mode,
+        on_stage.meta.pitch_min,
+        on_stage.meta.pitch_max,
+    )
+    pieces = hand_pieces()
+    res = ev.evaluate_policy(pol, pieces, _quiet())
+    for piece, played in zip(pieces, res.lines, strict=True):
+        assert len(played) == piece.n_steps and (played >= ONSET_BASE).any()
+        on = played[played >= ONSET_BASE] - ONSET_BASE
+        assert ((on >= pol.pitch_min) & (on <= pol.pitch_max)).all()
+
+
+def test_rules_plays_on_the_grid_it_is_given() -> None:
+    grid = Grid(steps_per_beat=2, beats_per_bar=3)
+    policy = load_policy("rules", grid=grid)
+    assert policy.grid == grid
+    assert (policy.meta["steps_per_beat"], policy.meta["beats_per_bar"]) == (2, 3)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from liveagent.env import eval_cli
+from liveagent.env import eval_cli, policies
 from liveagent.env.metrics import COLUMNS
 from liveagent.music.piece import Piece
 from liveagent.music.theory import Key
@@ -72,8 +74,7 @@ def test_eval_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_eval_cli_default_rows_include_rules_when_present(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("liveagent.music.rules")
-    monkeypatch.setattr(eval_cli, "default_export_path", lambda: None)
+    monkeypatch.setattr(policies, "has_shipped_default", lambda: False)
     out_json = tmp_path / "t.json"
     assert eval_cli.run(parse("--json", str(out_json), "--no-progress"), pieces=corpus()) == 0
     rows = [r["policy"] for r in json.loads(out_json.read_text())["rows"]]
@@ -86,8 +87,23 @@ def test_eval_cli_bad_policy(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_default_rows_put_the_shipped_policy_before_the_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(eval_cli, "default_export_path", lambda: Path("export/default.onnx"))
-    assert eval_cli.policy_names(parse()) == ["random", "rules", "default", "bach"]
-    monkeypatch.setattr(eval_cli, "default_export_path", lambda: None)
+    assert eval_cli.policy_names(parse()) == ["random", "rules", "default", "bach"]  # default.onnx ships
+    monkeypatch.setattr(policies, "has_shipped_default", lambda: False)
     assert eval_cli.policy_names(parse()) == ["random", "rules", "bach"]
     assert eval_cli.policy_names(parse("--policy", "a", "b", "--policy", "c")) == ["a", "b", "c"]
+
+
+def test_eval_help_does_not_load_the_evaluator() -> None:
+    """`liveagent eval --help` only builds the parser: the evaluator, policies, onnxruntime load in run()."""
+    code = (
+        "import json, sys, argparse\n"
+        "from liveagent.env import eval_cli\n"
+        "eval_cli.configure(argparse.ArgumentParser())\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('liveagent.env.evaluate', "
+        "'liveagent.env.policies', 'liveagent.env.metrics', 'liveagent.live', 'onnxruntime', 'torch', "
+        "'music21')))))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(proc.stdout) == []

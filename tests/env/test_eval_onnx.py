@@ -1,4 +1,4 @@
-"""Exported ONNX policies in `liveagent eval`: through the live runner and the direct fallback."""
+"""Exported ONNX policies in `liveagent eval`: loaded and run by the live engine's runner."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from liveagent.env import evaluate as ev
 from liveagent.env import policies
+from liveagent.live.policy import OnnxPolicy
 from liveagent.music.piece import Piece
 from liveagent.music.theory import Key
 from liveagent.music.tokens import HOLD, REST, VOCAB_SIZE, onset
 
-onnx = pytest.importorskip("onnx")
 WINDOW = 4
 
 
@@ -77,15 +78,12 @@ def _expected() -> list[int]:
 
 
 def test_onnx_policy_by_path(tmp_path: Path) -> None:
-    pol = policies.load_policy(str(write_copy_model(tmp_path / "copy.onnx")))
+    path = write_copy_model(tmp_path / "copy.onnx")
+    pol = policies.load_policy(str(path))
+    assert isinstance(pol.fn, OnnxPolicy)  # the live engine's runner: what is evaluated is what is played
     assert pol.name == "copy" and pol.window == WINDOW and pol.mode == "anticipate"
     assert (pol.pitch_min, pol.pitch_max) == (0, 127)
-    res = ev.evaluate_policy(pol, [PIECE], ev.EvalConfig(progress=False))
-    assert res.lines[0].tolist() == _expected()
-
-
-def test_direct_onnx_fallback(tmp_path: Path) -> None:
-    pol = policies._direct_onnx("copy", write_copy_model(tmp_path / "copy.onnx"))
+    assert pol.meta["path"] == str(path) and pol.meta["algo"] == "test"
     res = ev.evaluate_policy(pol, [PIECE], ev.EvalConfig(progress=False))
     assert res.lines[0].tolist() == _expected()
 
@@ -94,10 +92,22 @@ def test_contract_violations_are_refused(tmp_path: Path) -> None:
     bad = write_copy_model(tmp_path / "old.onnx", contract="0")
     with pytest.raises(policies.PolicyLoadError, match="contract"):
         policies.load_policy(str(bad))
-    with pytest.raises(policies.PolicyLoadError, match="contract"):
-        policies._direct_onnx("old", bad)
-    with pytest.raises(policies.PolicyLoadError):
+    with pytest.raises(policies.PolicyLoadError, match="not found"):
         policies.load_policy(str(tmp_path / "missing.onnx"))
+
+
+def test_unknown_name_lists_the_exports_and_the_baselines() -> None:
+    with pytest.raises(policies.PolicyLoadError) as info:
+        policies.load_policy("no-such-policy")
+    msg = str(info.value)
+    assert "no-such-policy" in msg and "default" in msg  # export/default.onnx ships
+    assert all(name in msg for name in policies.BUILTIN)
+
+
+def test_shipped_default_is_found_by_name() -> None:
+    assert policies.has_shipped_default()
+    pol = policies.load_policy(policies.DEFAULT_EXPORT)
+    assert pol.name == "default" and Path(pol.meta["path"]).name == "default.onnx"
 
 
 def test_label_names_the_row(tmp_path: Path) -> None:
