@@ -4,9 +4,11 @@
     .venv/bin/python benchmarks/bench_live.py --only osc,flood --duration 300   # the 5-minute flood target
 
 Decision latency p50/p99/p99.9; emission lateness measured by an independent receiver over OSC (monitor
-off and on, and under a 1,000 msg/s OSC flood) and over JACK MIDI (when jackd is installed); ONNX against
-torch eager (when torch is installed; only this process imports it); cold start and resident memory of
-`liveagent serve`; the most agents one process holds at 240 BPM in sixteenths with zero misses.
+off and on, and under a 1,000 msg/s OSC flood) and over JACK MIDI (when jackd is installed, on a private
+dummy JACK server); ONNX against torch eager on the same policy (when torch is installed; measured by
+``python -m liveagent.train.bench_torch`` in a child process, so this one never imports torch); cold start
+and resident memory of `liveagent serve`; the most agents one process holds at 240 BPM in sixteenths with
+zero misses.
 No pass/fail: compare with the targets in the README.
 """
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from liveagent.live.duet import one_note_a_beat
+
 # The fixed address space (DESIGN.md, docs/OSC.md).
 IN_NOTE = "/liveagent/note"
 IN_TEMPO = "/liveagent/tempo"
@@ -27,7 +29,8 @@ OUT_BEAT = "/liveagent/out/beat"
 OUT_STATUS = "/liveagent/status"
 OUT_ERROR = "/liveagent/error"
 
-DEMO_MELODY = (64, 64, 65, 67, 67, 65, 64, 62, 60, 60, 62, 64, 64, 62, 62, 0)
+# Ode to Joy, one note a beat; 0 is a rest (the same melody as `liveagent demo --melody ode`).
+DEMO_MELODY = one_note_a_beat()
 
 
 class MaxPatch:
@@ -55,7 +58,10 @@ class MaxPatch:
             }
         )
 
-    def msg(self, x: float, y: float, text: str) -> str:
+    def msg(self, x: float, y: float, text: str, width: float | None = None) -> str:
+        """A message box as wide as its text, or ``width`` wide with the text wrapped over several lines."""
+        w = 16.0 + 7.0 * len(text) if width is None else width
+        lines = -(-7 * len(text) // max(1, int(w) - 16))  # ceil: Max wraps a message box's text to its width
         return self._add(
             {
                 "maxclass": "message",
@@ -63,7 +69,7 @@ class MaxPatch:
                 "numinlets": 2,
                 "numoutlets": 1,
                 "outlettype": [""],
-                "patching_rect": [x, y, 16.0 + 7.0 * len(text), 22.0],
+                "patching_rect": [x, y, w, 22.0 + 14.0 * (lines - 1)],
             }
         )
 
@@ -199,7 +205,7 @@ def build_maxpat() -> str:
     p.connect(rewind, 0, counter, 2)  # third inlet: the next count starts here
     lookup = p.obj(800, 250, "zl.lookup", 2, ["", ""])
     p.connect(counter, 0, lookup, 0)
-    melody = p.msg(900, 250, " ".join(str(n) for n in DEMO_MELODY))
+    melody = p.msg(900, 250, " ".join(str(n) for n in DEMO_MELODY), width=250.0)
     p.connect(lb, 0, melody, 0)
     p.connect(melody, 0, lookup, 1)
     rest = p.obj(800, 285, "sel 0", 2, ["bang", ""])

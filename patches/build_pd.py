@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pdwriter import Canvas
 
+from liveagent.live.duet import one_note_a_beat
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
 DEFAULT_REPLY_PORT = 9001
@@ -261,41 +263,8 @@ def _synth(c: Canvas, x: int, y: int, name: str, wave: str, gain: float) -> int:
     return box
 
 
-# Ode to Joy, one note a beat; 0 is a rest.
-DEMO_MELODY = (
-    64,
-    64,
-    65,
-    67,
-    67,
-    65,
-    64,
-    62,
-    60,
-    60,
-    62,
-    64,
-    64,
-    62,
-    62,
-    0,
-    64,
-    64,
-    65,
-    67,
-    67,
-    65,
-    64,
-    62,
-    60,
-    60,
-    62,
-    64,
-    62,
-    60,
-    60,
-    0,
-)
+# Ode to Joy, one note a beat; 0 is a rest (the same melody as `liveagent demo --melody ode`).
+DEMO_MELODY = one_note_a_beat()
 
 
 def _demo_melody(c: Canvas, x: int, y: int) -> int:

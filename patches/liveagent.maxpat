@@ -574,7 +574,7 @@
       {
         "box": {
           "maxclass": "newobj",
-          "text": "counter 0 15",
+          "text": "counter 0 31",
           "numinlets": 5,
           "numoutlets": 4,
           "outlettype": [
@@ -614,7 +614,7 @@
       {
         "box": {
           "maxclass": "message",
-          "text": "64 64 65 67 67 65 64 62 60 60 62 64 64 62 62 0",
+          "text": "64 64 65 67 67 65 64 62 60 60 62 64 64 62 62 0 64 64 65 67 67 65 64 62 60 60 62 64 62 60 60 0",
           "numinlets": 2,
           "numoutlets": 1,
           "outlettype": [
@@ -623,8 +623,8 @@
           "patching_rect": [
             900,
             250,
-            338.0,
-            22.0
+            250.0,
+            50.0
           ],
           "id": "obj-34"
         }

@@ -6,7 +6,8 @@
   an OSC input flood; lateness = arrival - T_k on the shared monotonic clock (the server announces T_0 and
   the step length in ``/liveagent/status``);
 - cold start of `serve` until its ready line, its resident memory, and that it never maps torch;
-- ONNX against torch eager on the same small policy (a ratio; only when torch is installed);
+- ONNX against torch eager on the same policy (a ratio; only when torch is installed; measured by
+  ``liveagent.train.bench_torch`` in a subprocess, so this module never imports torch);
 - the most engines one process holds at 240 BPM in sixteenths with zero misses.
 """
 
@@ -139,6 +140,7 @@ def rss_mb(pid: int) -> float:
 
 
 def maps_torch(pid: int) -> bool:
+    """Whether a live process has any torch library mapped (an independent check of "no torch")."""
     try:
         with open(f"/proc/{pid}/maps") as f:
             return any("libtorch" in ln or "/torch/" in ln for ln in f)
@@ -357,50 +359,36 @@ class _MidiReceiver:
 def bench_jack(cfg: BenchConfig) -> dict[str, Any]:
     import shutil
 
+    from liveagent.live.jack import dummy_jack_server
+
     if shutil.which("jackd") is None:
         return {"skipped": "jackd not installed"}
-    name = f"liveagent-bench-{os.getpid()}"
-    env = {**os.environ, "JACK_DEFAULT_SERVER": name, "MIDO_BACKEND": "mido.backends.rtmidi/UNIX_JACK"}
-    jack = subprocess.Popen(
-        ["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", "64"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "MIDO_BACKEND")}
-    os.environ.update(JACK_DEFAULT_SERVER=name, MIDO_BACKEND="mido.backends.rtmidi/UNIX_JACK")
-    rx: _MidiReceiver | None = None
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            r = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10)
-            if r.returncode == 0 and "system:" in r.stdout:
-                break
-            time.sleep(0.1)
+    with dummy_jack_server(f"liveagent-bench-{os.getpid()}") as jack:
         rx = _MidiReceiver("bench-rx")
-        res = _lateness_run(cfg, "--virtual", "--midi-name", "bench-srv", env=env, midi_rx=rx)
-        res["jack_period_ms"] = round(64 / 48000 * 1000, 3)
-        return res
-    finally:
-        if rx is not None:
+        try:
+            res = _lateness_run(cfg, "--virtual", "--midi-name", "bench-srv", env=jack.env(), midi_rx=rx)
+        finally:
             rx.close()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        jack.terminate()
-        jack.wait(timeout=10)
+    res["jack_period_ms"] = round(jack.period_ms, 3)
+    return res
 
 
 def bench_torch(cfg: BenchConfig) -> dict[str, Any]:
-    try:
-        import torch  # the bench process may; `serve` never does
-    except ImportError:
-        return {"skipped": "torch not installed"}
-    from liveagent.live.bench_torch import onnx_vs_torch
+    """ONNX against torch eager on the same policy, measured in a subprocess (this process never imports
+    torch or liveagent.train): ``python -m liveagent.train.bench_torch --json``, its last stdout line."""
+    import importlib.util
 
-    return onnx_vs_torch(torch, n=cfg.decisions)
+    if importlib.util.find_spec("torch") is None:
+        return {"skipped": "torch not installed"}
+    name = cfg.policy if cfg.policy.isidentifier() else "default"  # an export name, not a path
+    cmd = [sys.executable, "-m", "liveagent.train.bench_torch", "--json", "--n", str(cfg.decisions)]
+    cmd += ["--policy", name]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    lines = r.stdout.strip().splitlines()
+    if r.returncode != 0 or not lines:
+        raise RuntimeError(f"{' '.join(cmd[1:])} failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+    res: dict[str, Any] = json.loads(lines[-1])
+    return res
 
 
 def bench_agents(cfg: BenchConfig) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 cold start, resident memory, ONNX vs torch eager, and the most agents per process at 240 BPM.
 
 Numbers are printed as measured (and saved as JSON with ``--json``); nothing here passes or fails.
-torch is imported only by the ``torch`` section, in this process, never in `serve`.
+torch is imported only by the ``torch`` section's subprocess (``python -m liveagent.train.bench_torch``),
+never in this process or in `serve`.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _line(name: str, res: dict[str, Any]) -> str:
         return (
             f"torch     onnxruntime p50 {res['onnx_us']['p50']:.0f} us vs torch eager p50 "
             f"{res['torch_eager_us']['p50']:.0f} us: ONNX {res['speedup_p50']}x faster "
-            f"(p99 {res['speedup_p99']}x)"
+            f"(p99 {res['speedup_p99']}x); {res.get('model')} from {res.get('weights')}"
         )
     if name == "agents":
         return (

@@ -19,13 +19,28 @@ from liveagent.music.tokens import Grid, Note, notes_to_tokens
 
 log = logging.getLogger(__name__)
 
-# "Ode to Joy" (public domain), 8 bars in quarter notes: (pitch, beats)
-_ODE = [
+ODE_TO_JOY: tuple[tuple[int, float], ...] = (
     (64, 1), (64, 1), (65, 1), (67, 1), (67, 1), (65, 1), (64, 1), (62, 1),
     (60, 1), (60, 1), (62, 1), (64, 1), (64, 1.5), (62, 0.5), (62, 2),
     (64, 1), (64, 1), (65, 1), (67, 1), (67, 1), (65, 1), (64, 1), (62, 1),
     (60, 1), (60, 1), (62, 1), (64, 1), (62, 1.5), (60, 0.5), (60, 2),
-]  # fmt: skip
+)  # fmt: skip
+""""Ode to Joy" (public domain), 8 bars: (MIDI pitch, length in beats). The demo's built-in melody, and
+(through :func:`one_note_a_beat`) the demo melody of the Pd and Max help patches."""
+
+
+def one_note_a_beat(melody: Sequence[tuple[int, float]] = ODE_TO_JOY) -> tuple[int, ...]:
+    """The melody for a one-note-a-beat step sequencer: per beat, the first pitch that starts in it, or 0
+    (a rest) when none does (a note held over the beat; the sequencer's notes last under a beat)."""
+    total = int(np.ceil(sum(beats for _, beats in melody)))
+    out = [0] * total
+    t = 0.0
+    for pitch, beats in melody:
+        i = int(np.floor(t + 1e-9))
+        if out[i] == 0:
+            out[i] = pitch
+        t += beats
+    return tuple(out)
 
 
 def melodies_dir() -> Path:
@@ -45,7 +60,7 @@ def list_melodies() -> list[str]:
 
 def builtin_ode(grid: Grid) -> list[Note]:
     notes, t = [], 0
-    for pitch, beats in _ODE:
+    for pitch, beats in ODE_TO_JOY:
         n = round(beats * grid.steps_per_beat)
         notes.append(Note(t, n, pitch, 90))
         t += n

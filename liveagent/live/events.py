@@ -3,13 +3,17 @@
 Input threads (the rtmidi callback, the OSC server) only timestamp an event with ``time.perf_counter_ns()``
 and put it on the engine's queue; the engine thread owns all state. Events are small immutable
 NamedTuples (cheap to build, no dicts in the hot path). Outputs go through :class:`OutputSink`, which MIDI
-and OSC implement; the engine never knows which.
+and OSC implement; the engine never knows which. :class:`FanOutSink` isolates the sinks from each other.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
+import time
 from typing import NamedTuple, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Control(enum.IntEnum):
@@ -87,36 +91,94 @@ class OutputSink(Protocol):
     def close(self) -> None: ...
 
 
-class FanOutSink:
-    """Sends every call to several sinks (e.g. MIDI out and OSC out at once)."""
+class WarnLimiter:
+    """``log.warning`` at most once per ``interval_s``; the calls held back are counted into the next one.
 
-    def __init__(self, *sinks: OutputSink) -> None:
+    For failures on the engine thread's hot path (a send that raises on every note): each is counted by
+    its owner, but the log sees a line per interval, not a flood.
+    """
+
+    def __init__(self, interval_s: float = 5.0) -> None:
+        self.interval_ns = int(interval_s * 1e9)
+        self.held = 0
+        self._last_ns: int | None = None
+
+    def warn(self, msg: str, *args: object) -> None:
+        now = time.perf_counter_ns()
+        if self._last_ns is not None and now - self._last_ns < self.interval_ns:
+            self.held += 1
+            return
+        if self.held:
+            msg += f" (+{self.held} more since the last report)"
+            self.held = 0
+        self._last_ns = now
+        log.warning(msg, *args)
+
+
+class FanOutSink:
+    """Sends every call to several sinks (e.g. MIDI out and OSC out at once), each one isolated.
+
+    A sink that raises (a vanished MIDI port, a driver error) must neither stop the engine thread nor keep
+    the other sinks from hearing the call: above all ``note_off`` and ``all_notes_off``, or notes hang on
+    the healthy output. Each failure is counted per sink (``errors[i]``) and logged at most once per
+    ``log_interval_s`` per sink.
+    """
+
+    def __init__(self, *sinks: OutputSink, log_interval_s: float = 5.0) -> None:
         self.sinks = list(sinks)
+        self.errors = [0] * len(self.sinks)
+        """Calls that raised, per sink (same order as ``sinks``)."""
+        self._warn = [WarnLimiter(log_interval_s) for _ in self.sinks]
+
+    def _failed(self, i: int, what: str, e: Exception) -> None:
+        self.errors[i] += 1
+        self._warn[i].warn("output sink %s.%s failed: %r", type(self.sinks[i]).__name__, what, e)
 
     def note_on(self, pitch: int, velocity: int) -> None:
-        for s in self.sinks:
-            s.note_on(pitch, velocity)
+        for i, s in enumerate(self.sinks):
+            try:
+                s.note_on(pitch, velocity)
+            except Exception as e:  # one broken output must not silence the others or stop the engine
+                self._failed(i, "note_on", e)
 
     def note_off(self, pitch: int) -> None:
-        for s in self.sinks:
-            s.note_off(pitch)
+        for i, s in enumerate(self.sinks):
+            try:
+                s.note_off(pitch)
+            except Exception as e:
+                self._failed(i, "note_off", e)
 
     def all_notes_off(self) -> None:
-        for s in self.sinks:
-            s.all_notes_off()
+        for i, s in enumerate(self.sinks):
+            try:
+                s.all_notes_off()
+            except Exception as e:
+                self._failed(i, "all_notes_off", e)
 
     def beat(self, bar: int, beat: int) -> None:
-        for s in self.sinks:
-            s.beat(bar, beat)
+        for i, s in enumerate(self.sinks):
+            try:
+                s.beat(bar, beat)
+            except Exception as e:
+                self._failed(i, "beat", e)
 
     def status(self, fields: dict[str, object], reply_to: tuple[str, int] | None) -> None:
-        for s in self.sinks:
-            s.status(fields, reply_to)
+        for i, s in enumerate(self.sinks):
+            try:
+                s.status(fields, reply_to)
+            except Exception as e:
+                self._failed(i, "status", e)
 
     def error(self, message: str, reply_to: tuple[str, int] | None) -> None:
-        for s in self.sinks:
-            s.error(message, reply_to)
+        for i, s in enumerate(self.sinks):
+            try:
+                s.error(message, reply_to)
+            except Exception as e:
+                self._failed(i, "error", e)
 
     def close(self) -> None:
-        for s in self.sinks:
-            s.close()
+        for i, s in enumerate(self.sinks):
+            try:
+                s.close()
+            except Exception as e:
+                self._failed(i, "close", e)

@@ -8,9 +8,16 @@ rate-limited :class:`InputError`; everything else (CC, aftertouch, active sensin
 
 :class:`MidiSink` implements :class:`~liveagent.live.events.OutputSink`: three-byte messages, note-offs
 prebuilt, the set of sounding notes tracked so ``all_notes_off`` silences exactly what we started (plus CC
-123 for good measure). With ``clock_out`` it acts as a clock master: Start, 24 PPQN clock phase-locked to the
-engine's beats (the first pulse of each beat is sent on the beat itself, the other 23 by a small thread), and
-Stop when the beats stop.
+123 for good measure). Send errors are counted (``send_errors``) and logged at a limited rate, never raised:
+the engine must keep time whatever the driver does. With ``clock_out`` it is a clock master: Start, 24 PPQN
+clock phase-locked to the engine's beats (:class:`MidiClockOut`), and Stop when the beats stop.
+
+Why the output port has a lock: rtmidi output ports are not thread-safe (with JACK, ``send_message``
+writes a single-producer ring buffer) and three threads may send: the engine (notes), the clock-out thread
+(pulses) and, with ``thru``, the input callback. The lock is held for one ``send_message`` only (a few us),
+never while building a message, so the engine waits at most one send. Thru stays on the input callback on
+purpose: another thread would add a wake-up (or, drained by the engine, up to a grid step) to the
+performer's own notes, to save a wait of one send that the GIL imposes on any Python thread anyway.
 
 The backend is chosen by ``api`` or mido's ``MIDO_BACKEND`` variable (``mido.backends.rtmidi/UNIX_JACK``);
 "auto" tries ALSA then JACK, because machines without ``/dev/snd`` only have JACK.
@@ -20,19 +27,22 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent
+from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent, WarnLimiter
 
 log = logging.getLogger(__name__)
 
 NOTE_OFF, NOTE_ON, CC = 0x80, 0x90, 0xB0
 CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 PPQN = 24
+PERIOD_BEATS = 5  # the clock-out tempo is the median of this many beat intervals
 # data bytes that follow each status (high nibble for channel messages)
 _CHANNEL_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
 _SYSTEM_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0, 0xFF: 0}
@@ -136,27 +146,25 @@ class MidiConfig:
     """A note on our out channel equal to one we sent within this window is our own echo: ignored."""
     clock_out: bool = False
     """Act as clock master: send Start/Stop and 24 PPQN clock locked to the engine's beats."""
+    beats_per_bar: int | None = None
+    """The grid's beats per bar, for the clock-out Song Position Pointer; None = learn it from the beat
+    indices the engine sends (the last index before a bar line, plus one; 4 until a bar line is seen)."""
     error_reports_per_s: float = 4.0
     """At most this many :class:`InputError` per second reach the engine; the rest are counted."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.out_channel <= 15 or any(not 0 <= c <= 15 for c in self.in_channels):
             raise ValueError("MIDI channels are 0..15")
+        if self.beats_per_bar is not None and not 1 <= self.beats_per_bar <= 32:
+            raise ValueError(f"beats_per_bar must be in 1..32, got {self.beats_per_bar}")
 
 
 class MidiCounters:
     """Written only by the rtmidi callback thread."""
 
     def __init__(self) -> None:
-        self.messages = 0
-        self.notes = 0
-        self.clock = 0
-        self.filtered = 0
-        self.echo_suppressed = 0
-        self.ignored = 0
-        self.errors = 0
-        self.reported = 0
-        self.suppressed = 0
+        self.messages = self.notes = self.clock = self.filtered = self.echo_suppressed = 0
+        self.ignored = self.errors = self.reported = self.suppressed = 0
 
     def snapshot(self) -> dict[str, int]:
         return dict(vars(self))
@@ -202,7 +210,13 @@ class MidiIO:
                 else:
                     self.midi_out.open_virtual_port("out")
                     self.out_name = f"{cfg.client_name}-out:out"
-                self.sink = MidiSink(self.midi_out, cfg.out_channel, self, clock_out=cfg.clock_out)
+                self.sink = MidiSink(
+                    self.midi_out,
+                    cfg.out_channel,
+                    self,
+                    clock_out=cfg.clock_out,
+                    beats_per_bar=cfg.beats_per_bar,
+                )
         except BaseException:
             self.close()
             raise
@@ -308,10 +322,16 @@ class MidiIO:
 
 
 class MidiSink:
-    """OutputSink over an rtmidi output port (see the module docstring)."""
+    """OutputSink over an rtmidi output port (see the module docstring for the lock and the error policy)."""
 
     def __init__(
-        self, out: Any, channel: int = 0, io: MidiIO | None = None, *, clock_out: bool = False
+        self,
+        out: Any,
+        channel: int = 0,
+        io: MidiIO | None = None,
+        *,
+        clock_out: bool = False,
+        beats_per_bar: int | None = None,
     ) -> None:
         self.out = out
         self.channel = channel
@@ -321,12 +341,19 @@ class MidiSink:
         self.sounding = [False] * 128
         self._lock = io.out_lock if io is not None else threading.Lock()
         self.sent = 0
-        self.clock: MidiClockOut | None = MidiClockOut(self._send) if clock_out else None
+        self.send_errors = 0
+        """Messages rtmidi refused (port gone, driver error): counted and logged at a limited rate."""
+        self._warn = WarnLimiter()
+        self.clock: MidiClockOut | None = MidiClockOut(self._send, beats_per_bar) if clock_out else None
 
     def _send(self, msg: list[int]) -> None:
-        with self._lock:
-            self.out.send_message(msg)
-        self.sent += 1
+        try:
+            with self._lock:  # one send only: see the module docstring
+                self.out.send_message(msg)
+                self.sent += 1
+        except Exception as e:  # rtmidi raises RtMidiError subclasses of OSError/RuntimeError/ValueError
+            self.send_errors += 1
+            self._warn.warn("MIDI send failed (%d so far): %r", self.send_errors, e)
 
     def note_on(self, pitch: int, velocity: int) -> None:
         if velocity <= 0:
@@ -344,7 +371,7 @@ class MidiSink:
         self.sounding[pitch] = False
 
     def thru(self, pitch: int, velocity: int) -> None:
-        """Performer note forwarded as it arrives (called on the input thread; the lock serializes sends)."""
+        """Performer note forwarded as it arrives, on the input callback thread (see the module docstring)."""
         self._send([self._on, pitch, velocity] if velocity else self._offs[pitch])
 
     def all_notes_off(self) -> None:
@@ -367,43 +394,64 @@ class MidiSink:
         if self.clock is not None:
             self.clock.close()
             self.clock = None
-        try:
-            self.all_notes_off()
-        except Exception as e:  # the port may already be gone
-            log.debug("all notes off on close: %s", e)
+        self.all_notes_off()  # never raises: _send counts errors (the port may already be gone)
 
 
 class MidiClockOut:
     """24 PPQN MIDI clock phase-locked to the engine's beats.
 
-    ``on_beat`` (engine thread, on the beat) sends Start or Continue+SPP when not running, then the beat's
-    first pulse; a thread spreads the other 23 pulses over the expected beat period (measured between the
-    last two beats). When no beat arrives for two periods the clock sends Stop.
+    ``on_beat`` (engine thread, on the beat) sends Start or Song Position Pointer + Continue when not
+    running, then the beat's first pulse; a thread spreads the other 23 pulses over the expected beat
+    period. That period is the median of the last ``PERIOD_BEATS`` beat intervals (each divided by the beats
+    it spans, so a skipped beat counts right): one late or early beat moves the phase of its own first
+    pulse only, not the spacing of the next 23. When no beat arrives for two periods the clock sends Stop.
     """
 
-    def __init__(self, send: Callable[[list[int]], None]) -> None:
+    def __init__(
+        self,
+        send: Callable[[list[int]], None],
+        beats_per_bar: int | None = None,
+        *,
+        now: Callable[[], int] = time.perf_counter_ns,
+    ) -> None:
         self.send = send
+        self.now = now
+        self.beats_per_bar = beats_per_bar or 4
+        self._learn_meter = beats_per_bar is None
         self.running = False
         self.period_ns = 500_000_000
+        self.intervals: deque[float] = deque(maxlen=PERIOD_BEATS)
         self.last_beat_ns = 0
+        self._last_pos: tuple[int, int] | None = None
         self.pulses = 0
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="midi-clock-out", daemon=True)
         self._thread.start()
 
+    def _beats_between(self, bar: int, beat: int) -> int:  # since the last beat; learns the meter
+        if self._last_pos is None:
+            return 0
+        bar0, beat0 = self._last_pos
+        if self._learn_meter and bar == bar0 + 1 and beat == 0 and beat0 >= 1:
+            self.beats_per_bar = beat0 + 1
+        return (bar - bar0) * self.beats_per_bar + beat - beat0
+
     def on_beat(self, bar: int, beat: int) -> None:
-        now = time.perf_counter_ns()
+        now = self.now()
         with self._cond:
-            if self.running and self.last_beat_ns:
-                dt = now - self.last_beat_ns
-                if 0 < dt < 4 * self.period_ns:
-                    self.period_ns = dt
+            n = self._beats_between(bar, beat)
+            if self.running and self.last_beat_ns and 1 <= n <= 4:
+                dt = (now - self.last_beat_ns) / n
+                if dt > 0 and (not self.intervals or dt < 4 * self.period_ns):  # not a stall
+                    self.intervals.append(dt)
+                    self.period_ns = round(statistics.median(self.intervals))
+            self._last_pos = (bar, beat)
             if not self.running:
                 if bar == 0 and beat == 0:
                     self.send([START])
                 else:
-                    sixteenths = (bar * 4 + beat) * 4
+                    sixteenths = (bar * self.beats_per_bar + beat) * 4  # SPP counts MIDI beats (16ths)
                     self.send([SPP, sixteenths & 0x7F, (sixteenths >> 7) & 0x7F])
                     self.send([CONTINUE])
                 self.running = True
@@ -419,12 +467,13 @@ class MidiClockOut:
                     self._cond.wait()
                     continue
                 due = self.last_beat_ns + self.pulses * self.period_ns // PPQN
-                now = time.perf_counter_ns()
+                now = self.now()
                 if self.pulses >= PPQN:
                     # wait for the next beat; stop the transport if beats stop coming
                     if now - self.last_beat_ns > 2 * self.period_ns:
                         self.send([STOP])
                         self.running = False
+                        self.intervals.clear()
                         continue
                     self._cond.wait(timeout=self.period_ns * 1e-9 / 4)
                     continue
@@ -439,6 +488,7 @@ class MidiClockOut:
             if self.running:
                 self.send([STOP])
                 self.running = False
+                self.intervals.clear()
 
     def close(self) -> None:
         self.stop()

@@ -13,7 +13,11 @@ from typing import Any
 
 from pythonosc.udp_client import SimpleUDPClient
 
+from liveagent.live.bench import maps_torch as proc_has_torch
+from liveagent.live.bench import rss_mb
 from tests.live.osc_helpers import OscCollector
+
+__all__ = ["ServeProcess", "env_with", "proc_has_torch", "rss_mb", "unmatched_notes"]
 
 
 class ServeProcess:
@@ -116,23 +120,6 @@ def unmatched_notes(messages: list[list[Any]]) -> dict[int, int]:
         balance[pitch] = balance.get(pitch, 0) + (1 if vel > 0 else -1)
         balance[pitch] = max(balance[pitch], 0)  # extra offs (all notes off) are harmless
     return {p: n for p, n in balance.items() if n > 0}
-
-
-def proc_has_torch(pid: int) -> bool:
-    """Whether a live process has any torch library mapped (an independent check of "no torch")."""
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            return any("libtorch" in ln or "/torch/" in ln for ln in f)
-    except OSError:
-        return False
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for ln in f:
-            if ln.startswith("VmRSS:"):
-                return int(ln.split()[1]) / 1024.0
-    return float("nan")
 
 
 def env_with(**kw: str) -> dict[str, str]:

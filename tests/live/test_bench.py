@@ -48,3 +48,26 @@ def test_bench_quick_sections(tmp_path: Path) -> None:
     assert res["osc"]["osc_lateness_us"]["n"] > 10 and res["osc"]["steps"] > 10
     assert res["agents"]["trials"] and "max_agents_zero_misses" in res["agents"]
     assert "decision" in r.stdout and "receiver lateness" in r.stdout
+
+
+@pytest.mark.timeout(120)
+def test_bench_torch_section_runs_in_a_subprocess() -> None:
+    """ONNX vs torch on the same policy, measured by liveagent.train.bench_torch in a child process: the
+    bench process itself never imports torch or liveagent.train."""
+    pytest.importorskip("torch")
+    code = (
+        "import json, sys\n"
+        "from liveagent.live.bench import BenchConfig, bench_torch\n"
+        "res = bench_torch(BenchConfig(decisions=200))\n"
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith('liveagent.train')]\n"
+        "res['parent_imports'] = sorted(bad)\n"
+        "print(json.dumps(res))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=110)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["parent_imports"] == []
+    assert res["onnx_us"]["n"] == 200 and res["torch_eager_us"]["n"] == 200
+    assert res["onnx_us"]["p99"] >= res["onnx_us"]["p50"] > 0
+    assert res["speedup_p50"] == pytest.approx(res["torch_eager_us"]["p50"] / res["onnx_us"]["p50"], rel=0.02)
+    assert res["max_abs_diff"] <= 1e-4 and res["argmax_agreement"] == 1.0  # the same policy on both sides

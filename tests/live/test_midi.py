@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import subprocess
 import sys
@@ -12,8 +13,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent
-from liveagent.live.midi_io import MidiConfig, MidiIO, MidiSink, api_from_env, find_port
+from liveagent.live.events import Control, ControlEvent, FanOutSink, InputError, InputEvent, NoteEvent
+from liveagent.live.midi_io import (
+    CLOCK,
+    CONTINUE,
+    SPP,
+    START,
+    MidiClockOut,
+    MidiConfig,
+    MidiIO,
+    MidiSink,
+    api_from_env,
+    find_port,
+)
 from tests.live.conftest import JackServer
 from tests.support import require_tool
 
@@ -97,6 +109,136 @@ def test_sink_tracks_notes_and_all_notes_off() -> None:
     out.sent.clear()
     sink.all_notes_off()
     assert out.sent == [[0x83, 60, 0], [0xB3, 123, 0]]
+
+
+class BrokenOut:
+    """An rtmidi output whose port vanished: every send raises as rtmidi does."""
+
+    def send_message(self, msg: list[int]) -> None:
+        import rtmidi
+
+        raise rtmidi.SystemError("port gone")
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def note_on(self, pitch: int, velocity: int) -> None:
+        self.calls.append(("note_on", pitch, velocity))
+
+    def note_off(self, pitch: int) -> None:
+        self.calls.append(("note_off", pitch))
+
+    def all_notes_off(self) -> None:
+        self.calls.append(("all_notes_off",))
+
+    def beat(self, bar: int, beat: int) -> None:
+        self.calls.append(("beat", bar, beat))
+
+    def status(self, fields: dict[str, object], reply_to: tuple[str, int] | None) -> None:
+        self.calls.append(("status",))
+
+    def error(self, message: str, reply_to: tuple[str, int] | None) -> None:
+        self.calls.append(("error", message))
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+
+class RaisingSink(RecordingSink):
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("note_on", "note_off", "all_notes_off", "beat", "status", "error", "close"):
+            raise RuntimeError(f"{name} exploded")
+        return super().__getattribute__(name)
+
+
+def test_fanout_isolates_a_failing_sink(caplog: pytest.LogCaptureFixture) -> None:
+    """A sink that raises neither stops the caller nor keeps the others from their note-offs."""
+    good = RecordingSink()
+    fan = FanOutSink(RaisingSink(), good)
+    with caplog.at_level(logging.WARNING, logger="liveagent.live.events"):
+        fan.note_on(60, 90)
+        fan.note_off(60)
+        fan.all_notes_off()
+        fan.beat(1, 2)
+        fan.status({}, None)
+        fan.error("x", None)
+        fan.close()
+    assert good.calls == [
+        ("note_on", 60, 90), ("note_off", 60), ("all_notes_off",), ("beat", 1, 2), ("status",),
+        ("error", "x"), ("close",),
+    ]  # fmt: skip
+    assert fan.errors == [7, 0]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "note_on exploded" in warnings[0].getMessage()  # rate-limited
+
+
+def test_midi_sink_counts_send_errors_and_the_other_sink_still_plays() -> None:
+    midi = MidiSink(BrokenOut(), channel=0)
+    good = RecordingSink()
+    fan = FanOutSink(midi, good)
+    fan.note_on(60, 90)
+    fan.note_off(60)
+    fan.note_on(62, 90)
+    fan.all_notes_off()
+    midi.thru(64, 100)
+    assert midi.send_errors == 6 and midi.sent == 0  # 3 notes, note-off 62 + CC 123, thru
+    assert fan.errors == [0, 0]  # the MIDI sink absorbed its own errors
+    assert ("note_off", 60) in good.calls and good.calls[-1] == ("all_notes_off",)
+    midi.close()  # never raises, even with the port gone
+
+
+def _clock_out(beats_per_bar: int | None = None) -> tuple[MidiClockOut, list[list[int]], list[int]]:
+    """A MidiClockOut on a fake clock (its pulse thread never sees time pass): what it sends is kept."""
+    sent: list[list[int]] = []
+    now = [10**12]
+    return MidiClockOut(sent.append, beats_per_bar, now=lambda: now[0]), sent, now
+
+
+def _transport(sent: list[list[int]]) -> list[list[int]]:
+    return [m for m in sent if m != [CLOCK]]
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_clock_out_song_position_uses_the_grid_meter(learn: bool) -> None:
+    clock, sent, now = _clock_out(None if learn else 3)
+    try:
+        if learn:  # a bar of 3/4 seen before: the meter is learned at the bar line
+            for bar, beat in ((0, 0), (0, 1), (0, 2), (1, 0)):
+                now[0] += 500_000_000
+                clock.on_beat(bar, beat)
+            assert clock.beats_per_bar == 3
+            clock.stop()
+        sent.clear()
+        clock.on_beat(2, 1)  # resume at bar 2 beat 1 of 3/4: 7 beats = 28 sixteenths
+        assert _transport(sent) == [[SPP, 28, 0], [CONTINUE]] and sent[-1] == [CLOCK]
+    finally:
+        clock.close()
+
+
+def test_clock_out_tempo_is_smoothed_over_beats() -> None:
+    """One late beat must not change the pulse spacing; a real tempo change is followed within 3 beats."""
+    clock, sent, now = _clock_out(4)
+    ms = 1_000_000
+    try:
+        t0 = now[0]
+        beats = [0, 500, 1000, 1540, 2000, 2500, 3000]  # the 4th beat 40 ms late
+        for i, t in enumerate(beats):
+            now[0] = t0 + t * ms
+            clock.on_beat(i // 4, i % 4)
+            if i >= 2:
+                assert clock.period_ns == 500 * ms, (i, clock.period_ns)
+        assert sent[0] == [START]
+        now[0] += 1000 * ms  # a skipped beat (7 -> 9): its interval counts as two beats
+        clock.on_beat(2, 1)
+        assert clock.period_ns == 500 * ms
+        for i in range(10, 13):  # 150 BPM from here
+            now[0] += 400 * ms
+            clock.on_beat(i // 4, i % 4)
+        assert clock.period_ns == 400 * ms
+    finally:
+        clock.close()
 
 
 # ------------------------------------------------------------------------------------------- JACK
@@ -227,9 +369,10 @@ def test_jack_midi_clock_from_independent_peer(jack_server: JackServer) -> None:
         assert started, "jack_midi_clock sends Start (or Continue) when the transport rolls"
         assert len(ticks) >= 120
         t = np.array(ticks[10:], dtype=np.float64)
-        slope = np.polyfit(np.arange(t.size), t, 1)[0]
+        # Median of one-beat spans: arrival times jitter with the machine's load, a stall must not skew it.
+        slope = float(np.median((t[24:] - t[:-24]) / 24))
         bpm = 60e9 / (slope * 24)
-        assert bpm == pytest.approx(150.0, rel=0.01)
+        assert bpm == pytest.approx(150.0, rel=0.015)
         _follow_with_engine_clock(ticks)
     finally:
         subprocess.run(
