@@ -26,6 +26,11 @@ class EngineConfig:
     strict (DESIGN: no decision at T_k is a miss)."""
     spin_ms: float = 1.0
     """Busy-wait this last stretch before an emission (timed clocks) instead of sleeping."""
+    spin_yield: bool = False
+    """Spin with ``time.sleep(0)`` (which releases the GIL each turn) instead of a bare loop that holds it:
+    lets other engines of the same process run Python during this engine's spin, at the price of up to
+    one GIL switch interval (``sys.setswitchinterval``) of lateness when another thread holds the GIL at
+    the deadline. For several engines per process; a single engine is better served by the bare spin."""
     max_note_steps: int = 32
     """Longest agent note in steps; a HOLD beyond it becomes REST (guards against stuck notes)."""
     velocity_min: int = 30
@@ -65,11 +70,17 @@ class EngineConfig:
     error_report_interval_s: float = 1.0
     """At most one error report per this many seconds through ``sink.error``; the rest are counted."""
     load_in_thread: bool = True
-    """Load a swapped-in policy on a helper thread (False: inline, for tests)."""
+    """Load a swapped-in policy on a helper thread (False: inline, for tests). The loader thread runs at
+    normal scheduling by construction (it would otherwise inherit the engine thread's SCHED_FIFO)."""
+    status_interval_ms: float = 100.0
+    """Publish the status snapshot (all that other threads read: OSC ``/status``, the monitor) at most
+    this often, in slack time; sooner after a control event or a STATUS request."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lead_ms) and 0.0 <= self.lead_ms <= 1000.0):
             raise ValueError(f"lead_ms must be in 0..1000, got {self.lead_ms}")
+        if not (math.isfinite(self.status_interval_ms) and 1.0 <= self.status_interval_ms <= 60_000.0):
+            raise ValueError(f"status_interval_ms must be in 1..60000, got {self.status_interval_ms}")
         if not (math.isfinite(self.miss_tolerance_ms) and 0.0 <= self.miss_tolerance_ms <= 100.0):
             raise ValueError(f"miss_tolerance_ms must be in 0..100, got {self.miss_tolerance_ms}")
         if not 1 <= self.velocity_min <= self.velocity_max <= 127:

@@ -7,6 +7,8 @@ rebuilt from the last bars at once, bar-aligned so that ``position`` stays right
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -17,6 +19,8 @@ from liveagent.live.policy import Policy, PolicyError
 from liveagent.music.features import ObservationBuffers, StreamingObservation
 from liveagent.music.sampling import pitch_class_mask, range_mask
 from liveagent.music.tokens import REST, Grid
+
+log = logging.getLogger(__name__)
 
 HISTORY = 4096
 """Steps of token history kept (a policy's window may be at most half of it)."""
@@ -125,3 +129,35 @@ def load_for_swap(
     except Exception as e:  # any failure leaves the current policy playing; the message says why
         err = str(e) if isinstance(e, PolicyError) else f"{type(e).__name__}: {e}"
         put(PolicyLoaded(now(), None, name, err, reply_to))
+
+
+def normal_scheduling() -> bool:
+    """Drop the calling thread from a real-time policy (SCHED_FIFO/RR) to SCHED_OTHER; True if it did.
+
+    A thread inherits its creator's scheduling policy: a loader started by the engine thread under
+    SCHED_FIFO would load (file I/O, graph optimization: tens of ms of CPU) at real-time priority and
+    compete with the engine on a small machine. Lowering one's own priority needs no privilege.
+    """
+    if not hasattr(os, "sched_getscheduler"):
+        return False
+    try:
+        if os.sched_getscheduler(0) not in (os.SCHED_FIFO, os.SCHED_RR):
+            return False
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        return True
+    except OSError as e:
+        log.debug("could not drop the loader thread to normal scheduling: %s", e)
+        return False
+
+
+def loader_thread_main(
+    loader: Callable[[str], Policy],
+    name: str,
+    reply_to: tuple[str, int] | None,
+    put: Callable[[PolicyLoaded], None],
+    now: Callable[[], int],
+) -> None:
+    """The policy-loader thread's body: normal scheduling first (by construction, whatever the loader),
+    then :func:`load_for_swap`."""
+    normal_scheduling()
+    load_for_swap(loader, name, reply_to, put, now)

@@ -33,8 +33,6 @@ log = logging.getLogger(__name__)
 DEFAULT_POLICY = "default"
 AUTO_LEAD_MIN_MS = 5.0
 AUTO_LEAD_MAX_MS = 20.0
-STATUS_CACHE_S = 0.1
-"""A status snapshot is reused for this long: a client polling in a loop costs at most 10 snapshots/s."""
 CLOCKS = ("internal", "midi", "osc")
 
 
@@ -154,15 +152,6 @@ def realtime_thread(priority: int) -> Iterator[bool]:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
-def normal_priority_loader(name: str) -> Policy:
-    """The engine's policy loader, run on its loader thread at normal priority (loading is not real-time
-    work and must not compete with the engine thread whose priority it inherited)."""
-    if hasattr(os, "sched_setscheduler"):
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    return load_policy(name)
-
-
 class IOStatusSink:
     """Wraps the output sink to add the I/O counters (OSC, MIDI) and process facts to every status reply."""
 
@@ -216,7 +205,6 @@ class Server:
         self._stopped = False
         self._lock = threading.Lock()
         self.realtime = "off"
-        self._status_cache: tuple[float, dict[str, object]] | None = None
         sinks: list[OutputSink] = []
         try:
             if cfg.osc:
@@ -255,7 +243,6 @@ class Server:
                     self.clock,
                     ecfg,
                     recorder=self.recorder,
-                    policy_loader=normal_priority_loader,
                 )
             except PolicyError as e:
                 raise ServeError(str(e)) from e
@@ -386,14 +373,8 @@ class Server:
         return self.engine.is_alive()
 
     def io_status(self) -> dict[str, object]:
+        """The I/O counters (plain ints their threads bump) and process facts; no engine state."""
         out: dict[str, object] = {"torch_loaded": int("torch" in sys.modules)}
-        clock = self.clock
-        if clock.running and not clock.external:
-            # T_0 and the step period on the system-wide monotonic clock (perf_counter_ns), so a receiver
-            # process on this machine can measure emission lateness against the grid; a string because
-            # Pd and Max have no 64-bit integers.
-            out["grid_t0_ns"] = str(clock.due(0))
-            out["step_ns"] = round(clock.period_ns(), 1)
         if self.osc_server is not None:
             c = self.osc_server.counters
             out.update(
@@ -405,25 +386,17 @@ class Server:
         return out
 
     def status(self) -> dict[str, object]:
-        """Engine status plus I/O counters, read from another thread: a snapshot, not a transaction.
-
-        The engine thread keeps playing meanwhile; a read that races one of its dict updates is retried.
-        """
-        for _ in range(3):
-            try:
-                return {**self.engine.status(), **self.io_status()}
-            except RuntimeError:  # "dictionary changed size during iteration"
-                continue
-        return {**self.io_status(), "policy": self.policy.name}
+        """Engine status plus I/O counters, from any thread: the snapshot the engine thread published in
+        its slack time (at most ``status_interval_ms`` old), never a read of its live state."""
+        return {**self.engine.status(), **self.io_status()}
 
     def _reply_status(self, reply_to: tuple[str, int]) -> None:
-        """/liveagent/status, answered on the OSC thread: the engine thread never computes a snapshot."""
-        if self.osc_sink is None:
-            return
-        now = time.monotonic()
-        if self._status_cache is None or now - self._status_cache[0] > STATUS_CACHE_S:
-            self._status_cache = (now, self.status())
-        self.osc_sink.status(self._status_cache[1], reply_to)
+        """/liveagent/status, answered on the OSC thread from the published snapshot (the engine thread
+        spends nothing on a request; a client polling in a loop costs the OSC thread a dict merge and a
+        send per request, within the input's rate limit)."""
+        sink = self.osc_sink
+        if sink is not None:
+            sink.status(self.status(), reply_to)
 
     def _close_io(self) -> None:
         if self.osc_server is not None:

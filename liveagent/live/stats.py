@@ -1,14 +1,18 @@
 """Engine statistics: latency and lateness rings, counters, and a snapshot for the monitor and /status.
 
-The engine thread is the only writer. Samples go into preallocated int64 rings (no allocation per step);
-:meth:`Stats.snapshot` may be called from another thread (the monitor): it copies the rings and computes
-percentiles there, so a torn read costs at most one slightly stale sample.
+The engine thread is the only writer and the only caller of :meth:`Stats.snapshot`: it publishes the
+result (inside :meth:`Engine.status <liveagent.live.engine.Engine.status>`) in its slack time, and other
+threads (OSC ``/status``, the monitor) read that published copy. Samples go into preallocated int64 rings
+(no allocation per step); percentiles are taken with ``ndarray.partition`` on a preallocated scratch copy
+(a few tens of microseconds for 4096 samples), not ``np.percentile``, which sorts and allocates.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +25,8 @@ class Ring:
         if size < 1:
             raise ValueError("ring size must be positive")
         self._buf: npt.NDArray[np.int64] = np.zeros(size, dtype=np.int64)
+        self._scratch: npt.NDArray[np.int64] = np.zeros(size, dtype=np.int64)
+        """Percentiles partition a copy here (the ring keeps being written meanwhile)."""
         self.count = 0
         """Samples ever added (the ring holds the last ``min(count, size)``)."""
 
@@ -37,13 +43,32 @@ class Ring:
         self.count = 0
 
     def percentiles_us(self, qs: tuple[float, ...] = (50.0, 99.0, 99.9)) -> dict[str, float]:
-        """Percentiles in microseconds, keyed ``p50``, ``p99``, ``p99.9`` (NaN-free: empty -> 0)."""
-        v = self.values()
+        """Percentiles in microseconds, keyed ``p50``, ``p99``, ``p99.9``, plus ``max`` (empty -> 0).
+
+        Same values as ``np.percentile`` (linear interpolation), but computed by partitioning a copy in
+        the preallocated scratch around the few ranks needed: no sort, no array allocated. Not
+        thread-safe (one scratch): the engine thread calls it.
+        """
+        n = min(self.count, self._buf.size)
         out: dict[str, float] = {}
+        if n == 0:
+            for q in qs:
+                out[f"p{q:g}"] = 0.0
+            out["max"] = 0.0
+            return out
+        v = self._scratch[:n]
+        np.copyto(v, self._buf[:n])
+        ranks: list[tuple[int, int, float]] = []
         for q in qs:
-            key = f"p{q:g}"
-            out[key] = float(np.percentile(v, q)) / 1e3 if v.size else 0.0
-        out["max"] = float(v.max()) / 1e3 if v.size else 0.0
+            pos = (n - 1) * q / 100.0
+            lo = int(pos)
+            ranks.append((lo, min(lo + 1, n - 1), pos - lo))
+        kth = sorted({r for lo, hi, _ in ranks for r in (lo, hi)} | {n - 1})
+        v.partition(kth)
+        for q, (lo, hi, frac) in zip(qs, ranks, strict=True):
+            a, b = float(v[lo]), float(v[hi])
+            out[f"p{q:g}"] = (a + (b - a) * frac) / 1e3
+        out["max"] = float(v[n - 1]) / 1e3
         return out
 
 
@@ -111,4 +136,51 @@ class Stats:
         for name, ring in (("decision", self.decision_ns), ("lateness", self.lateness_ns)):
             for key, value in ring.percentiles_us().items():
                 out[f"{name}_{key}_us"] = round(value, 2)
+        return out
+
+
+class StatusBoard:
+    """The engine's published status: built on the engine thread in slack time, read from any thread.
+
+    "One thread owns the state": other threads never compute a status (that walked the note tracker's
+    dict while the engine changed it, and cost the engine thread ~0.75 ms per request when it did it
+    itself at any moment). The engine builds a fresh dict in its slack time at most every ``interval_ns``
+    (sooner, but at most every ``min_gap_ns``, after a control event or a STATUS request) and publishes
+    it by one reference assignment, atomic in CPython; a published mapping is never mutated again.
+    """
+
+    def __init__(self, interval_ns: int, min_gap_ns: int = 20_000_000, max_replies: int = 32) -> None:
+        self.interval_ns = interval_ns
+        self.min_gap_ns = min(min_gap_ns, interval_ns)
+        self.max_replies = max_replies
+        self.latest: Mapping[str, object] = MappingProxyType({})
+        """The last published status (read-only; replaced, never changed)."""
+        self.published_ns: int | None = None
+        self.publications = 0
+        self.dirty = True
+        """Something a reader would notice changed (a control event): publish at the next slack."""
+        self._replies: list[tuple[str, int] | None] = []
+
+    def due(self, now: int) -> bool:
+        """Whether the engine should build and publish a status now (it has slack)."""
+        if self.published_ns is None:
+            return True
+        age = now - self.published_ns
+        if age >= self.interval_ns:
+            return True
+        return (self.dirty or bool(self._replies)) and age >= self.min_gap_ns
+
+    def publish(self, fields: dict[str, object], now: int) -> None:
+        self.latest = MappingProxyType(fields)
+        self.published_ns = now
+        self.publications += 1
+        self.dirty = False
+
+    def request_reply(self, reply_to: tuple[str, int] | None) -> None:
+        """A STATUS request: answered from the next publication (duplicates and overflow are dropped)."""
+        if reply_to not in self._replies and len(self._replies) < self.max_replies:
+            self._replies.append(reply_to)
+
+    def take_replies(self) -> list[tuple[str, int] | None]:
+        out, self._replies = self._replies, []
         return out

@@ -297,7 +297,7 @@ def test_status_reply_goes_to_the_asker() -> None:
     clock.start(at_ns=T0)
     eng.run_until(due(17))
     eng.submit(ControlEvent(due(17), Control.STATUS, reply_to=("127.0.0.1", 5555)))
-    eng.step_once()
+    eng.run_until(due(17) + 30 * MS)  # answered in slack time, from the next published snapshot
     (_, _, fields, reply) = sink.of("status")[0]
     assert reply == ("127.0.0.1", 5555)
     assert isinstance(fields, dict) and fields["bar"] == 1 and fields["beat"] == 0 and fields["bpm"] == 125.0
