@@ -13,6 +13,10 @@ Performer onsets are quantized to the nearest step (an onset just before T_k bel
 folded into the observation (:class:`~liveagent.music.features.StreamingObservation`, preallocated,
 updated in place) when that step's window is final. For tests, :meth:`Engine.run_until` drives the
 same loop on a :class:`~liveagent.live.clocks.ManualTime` without real time.
+
+The slack-time work (housekeeping, the status snapshot) is in :mod:`liveagent.live.engine_status`, the
+control events and policy swaps in :mod:`liveagent.live.engine_control`: functions of this engine's
+state, run on its thread.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ import numpy as np
 
 from liveagent.live.clocks import Clock, ManualTime
 from liveagent.live.engine_config import EngineConfig, PolicyLoaded, RecorderLike
+from liveagent.live.engine_control import on_control, on_loaded, swap_pending
+from liveagent.live.engine_status import build_status, publish_status, slack_time
 from liveagent.live.errors import ErrorReporter
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent, OutputSink
 from liveagent.live.notes import NoteTracker
 from liveagent.live.performer import PerformerLine
-from liveagent.live.policy import Policy, PolicyError, load_policy
-from liveagent.live.policy_view import HISTORY, PolicyView, check_grid, load_for_swap, loader_thread_main
+from liveagent.live.policy import Policy, load_policy
+from liveagent.live.policy_view import PolicyView, check_grid
 from liveagent.live.runtime_gc import RealtimeGC
 from liveagent.live.stats import Stats, StatusBoard
 from liveagent.music.features import ObservationBuffers
@@ -72,7 +78,7 @@ class Engine:
         self.recorder = recorder
         self.policy_loader = policy_loader
         self.grid = clock.grid
-        self._check_grid(policy)
+        check_grid(policy, self.grid)
         self.stats = Stats()
         self.tracker = NoteTracker(sink)
         self._queue: queue.SimpleQueue[InputEvent | PolicyLoaded] = queue.SimpleQueue()
@@ -111,7 +117,7 @@ class Engine:
         self._tok = np.zeros(1, dtype=np.int64)
         """The sampler's output (preallocated: the decision path allocates no array)."""
         self.board = StatusBoard(int(cfg.status_interval_ms * 1e6))
-        self._publish(self._now())
+        publish_status(self, self._now())
 
     # -- public API (thread-safe) ----------------------------------------------------------------
     def submit(self, event: InputEvent | PolicyLoaded) -> None:
@@ -172,37 +178,7 @@ class Engine:
 
     def _build_status(self) -> dict[str, object]:
         """The status, built from the state: the engine thread's job (in slack time)."""
-        k = self._last_step
-        spbar, spbeat = self.grid.steps_per_bar, self.grid.steps_per_beat
-        out: dict[str, object] = {
-            "policy": self.view.policy.name,
-            "mode": self.view.policy.meta.mode,
-            "part": self.view.policy.meta.part,
-            "step": k,
-            "bar": k // spbar if k >= 0 else -1,
-            "beat": (k % spbar) // spbeat if k >= 0 else -1,
-            "muted": self.muted,
-            "temperature": self._sampler.config.temperature,
-            "velocity": self._velocity(),
-            "sounding": self.tracker.pitches(),
-        }
-        clock = self.clock
-        out.update(clock.status())
-        if clock.running and not clock.external:
-            # T_0 and the step period on the system-wide monotonic clock (perf_counter_ns), so a receiver
-            # process on this machine can measure emission lateness against the grid; a string because
-            # Pd and Max have no 64-bit integers.
-            out["grid_t0_ns"] = str(clock.due(0))
-            out["step_ns"] = round(clock.period_ns(), 1)
-        out.update(self.stats.snapshot())
-        return out
-
-    def _publish(self, now: int) -> None:
-        """Build and publish the status; answer the STATUS requests waiting for it (engine thread)."""
-        board = self.board
-        board.publish(self._build_status(), now)
-        for reply_to in board.take_replies():
-            self.sink.status(dict(board.latest), reply_to)
+        return build_status(self)
 
     # -- running -----------------------------------------------------------------------------------
     def run(self) -> None:
@@ -214,7 +190,7 @@ class Engine:
                 self._gc = rgc
                 while not self._shutdown:
                     wake = self._service()
-                    self._slack_time(wake)
+                    slack_time(self, wake)
                     self._wait(wake)
         finally:
             self._gc = None
@@ -228,14 +204,14 @@ class Engine:
             raise TypeError("run_until needs the engine's now to be a ManualTime")
         while not self._shutdown:
             wake = self._service()
-            self._slack_time(wake, check=False)
+            slack_time(self, wake, check=False)
             if wake > t_end_ns:
                 break
             clock_time.set(max(wake, clock_time()))
         if clock_time() < t_end_ns:
             clock_time.set(t_end_ns)
         if not self._shutdown:
-            self._slack_time(self._service(), check=False)
+            slack_time(self, self._service(), check=False)
 
     def step_once(self) -> int:
         """Tests: one pass of the loop at the current time; returns the next wake-up time."""
@@ -295,39 +271,6 @@ class Engine:
                     log.exception("closing the recorder failed")
                 self.recorder = None
 
-    def _slack_time(self, wake: int, *, check: bool = True) -> None:
-        """Work that waits for slack (``check=False``: tests on a ManualTime): housekeeping, then the
-        status snapshot (and the replies waiting for it). Never within ``slack_ms`` of the next deadline,
-        and never between a decision and its emission: the snapshot waits for the pass after the emission
-        (measured: one built 4.3 ms before an emission preceded 1.7 ms of lateness)."""
-        if self._slack_work or self._bar_work:
-            if check and wake - self._now() < self._slack_ns:
-                return
-            self._housekeeping()
-        if self._emit_wake and check:
-            return
-        now = self._now()
-        if self.board.due(now) and not (check and wake - now < self._slack_ns):
-            self._publish(now)
-
-    def _housekeeping(self) -> None:
-        """Slack-time work: young-generation gc; at bar lines the recorder's flush (and followed tempo)."""
-        if self._bar_work and self.recorder is not None:
-            try:
-                if self.clock.running and self.clock.external:  # a followed tempo drifts: note it per bar
-                    bpm = round(self.clock.bpm, 2)
-                    if abs(bpm - self._recorded_bpm) >= 0.25:
-                        self.recorder.tempo(self._now(), bpm)
-                        self._recorded_bpm = bpm
-                self.recorder.flush()
-            except Exception:
-                log.exception("recorder flush failed")
-        if self._gc is not None:
-            self._gc.collect(1 if self._bar_work else 0)
-            self.stats.counters.gc_collections += 1
-        self._slack_work = self._bar_work = False
-        self.errors.flush(self._now())
-
     # -- the loop body -----------------------------------------------------------------------------
     def _drain(self) -> None:
         q = self._queue
@@ -358,7 +301,7 @@ class Engine:
                 swap_here = self._pending_policy is not None and k % spbar == 0
                 if clock.opened(k + 1, now):  # more than a step late: skip, no late burst
                     if swap_here:
-                        self._swap(now)
+                        swap_pending(self, now)
                     self.stats.counters.skipped += 1
                     self._miss(k, now, emit=False)
                     continue
@@ -371,21 +314,21 @@ class Engine:
                     if now < td:
                         return td
                     if swap_here:
-                        self._swap(now)
+                        swap_pending(self, now)
                     self._decide(k, react=True)
                     now = self._now()
                     self._phase = _EMIT
                 else:
                     if clock.opened(k, now) and now > clock.open_time(k) + self._tol_ns:
                         if swap_here:
-                            self._swap(now)
+                            swap_pending(self, now)
                         self._miss(k, now, emit=True)
                         continue
                     td = clock.due(k) - self._lead_ns
                     if now < td:
                         return td
                     if swap_here:
-                        self._swap(now)
+                        swap_pending(self, now)
                     self._decide(k, react=False)
                     now = self._now()
                     if clock.opened(k, now) and now > clock.open_time(k) + self._tol_ns:
@@ -528,45 +471,12 @@ class Engine:
         elif isinstance(ev, ControlEvent):
             if ev.kind not in _QUIET_CONTROLS:
                 self.board.dirty = True
-            self._on_control(ev)
+            on_control(self, ev)
         elif isinstance(ev, InputError):
             self._input_error(ev)
         elif isinstance(ev, PolicyLoaded):
             self.board.dirty = True
-            self._on_loaded(ev)
-
-    def _on_control(self, ev: ControlEvent) -> None:
-        kind = ev.kind
-        if self.clock.handle(ev):
-            if kind == Control.TEMPO and self.recorder is not None:
-                self.recorder.tempo(ev.t_ns, self.clock.bpm)
-            return
-        if kind == Control.TEMPERATURE:
-            t = ev.value
-            if not (math.isfinite(t) and 0.0 <= t <= 10.0):
-                self._input_error(
-                    InputError(ev.t_ns, "control", f"temperature out of range: {t}", ev.reply_to)
-                )
-                return
-            self._sampler = self._sampler.with_temperature(float(t))
-        elif kind == Control.MUTE:
-            self.muted = bool(ev.value)
-            if self.muted:
-                self._record_offs(self.tracker.release_all())
-        elif kind == Control.PANIC:
-            self._record_offs(self.tracker.pitches())
-            self.tracker.panic()
-            self.performer.clear_held()
-        elif kind == Control.POLICY:
-            self._load(ev.text, ev.reply_to)
-        elif kind == Control.STATUS:  # answered from the next snapshot, built in slack time
-            self.board.request_reply(ev.reply_to)
-        elif kind == Control.SHUTDOWN:
-            self._shutdown = True
-        elif kind in (Control.TEMPO, Control.BEAT, Control.CLOCK_TICK, Control.SONG_POSITION):
-            pass  # transport events this clock does not follow (e.g. /tempo while slaved to MIDI clock)
-        else:  # START/STOP/CONTINUE are every clock's business; anything else is new to this engine
-            log.debug("ignored control %s", kind)
+            on_loaded(self, ev)
 
     def _input_error(self, ev: InputError) -> None:
         c = self.stats
@@ -577,48 +487,3 @@ class Engine:
     def _error(self, message: str, reply_to: tuple[str, int] | None) -> None:
         """Report through ``sink.error`` at most once per interval; the rest are counted and summarized."""
         self.errors.error(message, reply_to)
-
-    # -- policies ----------------------------------------------------------------------------------
-    def _check_grid(self, policy: Policy) -> None:
-        check_grid(policy, self.grid)
-
-    def _load(self, name: str, reply_to: tuple[str, int] | None) -> None:
-        args = (self.policy_loader, name, reply_to, self._queue.put, self._now)
-        if self.config.load_in_thread:
-            threading.Thread(target=loader_thread_main, args=args, name="policy-loader", daemon=True).start()
-        else:
-            load_for_swap(*args)
-
-    def _on_loaded(self, ev: PolicyLoaded) -> None:
-        current = self.view.policy.name
-        if ev.policy is None:
-            self._error(f"policy {ev.name!r} not loaded, keeping {current}: {ev.error}", ev.reply_to)
-            return
-        try:
-            self._check_grid(ev.policy)
-            self.view.mask_for(ev.policy)
-        except PolicyError as e:
-            self._error(f"policy {ev.name!r} not swapped in, keeping {current}: {e}", ev.reply_to)
-            return
-        if ev.policy.meta.window > HISTORY // 2:
-            self._error(
-                f"policy {ev.name!r} window {ev.policy.meta.window} too long for the engine", ev.reply_to
-            )
-            return
-        self._pending_policy = ev.policy
-        if self._k is None or not self.clock.running:
-            self._swap(self._now())
-
-    def _swap(self, now: int) -> None:
-        """Swap in the pending policy at a bar line: notes off first, then rebuild the observation."""
-        policy = self._pending_policy
-        if policy is None:
-            return
-        self._pending_policy = None
-        self._record_offs(self.tracker.release_all())
-        old = self.view.policy.name
-        self.view.swap(policy, self._k, self.performer.next_step)
-        self.stats.counters.swaps += 1
-        log.info("policy %s -> %s", old, policy.name)
-        if self.recorder is not None:
-            self.recorder.event(now, "policy", name=policy.name, previous=old, step=self._k)

@@ -1,9 +1,13 @@
 """The live monitor: a small rich panel refreshed a few times a second from a status snapshot.
 
-It never touches engine state: it calls ``snapshot()`` (the engine's ``status()`` in `serve`, the last
-``/liveagent/status`` reply in `demo`), which copies counters and latency rings; at 4 Hz that is a few
-hundred microseconds of work per second on a thread that sleeps otherwise. `liveagent bench` measures
-emission lateness with the monitor on and off.
+It never touches engine state and never makes the engine thread build anything: ``snapshot()`` returns
+the status the engine thread last published in its slack time (at most ``status_interval_ms`` old; see
+:meth:`Engine.published_status <liveagent.live.engine.Engine.published_status>`). In `serve` that is
+``Server.status()``, a copy of the published snapshot merged with the I/O counters, written as JSON lines
+to a child process that renders it (:class:`MonitorProcess`: rendering is Python time, which would be
+taken from the engine's process); in `demo` it is the last ``/liveagent/status`` reply, which the server's
+OSC thread answers from the same published snapshot. `liveagent bench` measures emission lateness with
+the monitor on and off.
 """
 
 from __future__ import annotations
@@ -129,6 +133,8 @@ class Monitor:
             while not done():
                 time.sleep(self.period)
                 live.update(self.frame(), refresh=True)
+            # The input may end between two refreshes: show the last snapshot it brought.
+            live.update(self.frame(), refresh=True)
 
 
 class MonitorProcess:

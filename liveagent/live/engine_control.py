@@ -1,0 +1,104 @@
+"""The engine's control events and policy swaps: mute, panic, temperature, status requests, and policies
+loaded off the engine thread then swapped in at a bar line.
+
+Functions of the :class:`~liveagent.live.engine.Engine`'s state, split out of engine.py and called only
+on the engine thread (the one that owns the state), except the loader thread :func:`start_load` starts, which
+only loads and posts the result back through the engine's queue as a
+:class:`~liveagent.live.engine_config.PolicyLoaded`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from typing import TYPE_CHECKING
+
+from liveagent.live.engine_config import PolicyLoaded
+from liveagent.live.events import Control, ControlEvent, InputError
+from liveagent.live.policy import PolicyError
+from liveagent.live.policy_view import HISTORY, check_grid, load_for_swap, loader_thread_main
+
+if TYPE_CHECKING:
+    from liveagent.live.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+def on_control(eng: Engine, ev: ControlEvent) -> None:
+    """A control event: the clock's first (transport), then the engine's own."""
+    kind = ev.kind
+    if eng.clock.handle(ev):
+        if kind == Control.TEMPO and eng.recorder is not None:
+            eng.recorder.tempo(ev.t_ns, eng.clock.bpm)
+        return
+    if kind == Control.TEMPERATURE:
+        t = ev.value
+        if not (math.isfinite(t) and 0.0 <= t <= 10.0):
+            eng._input_error(InputError(ev.t_ns, "control", f"temperature out of range: {t}", ev.reply_to))
+            return
+        eng._sampler = eng._sampler.with_temperature(float(t))
+    elif kind == Control.MUTE:
+        eng.muted = bool(ev.value)
+        if eng.muted:
+            eng._record_offs(eng.tracker.release_all())
+    elif kind == Control.PANIC:
+        eng._record_offs(eng.tracker.pitches())
+        eng.tracker.panic()
+        eng.performer.clear_held()
+    elif kind == Control.POLICY:
+        start_load(eng, ev.text, ev.reply_to)
+    elif kind == Control.STATUS:  # answered from the next snapshot, built in slack time
+        eng.board.request_reply(ev.reply_to)
+    elif kind == Control.SHUTDOWN:
+        eng._shutdown = True
+    elif kind in (Control.TEMPO, Control.BEAT, Control.CLOCK_TICK, Control.SONG_POSITION):
+        pass  # transport events this clock does not follow (e.g. /tempo while slaved to MIDI clock)
+    else:  # START/STOP/CONTINUE are every clock's business; anything else is new to this engine
+        log.debug("ignored control %s", kind)
+
+
+def start_load(eng: Engine, name: str, reply_to: tuple[str, int] | None) -> None:
+    """Load a policy on a "policy-loader" thread (or inline, ``load_in_thread=False``); the result comes
+    back through the engine's queue as a :class:`PolicyLoaded`."""
+    args = (eng.policy_loader, name, reply_to, eng._queue.put, eng._now)
+    if eng.config.load_in_thread:
+        threading.Thread(target=loader_thread_main, args=args, name="policy-loader", daemon=True).start()
+    else:
+        load_for_swap(*args)
+
+
+def on_loaded(eng: Engine, ev: PolicyLoaded) -> None:
+    """A loaded policy: checked against the grid and config, then pending until the next bar line (at
+    once while stopped). A policy that fails a check is reported and the current one kept."""
+    current = eng.view.policy.name
+    if ev.policy is None:
+        eng._error(f"policy {ev.name!r} not loaded, keeping {current}: {ev.error}", ev.reply_to)
+        return
+    try:
+        check_grid(ev.policy, eng.grid)
+        eng.view.mask_for(ev.policy)
+    except PolicyError as e:
+        eng._error(f"policy {ev.name!r} not swapped in, keeping {current}: {e}", ev.reply_to)
+        return
+    if ev.policy.meta.window > HISTORY // 2:
+        eng._error(f"policy {ev.name!r} window {ev.policy.meta.window} too long for the engine", ev.reply_to)
+        return
+    eng._pending_policy = ev.policy
+    if eng._k is None or not eng.clock.running:
+        swap_pending(eng, eng._now())
+
+
+def swap_pending(eng: Engine, now: int) -> None:
+    """Swap in the pending policy at a bar line: notes off first, then rebuild the observation."""
+    policy = eng._pending_policy
+    if policy is None:
+        return
+    eng._pending_policy = None
+    eng._record_offs(eng.tracker.release_all())
+    old = eng.view.policy.name
+    eng.view.swap(policy, eng._k, eng.performer.next_step)
+    eng.stats.counters.swaps += 1
+    log.info("policy %s -> %s", old, policy.name)
+    if eng.recorder is not None:
+        eng.recorder.event(now, "policy", name=policy.name, previous=old, step=eng._k)

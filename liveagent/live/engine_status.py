@@ -1,0 +1,92 @@
+"""The engine's slack time: housekeeping, and the status snapshot it publishes for other threads.
+
+Functions of the :class:`~liveagent.live.engine.Engine`'s state, split out of engine.py and called only
+on the engine thread (the one that owns the state). Other threads never build a status: they read the
+snapshot published here (:meth:`Engine.status`, :meth:`Engine.published_status`); the publication
+itself is a :class:`~liveagent.live.stats.StatusBoard` reference swap.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from liveagent.live.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+def build_status(eng: Engine) -> dict[str, object]:
+    """The status, built from the engine's state: the engine thread's job (in slack time)."""
+    k = eng._last_step
+    grid = eng.grid
+    spbar, spbeat = grid.steps_per_bar, grid.steps_per_beat
+    policy = eng.view.policy
+    out: dict[str, object] = {
+        "policy": policy.name,
+        "mode": policy.meta.mode,
+        "part": policy.meta.part,
+        "step": k,
+        "bar": k // spbar if k >= 0 else -1,
+        "beat": (k % spbar) // spbeat if k >= 0 else -1,
+        "muted": eng.muted,
+        "temperature": eng._sampler.config.temperature,
+        "velocity": eng._velocity(),
+        "sounding": eng.tracker.pitches(),
+    }
+    clock = eng.clock
+    out.update(clock.status())
+    if clock.running and not clock.external:
+        # T_0 and the step period on the system-wide monotonic clock (perf_counter_ns), so a receiver
+        # process on this machine can measure emission lateness against the grid; a string because
+        # Pd and Max have no 64-bit integers.
+        out["grid_t0_ns"] = str(clock.due(0))
+        out["step_ns"] = round(clock.period_ns(), 1)
+    out.update(eng.stats.snapshot())
+    return out
+
+
+def publish_status(eng: Engine, now: int) -> None:
+    """Build and publish the status; answer the STATUS requests waiting for it (engine thread)."""
+    board = eng.board
+    board.publish(eng._build_status(), now)
+    for reply_to in board.take_replies():
+        eng.sink.status(dict(board.latest), reply_to)
+
+
+def slack_time(eng: Engine, wake: int, *, check: bool = True) -> None:
+    """Work that waits for slack (``check=False``: tests on a ManualTime): housekeeping, then the
+    status snapshot (and the replies waiting for it). Never within ``slack_ms`` of the next deadline,
+    and never between a decision and its emission: the snapshot waits for the pass after the emission
+    (measured: one built 4.3 ms before an emission preceded 1.7 ms of lateness)."""
+    if eng._slack_work or eng._bar_work:
+        if check and wake - eng._now() < eng._slack_ns:
+            return
+        housekeeping(eng)
+    if eng._emit_wake and check:
+        return
+    now = eng._now()
+    if eng.board.due(now) and not (check and wake - now < eng._slack_ns):
+        publish_status(eng, now)
+
+
+def housekeeping(eng: Engine) -> None:
+    """Slack-time work: young-generation gc; at bar lines the recorder's flush (and followed tempo)."""
+    recorder = eng.recorder
+    if eng._bar_work and recorder is not None:
+        try:
+            clock = eng.clock
+            if clock.running and clock.external:  # a followed tempo drifts: note it per bar
+                bpm = round(clock.bpm, 2)
+                if abs(bpm - eng._recorded_bpm) >= 0.25:
+                    recorder.tempo(eng._now(), bpm)
+                    eng._recorded_bpm = bpm
+            recorder.flush()
+        except Exception:
+            log.exception("recorder flush failed")
+    if eng._gc is not None:
+        eng._gc.collect(1 if eng._bar_work else 0)
+        eng.stats.counters.gc_collections += 1
+    eng._slack_work = eng._bar_work = False
+    eng.errors.flush(eng._now())
