@@ -290,15 +290,22 @@ class OscTransportClock(InternalClock):
         return super().handle(ev)
 
 
+def _ls_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of y against x (NaN when x is constant)."""
+    dx = x - x.mean()
+    sxx = float(dx @ dx)
+    return float(dx @ (y - y.mean())) / sxx if sxx > 0 else math.nan
+
+
 class MidiClockFollower(Clock):
     """Follows a MIDI clock master: 24 ticks per quarter note as ``ControlEvent(CLOCK_TICK)``.
 
     Start: the next tick is position 0. Continue: the next tick is the position last set by Song
-    Position Pointer (or where it stopped). The tempo is a least-squares fit of tick times against tick
-    indices over the last ``window`` ticks, refitted without outliers (residual > 4 median absolute
-    deviations), so one late tick does not bend it. Step k opens on the arrival of its tick; when no tick
-    came for ``freewheel_ticks`` tick periods (a tick is missing) the clock freewheels at the last tempo
-    (steps open by predicted time), and after one bar without ticks it stops.
+    Position Pointer (or where it stopped). The tempo is fitted to the last ``window`` tick times against
+    tick indices, robustly (see :meth:`_refit`): late ticks, stalls and the bursts after them do not bend
+    it. Step k opens on the arrival of its tick; when no tick came for ``freewheel_ticks`` tick periods (a
+    tick is missing) the clock freewheels at the last tempo (steps open by predicted time), and after one
+    bar without ticks it stops.
     """
 
     external = True
@@ -398,26 +405,31 @@ class MidiClockFollower(Clock):
             self._refit()
 
     def _refit(self) -> None:
+        """Tempo from the ticks in the window, robust to late ticks (stalls, bursts) and to quantized stamps.
+
+        A start slope that outliers cannot bend (the median of the spans ``(t[i+h] - t[i]) / h`` over half
+        the window), the ticks far from that line dropped (more than 4 median absolute deviations of the
+        residuals), then least squares on the rest: the median alone is biased when stamps are quantized
+        (JACK periods: every span is a whole number of periods), least squares alone follows a stall.
+        """
         n = min(self._n, self.window)
-        x = self._idx[:n]
-        y = self._times[:n]
-        xm = x.mean()
-        ym = y.mean()
-        dx = x - xm
-        sxx = float(dx @ dx)
-        if sxx <= 0:
-            return
-        slope = float(dx @ (y - ym)) / sxx
+        x, y = self._idx[:n], self._times[:n]
+        if self._n > self.window:  # the ring wrapped: restore time order for the spans
+            k = self._n % self.window
+            x, y = np.concatenate((x[k:], x[:k])), np.concatenate((y[k:], y[:k]))
+        slope = _ls_slope(x, y)
         if n >= 8:
-            resid = y - (ym + slope * dx)
-            mad = float(np.median(np.abs(resid - np.median(resid))))
-            keep = np.abs(resid) <= 4.0 * max(mad, 50_000.0)
-            if keep.sum() >= 4 and not keep.all():
-                xk, yk = x[keep], y[keep]
-                dxk = xk - xk.mean()
-                sk = float(dxk @ dxk)
-                if sk > 0:
-                    slope = float(dxk @ (yk - yk.mean())) / sk
+            h = n // 2
+            spans = (y[h:] - y[:-h]) / (x[h:] - x[:-h])
+            s0 = float(np.median(spans))
+            resid = y - s0 * x
+            dev = np.abs(resid - np.median(resid))
+            keep = dev <= 4.0 * max(float(np.median(dev)), 50_000.0)
+            slope = s0
+            if keep.sum() >= max(4, n // 2):
+                fitted = _ls_slope(x[keep], y[keep])
+                if not math.isnan(fitted):
+                    slope = fitted
         # Guard against nonsense (a stalled sender): 20..400 BPM.
         lo, hi = 60e9 / (400 * MIDI_PPQN), 60e9 / (20 * MIDI_PPQN)
         if lo <= slope <= hi:

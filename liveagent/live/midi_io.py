@@ -1,10 +1,17 @@
 """MIDI in and out through python-rtmidi (JACK or ALSA), with mido only for port discovery.
 
-The rtmidi input callback runs on rtmidi's own thread. It only timestamps (``time.perf_counter_ns()``),
-decodes the few bytes, and hands an immutable event to ``submit``: notes (filtered by channel, with our own
-echoed output suppressed when the out port loops back to the in port), MIDI clock, Start/Stop/Continue and
-Song Position Pointer as :class:`ControlEvent` for the engine's MIDI clock follower. Malformed bytes become a
-rate-limited :class:`InputError`; everything else (CC, aftertouch, active sensing) is ignored and counted.
+The rtmidi input callback runs on rtmidi's own thread. It only timestamps, decodes the few bytes, and
+hands an immutable event to ``submit``: notes (filtered by channel, with our own echoed output suppressed
+when the out port loops back to the in port), MIDI clock, Start/Stop/Continue and Song Position Pointer
+as :class:`ControlEvent` for the engine's MIDI clock follower. Malformed bytes become a rate-limited
+:class:`InputError`; everything else (CC, aftertouch, active sensing) is ignored and counted.
+
+Time stamps come from the backend's timeline (rtmidi's delta times, measured in C before the callback
+waits for the GIL), mapped onto ``perf_counter_ns`` by
+:class:`~liveagent.live.device_clock.DeviceClockMapper`: under load the callback runs milliseconds late,
+and that delay must not reach the clock follower's tempo or the performer's onsets. rtmidi filters
+nothing (``ignore_types`` all off): JACK's RtMidi advances its delta reference on messages it drops, so
+a filtered message would lose its interval from the sum.
 
 :class:`MidiSink` implements :class:`~liveagent.live.events.OutputSink`: three-byte messages, note-offs
 prebuilt, the set of sounding notes tracked so ``all_notes_off`` silences exactly what we started (plus CC
@@ -27,22 +34,37 @@ from __future__ import annotations
 
 import logging
 import os
-import statistics
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from liveagent.live.device_clock import DeviceClockMapper
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent, WarnLimiter
+from liveagent.live.midi_clock_out import CLOCK, CONTINUE, PPQN, SPP, START, STOP, MidiClockOut
+
+__all__ = [
+    "CLOCK",
+    "CONTINUE",
+    "PPQN",
+    "SPP",
+    "START",
+    "STOP",
+    "MidiClockOut",
+    "MidiConfig",
+    "MidiIO",
+    "MidiSink",
+    "MidiUnavailableError",
+    "api_from_env",
+    "find_port",
+    "list_ports",
+    "open_rtmidi",
+]
 
 log = logging.getLogger(__name__)
 
 NOTE_OFF, NOTE_ON, CC = 0x80, 0x90, 0xB0
-CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
-PPQN = 24
-PERIOD_BEATS = 5  # the clock-out tempo is the median of this many beat intervals
 # data bytes that follow each status (high nibble for channel messages)
 _CHANNEL_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
 _SYSTEM_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0, 0xFF: 0}
@@ -149,6 +171,9 @@ class MidiConfig:
     beats_per_bar: int | None = None
     """The grid's beats per bar, for the clock-out Song Position Pointer; None = learn it from the beat
     indices the engine sends (the last index before a bar line, plus one; 4 until a bar line is seen)."""
+    device_time: bool = True
+    """Stamp input with the backend's delta times mapped to ``perf_counter_ns`` (see the module docstring);
+    False = ``perf_counter_ns()`` when the Python callback runs (jitters with load)."""
     error_reports_per_s: float = 4.0
     """At most this many :class:`InputError` per second reach the engine; the rest are counted."""
 
@@ -188,11 +213,12 @@ class MidiIO:
         self._report_tokens = 1.0
         self._report_last = time.perf_counter_ns()
         self.out_lock = threading.Lock()
+        self.device_clock = DeviceClockMapper()
         self.sink: MidiSink | None = None
         try:
             if cfg.in_port or cfg.virtual:
                 self.midi_in = open_rtmidi("in", cfg.api, cfg.client_name)
-                self.midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+                self.midi_in.ignore_types(sysex=False, timing=False, active_sense=False)  # see the docstring
                 if cfg.in_port:
                     idx = find_port(self.midi_in.get_ports(), cfg.in_port)
                     self.in_name = self.midi_in.get_ports()[idx]
@@ -231,7 +257,9 @@ class MidiIO:
     # -- input (rtmidi thread)
     def _callback(self, msg_data: tuple[list[int], float], _data: object = None) -> None:
         t_ns = time.perf_counter_ns()
-        msg = msg_data[0]
+        msg, delta_s = msg_data
+        if self.config.device_time:
+            t_ns = self.device_clock.map(delta_s, t_ns)
         self.handle(msg, t_ns)
 
     def handle(self, msg: list[int], t_ns: int) -> None:
@@ -239,6 +267,9 @@ class MidiIO:
         c = self.counters
         c.messages += 1
         n = len(msg)
+        if n and msg[0] == 0xF0:  # SysEx (delivered only for its delta time; ends with 0xF7)
+            c.ignored += 1
+            return
         if n == 0 or msg[0] < 0x80 or any(not 0 <= b < 0x80 for b in msg[1:]):
             self._error(f"malformed MIDI message {bytes(msg[:8]).hex()}", t_ns)
             return
@@ -266,7 +297,7 @@ class MidiIO:
             if self.config.thru and self.sink is not None:
                 self.sink.thru(pitch, vel)
             return
-        if status == 0xF0 or status == 0xF7:
+        if status == 0xF7:
             c.ignored += 1
             return
         want = _SYSTEM_LEN.get(status)
@@ -395,104 +426,3 @@ class MidiSink:
             self.clock.close()
             self.clock = None
         self.all_notes_off()  # never raises: _send counts errors (the port may already be gone)
-
-
-class MidiClockOut:
-    """24 PPQN MIDI clock phase-locked to the engine's beats.
-
-    ``on_beat`` (engine thread, on the beat) sends Start or Song Position Pointer + Continue when not
-    running, then the beat's first pulse; a thread spreads the other 23 pulses over the expected beat
-    period. That period is the median of the last ``PERIOD_BEATS`` beat intervals (each divided by the beats
-    it spans, so a skipped beat counts right): one late or early beat moves the phase of its own first
-    pulse only, not the spacing of the next 23. When no beat arrives for two periods the clock sends Stop.
-    """
-
-    def __init__(
-        self,
-        send: Callable[[list[int]], None],
-        beats_per_bar: int | None = None,
-        *,
-        now: Callable[[], int] = time.perf_counter_ns,
-    ) -> None:
-        self.send = send
-        self.now = now
-        self.beats_per_bar = beats_per_bar or 4
-        self._learn_meter = beats_per_bar is None
-        self.running = False
-        self.period_ns = 500_000_000
-        self.intervals: deque[float] = deque(maxlen=PERIOD_BEATS)
-        self.last_beat_ns = 0
-        self._last_pos: tuple[int, int] | None = None
-        self.pulses = 0
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="midi-clock-out", daemon=True)
-        self._thread.start()
-
-    def _beats_between(self, bar: int, beat: int) -> int:  # since the last beat; learns the meter
-        if self._last_pos is None:
-            return 0
-        bar0, beat0 = self._last_pos
-        if self._learn_meter and bar == bar0 + 1 and beat == 0 and beat0 >= 1:
-            self.beats_per_bar = beat0 + 1
-        return (bar - bar0) * self.beats_per_bar + beat - beat0
-
-    def on_beat(self, bar: int, beat: int) -> None:
-        now = self.now()
-        with self._cond:
-            n = self._beats_between(bar, beat)
-            if self.running and self.last_beat_ns and 1 <= n <= 4:
-                dt = (now - self.last_beat_ns) / n
-                if dt > 0 and (not self.intervals or dt < 4 * self.period_ns):  # not a stall
-                    self.intervals.append(dt)
-                    self.period_ns = round(statistics.median(self.intervals))
-            self._last_pos = (bar, beat)
-            if not self.running:
-                if bar == 0 and beat == 0:
-                    self.send([START])
-                else:
-                    sixteenths = (bar * self.beats_per_bar + beat) * 4  # SPP counts MIDI beats (16ths)
-                    self.send([SPP, sixteenths & 0x7F, (sixteenths >> 7) & 0x7F])
-                    self.send([CONTINUE])
-                self.running = True
-            self.last_beat_ns = now
-            self.send([CLOCK])
-            self.pulses = 1
-            self._cond.notify()
-
-    def _loop(self) -> None:
-        with self._cond:
-            while not self._closed:
-                if not self.running:
-                    self._cond.wait()
-                    continue
-                due = self.last_beat_ns + self.pulses * self.period_ns // PPQN
-                now = self.now()
-                if self.pulses >= PPQN:
-                    # wait for the next beat; stop the transport if beats stop coming
-                    if now - self.last_beat_ns > 2 * self.period_ns:
-                        self.send([STOP])
-                        self.running = False
-                        self.intervals.clear()
-                        continue
-                    self._cond.wait(timeout=self.period_ns * 1e-9 / 4)
-                    continue
-                if now >= due:
-                    self.send([CLOCK])
-                    self.pulses += 1
-                else:
-                    self._cond.wait(timeout=(due - now) * 1e-9)
-
-    def stop(self) -> None:
-        with self._cond:
-            if self.running:
-                self.send([STOP])
-                self.running = False
-                self.intervals.clear()
-
-    def close(self) -> None:
-        self.stop()
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout=1.0)

@@ -24,7 +24,11 @@ def jack_server() -> Iterator[JackServer]:
     require_tool("jackd", "jack_lsp", "jack_connect")
     stack = contextlib.ExitStack()
     try:
-        server = stack.enter_context(dummy_jack_server(f"liveagent-test-{os.getpid()}"))
+        # 512 frames (10.7 ms), not 64: the dummy driver drops the time of every late cycle (an xrun resets
+        # its schedule), so on a loaded machine JACK time - and jack_midi_clock's 150 BPM, counted in
+        # frames - runs slow in wall time (measured under load: 56 xruns in 8 s and two-beat tempos of
+        # 144 BPM at 64 frames; 0-4 xruns and 149.4-150.3 BPM at 512).
+        server = stack.enter_context(dummy_jack_server(f"liveagent-test-{os.getpid()}", period=512))
     except JackError as e:
         require(False, str(e))
     with stack:

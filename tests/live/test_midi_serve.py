@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from liveagent.live.device_clock import DeviceClockMapper
 from tests.live.conftest import JackServer
 from tests.live.policies import PATTERN, write_pattern_policy
 from tests.live.serve_helpers import ServeProcess
@@ -37,6 +38,19 @@ def _wait(pred: Any, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def _pattern_notes_skipped(ons: list[int]) -> int:
+    """How many notes of the cyclic ``PATTERN`` (from its first) are missing from ``ons``; a pitch that is
+    not in the pattern fails the test."""
+    cycle = [PATTERN[k] for k in sorted(PATTERN)]
+    assert set(ons) <= set(cycle), ons
+    skipped, pos = 0, -1
+    for p in ons:
+        gap = (cycle.index(p) - pos - 1) % len(cycle)
+        skipped += gap
+        pos = cycle.index(p)
+    return skipped
 
 
 def test_serve_midi_in_and_out_through_jack(jack_server: JackServer, pattern_policy: Path) -> None:
@@ -69,8 +83,13 @@ def test_serve_midi_in_and_out_through_jack(jack_server: JackServer, pattern_pol
                 peer_out.send_message([0x80, p, 0])
             assert _wait(lambda: len([m for m in received if m[0] == 0x91 and m[2] > 0]) >= 4)
             ons = [m[1] for m in received if m[0] == 0x91 and m[2] > 0]
-            assert ons[:4] == [PATTERN[k] for k in sorted(PATTERN)]
-            assert sp.status()["notes_in"] == 2
+            status = sp.status()
+            assert status["notes_in"] == 2
+            # The pattern, in order; a step the engine missed under load (its DESIGN: the fallback, HOLD,
+            # is played, counted in `misses`) drops its note, so only the misses may skip notes.
+            assert _pattern_notes_skipped(ons) <= status["misses"], (ons, status["misses"])
+            if status["misses"] == 0:
+                assert ons[:4] == [PATTERN[k] for k in sorted(PATTERN)]
             assert sp.terminate(signal.SIGTERM) == 0
         balance: dict[int, int] = {}
         for st, p, v in (m for m in received if len(m) == 3 and m[0] & 0xF0 in (0x80, 0x90)):
@@ -84,24 +103,40 @@ def test_serve_midi_in_and_out_through_jack(jack_server: JackServer, pattern_pol
 
 def test_serve_follows_jack_midi_clock(jack_server: JackServer, pattern_policy: Path) -> None:
     require_tool("jack_midi_clock", "jack_transport")
+    import numpy as np
+
     env = jack_server.env()
     clock = subprocess.Popen(
         ["jack_midi_clock", "-b", "150", "-B"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    observer = _rt("in", "clock-observer")
+    observer.ignore_types(sysex=False, timing=False, active_sense=False)
+    observer.open_virtual_port("in")
+    mapper = DeviceClockMapper()  # the observer's stamps: JACK's timeline, not its loaded Python callback
+    ticks: list[tuple[int, int]] = []
+    observer.set_callback(lambda m, d=None: ticks.append((mapper.map(m[1], time.perf_counter_ns()), m[0][0])))
     try:
         with ServeProcess(
             "--policy", str(pattern_policy), "--virtual", "--midi-name", "la-follow", "--clock", "midi"
         ) as sp:
             jack_server.wait_port("jack_midi_clock:mclk_out")
             jack_server.connect("jack_midi_clock:mclk_out", "la-follow:in")
+            jack_server.connect("jack_midi_clock:mclk_out", "clock-observer:in")
             subprocess.run(
                 ["jack_transport"], input="play\n", env=env, text=True, capture_output=True, timeout=10
             )
             assert _wait(lambda: len(sp.rx.of("/liveagent/out/note")) >= 4, timeout=10)
             time.sleep(1.0)
             st = sp.status()
+            t_status = time.perf_counter_ns()
             assert st["clock"] == "MidiClockFollower" and st["running"] == 1
-            assert st["bpm"] == pytest.approx(150.0, rel=0.01)
+            # The reference is the tempo the master really delivered over the follower's window (the
+            # last 48 ticks), as the observer heard them: a loaded dummy JACK server loses wall time at
+            # each xrun, and jack_midi_clock (counting frames) with it.
+            heard = np.array([t for t, s in ticks if s == 0xF8 and t <= t_status], dtype=np.float64)[-48:]
+            delivered = 60e9 / (np.polyfit(np.arange(heard.size), heard, 1)[0] * 24)
+            assert delivered == pytest.approx(150.0, rel=0.05)
+            assert st["bpm"] == pytest.approx(delivered, rel=0.01)
             ons = [p for p, v in sp.rx.of("/liveagent/out/note") if v > 0]
             assert set(ons) <= set(PATTERN.values())
             subprocess.run(
@@ -115,6 +150,7 @@ def test_serve_follows_jack_midi_clock(jack_server: JackServer, pattern_policy: 
         )
         clock.terminate()
         clock.wait(timeout=5)
+        observer.delete()
 
 
 def test_serve_as_midi_clock_master(jack_server: JackServer, pattern_policy: Path) -> None:
@@ -122,10 +158,11 @@ def test_serve_as_midi_clock_master(jack_server: JackServer, pattern_policy: Pat
     import numpy as np
 
     peer_in = _rt("in", "clock-slave")
-    peer_in.ignore_types(sysex=True, timing=False, active_sense=True)
+    peer_in.ignore_types(sysex=False, timing=False, active_sense=False)  # every delta counts
     peer_in.open_virtual_port("in")
-    got: list[tuple[int, int]] = []
-    peer_in.set_callback(lambda m, d=None: got.append((time.perf_counter_ns(), m[0][0])))
+    got: list[tuple[float, int]] = []
+    # stamped by the receiver's JACK thread (rtmidi's delta times), not by our loaded Python callback
+    peer_in.set_callback(lambda m, d=None: got.append((m[1], m[0][0])))
     try:
         with ServeProcess(
             "--policy",
@@ -146,7 +183,8 @@ def test_serve_as_midi_clock_master(jack_server: JackServer, pattern_policy: Pat
             assert sp.terminate() == 0
         statuses = [s for _, s in got if s != 0x80 and s & 0xF0 not in (0x80, 0x90, 0xB0)]
         assert statuses[0] == 0xFA
-        ticks = np.array([t for t, s in got if s == 0xF8][24 : 24 * 6], dtype=np.float64)
+        device_ns = np.cumsum([round(d * 1e9) for d, _ in got])
+        ticks = np.array([t for t, (_, s) in zip(device_ns, got, strict=True) if s == 0xF8][24 : 24 * 6])
         bpm = 60e9 / (np.polyfit(np.arange(ticks.size), ticks, 1)[0] * 24)
         assert bpm == pytest.approx(150.0, rel=0.02)
     finally:
