@@ -103,6 +103,10 @@ class Engine:
         self.muted = False
         self._shutdown = False
         self._pending_policy: Policy | None = None
+        self._loading = False
+        """A policy load is in flight (loads run one at a time)."""
+        self._queued_load: tuple[str, tuple[str, int] | None] | None = None
+        """The newest ``/policy`` request that arrived while a load was in flight."""
         self._slack_work = False
         self._bar_work = False
         self._gc: RealtimeGC | None = None

@@ -106,6 +106,8 @@ class PolicyLoaded(NamedTuple):
     name: str
     error: str = ""
     reply_to: tuple[str, int] | None = None
+    from_loader: bool = False
+    """True when it ends a load started by ``/policy`` (one load runs at a time; see engine_control)."""
 
 
 class RecorderLike(Protocol):

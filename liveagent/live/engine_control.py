@@ -60,7 +60,19 @@ def on_control(eng: Engine, ev: ControlEvent) -> None:
 
 def start_load(eng: Engine, name: str, reply_to: tuple[str, int] | None) -> None:
     """Load a policy on a "policy-loader" thread (or inline, ``load_in_thread=False``); the result comes
-    back through the engine's queue as a :class:`PolicyLoaded`."""
+    back through the engine's queue as a :class:`PolicyLoaded`.
+
+    One load at a time: a flood of ``/policy`` messages must not start a thread each (every load competes
+    with the engine for the GIL). While one is in flight the newest request waits; older waiting ones are
+    dropped with an error to their sender.
+    """
+    if eng._loading:
+        if eng._queued_load is not None:
+            dropped, dropped_to = eng._queued_load
+            eng._error(f"policy {dropped!r} superseded by {name!r} before it could load", dropped_to)
+        eng._queued_load = (name, reply_to)
+        return
+    eng._loading = True
     args = (eng.policy_loader, name, reply_to, eng._queue.put, eng._now)
     if eng.config.load_in_thread:
         threading.Thread(target=loader_thread_main, args=args, name="policy-loader", daemon=True).start()
@@ -71,6 +83,12 @@ def start_load(eng: Engine, name: str, reply_to: tuple[str, int] | None) -> None
 def on_loaded(eng: Engine, ev: PolicyLoaded) -> None:
     """A loaded policy: checked against the grid and config, then pending until the next bar line (at
     once while stopped). A policy that fails a check is reported and the current one kept."""
+    if ev.from_loader:
+        eng._loading = False
+        if eng._queued_load is not None:  # the newest request that waited for this load
+            name, reply_to = eng._queued_load
+            eng._queued_load = None
+            start_load(eng, name, reply_to)
     current = eng.view.policy.name
     if ev.policy is None:
         eng._error(f"policy {ev.name!r} not loaded, keeping {current}: {ev.error}", ev.reply_to)

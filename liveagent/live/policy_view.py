@@ -125,10 +125,10 @@ def load_for_swap(
         obs = ObservationBuffers.allocate(1, policy.meta.window)
         for _ in range(3):  # onnxruntime's first runs are slow: pay them here, not on stage
             policy(obs)
-        put(PolicyLoaded(now(), policy, name, "", reply_to))
+        put(PolicyLoaded(now(), policy, name, "", reply_to, from_loader=True))
     except Exception as e:  # any failure leaves the current policy playing; the message says why
         err = str(e) if isinstance(e, PolicyError) else f"{type(e).__name__}: {e}"
-        put(PolicyLoaded(now(), None, name, err, reply_to))
+        put(PolicyLoaded(now(), None, name, err, reply_to, from_loader=True))
 
 
 def normal_scheduling() -> bool:
