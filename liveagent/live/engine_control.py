@@ -29,8 +29,11 @@ def on_control(eng: Engine, ev: ControlEvent) -> None:
     """A control event: the clock's first (transport), then the engine's own."""
     kind = ev.kind
     if eng.clock.handle(ev):
-        if kind == Control.TEMPO and eng.recorder is not None:
+        # A tempo that applies at once is recorded now; one for the next bar, at that bar (housekeeping).
+        changed = abs(eng.clock.bpm - eng._recorded_bpm) >= 0.25
+        if kind == Control.TEMPO and eng.recorder is not None and changed:
             eng.recorder.tempo(ev.t_ns, eng.clock.bpm)
+            eng._recorded_bpm = round(eng.clock.bpm, 2)
         return
     if kind == Control.TEMPERATURE:
         t = ev.value

@@ -77,10 +77,13 @@ def housekeeping(eng: Engine) -> None:
     if eng._bar_work and recorder is not None:
         try:
             clock = eng.clock
-            if clock.running and clock.external:  # a followed tempo drifts: note it per bar
+            # A tempo set for "the next bar" takes effect at this bar line, a followed one drifts: either
+            # way the tempo map bends here, at the bar's due time for a clock that knows it.
+            if clock.running:
                 bpm = round(clock.bpm, 2)
                 if abs(bpm - eng._recorded_bpm) >= 0.25:
-                    recorder.tempo(eng._now(), bpm)
+                    at = eng._now() if clock.external else clock.due(eng._last_step)
+                    recorder.tempo(at, bpm)
                     eng._recorded_bpm = bpm
             recorder.flush()
         except Exception:
