@@ -250,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
         "files": {"duet": str(midi_path), "pianoroll": str(png_path)},
     }
     (out / "timing.json").write_text(json.dumps(report, indent=2) + "\n")
+    print()  # the monitor leaves the cursor at the end of its panel
     print(f"duet:       {midi_path}  ({len(melody)} performer notes, {len(agent)} agent notes)")
     print(f"piano roll: {png_path}")
     print(f"timing:     {out / 'timing.json'}")
