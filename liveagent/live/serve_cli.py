@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--midi-thru", action="store_true", help="forward the performer's notes to the output")
     g.add_argument("--midi-clock-out", action="store_true", help="send MIDI clock + Start/Stop (master)")
     g = parser.add_argument_group("session")
-    g.add_argument("--record", default=None, metavar="DIR", help="record the session (MIDI + JSONL) to DIR")
+    g.add_argument(
+        "--record",
+        default=None,
+        metavar="DIR",
+        help="where the session is recorded (MIDI + JSONL, rewritten every bar); default "
+        "$LIVEAGENT_RECORD_DIR or ~/.local/share/liveagent/sessions",
+    )
+    g.add_argument("--no-record", action="store_true", help="do not record this session")
     g.add_argument("--monitor", action="store_true", help="live terminal monitor (rich)")
     g.add_argument("--no-gc-freeze", action="store_true", help="keep Python's automatic gc on while playing")
     g.add_argument(
@@ -132,7 +141,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         lead_ms=args.lead_ms,
         pitch_min=args.pitch_min,
         pitch_max=args.pitch_max,
-        record=args.record,
+        record=None if args.no_record else (args.record or str(default_session_dir())),
         gc_freeze=not args.no_gc_freeze,
         rt_priority=args.rt_priority,
         osc_rt_priority=args.osc_rt_priority,
@@ -197,3 +206,12 @@ def run(args: argparse.Namespace) -> int:
         if args.status_json:
             print(json.dumps(final, default=str), flush=True)
     return status
+
+
+def default_session_dir() -> Path:
+    """Every session is recorded unless asked not to: ``$LIVEAGENT_RECORD_DIR``, else the XDG data dir."""
+    override = os.environ.get("LIVEAGENT_RECORD_DIR")
+    if override:
+        return Path(override)
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "liveagent" / "sessions"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -235,3 +236,14 @@ def test_serve_monitor_renders_and_exits_clean(pattern_policy: Path) -> None:
         assert _wait(lambda: any("BPM" in ln for ln in sp.stdout), timeout=10), sp.stdout[-5:]
         assert sp.terminate(signal.SIGINT) == 0
         assert any("stopped steps=" in ln for ln in sp.stdout), sp.stdout[-3:]
+
+
+def test_serve_records_every_session_unless_told_not_to(pattern_policy: Path, tmp_path: Path) -> None:
+    for flags, expect in (((), 1), (("--no-record",), 0)):
+        sessions = tmp_path / f"sessions{len(flags)}"
+        env = {**os.environ, "LIVEAGENT_RECORD_DIR": str(sessions)}
+        with ServeProcess("--policy", str(pattern_policy), "--bpm", "240", *flags, env=env) as sp:
+            sp.send("/liveagent/start")
+            assert _wait(lambda sp=sp: len(sp.rx.of("/liveagent/out/note")) >= 2)
+            assert sp.terminate(signal.SIGTERM) == 0, sp.stderr
+        assert len(list(sessions.glob("*.mid"))) == expect
