@@ -43,8 +43,9 @@ from liveagent.env.reward_terms import (
     weak_onset,
 )
 from liveagent.music.features import ObservationBuffers
+from liveagent.music.sampling import resolve_holds
 from liveagent.music.theory import Key
-from liveagent.music.tokens import HOLD, NO_PITCH, ONSET_BASE, REST, VOCAB_SIZE, Grid
+from liveagent.music.tokens import HOLD, NO_PITCH, ONSET_BASE, VOCAB_SIZE, Grid
 
 __all__ = [
     "TERMS",
@@ -136,7 +137,7 @@ class RewardTracker:
 
     def resolve(self, actions: IntArray) -> IntArray:
         """HOLD while the agent is silent means REST (the contract)."""
-        return np.where((actions == HOLD) & (self.agent_pitch == NO_PITCH), REST, actions)
+        return resolve_holds(actions, self.agent_pitch != NO_PITCH)
 
     def step(
         self, actions: npt.ArrayLike, perf_token: npt.ArrayLike, position: npt.ArrayLike

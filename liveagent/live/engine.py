@@ -44,7 +44,7 @@ from liveagent.live.policy_view import PolicyView, check_grid
 from liveagent.live.runtime_gc import RealtimeGC
 from liveagent.live.stats import Stats, StatusBoard
 from liveagent.music.features import ObservationBuffers
-from liveagent.music.sampling import Sampler, SamplerConfig
+from liveagent.music.sampling import Sampler, SamplerConfig, resolve_hold
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST
 
 log = logging.getLogger(__name__)
@@ -417,8 +417,7 @@ class Engine:
             self.stats.counters.policy_errors += 1
             self._error(f"policy {self.view.policy.name} failed at step {k}: {type(e).__name__}: {e}", None)
             tok = self._fallback()
-        if tok == HOLD and not self.tracker.sounding:
-            tok = REST
+        tok = resolve_hold(tok, bool(self.tracker.sounding))
         self._token = tok
         self.stats.decision_ns.add(self._now() - t0)
 
