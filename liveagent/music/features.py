@@ -22,8 +22,11 @@ import numpy.typing as npt
 
 from liveagent.music.tokens import REST
 
-Mode = Literal["anticipate", "react"]
-MODES: tuple[Mode, ...] = ("anticipate", "react")
+Mode = Literal["anticipate", "react", "follow"]
+MODES: tuple[Mode, ...] = ("anticipate", "react", "follow")
+"""``anticipate``: the performer window ends at t-1. ``react`` and ``follow`` see the performer's step t
+(their window ends at t): ``react`` is decided a fixed delay after T_t, ``follow`` as soon as the
+performer's onset for t has arrived or a follow window after T_t has closed (the shipped default)."""
 
 Int64Array = npt.NDArray[np.int64]
 
@@ -47,6 +50,11 @@ class ObservationBuffers:
     def as_feed(self) -> dict[str, Int64Array]:
         """The ONNX input feed (same array objects, no copy)."""
         return {"performer": self.performer, "agent": self.agent, "position": self.position}
+
+
+def hears_current_step(mode: str) -> bool:
+    """The policy sees the performer's token at the step it decides (``react`` and ``follow``)."""
+    return mode in ("react", "follow")
 
 
 def check_mode(mode: str) -> Mode:
@@ -77,7 +85,7 @@ def build_observation(
     n_steps = perf.shape[1]
     offsets = np.arange(-window, 0, dtype=np.int64)
     agent_idx = steps[:, None] + offsets
-    perf_idx = agent_idx + (1 if mode == "react" else 0)
+    perf_idx = agent_idx + (1 if hears_current_step(mode) else 0)
     for src, idx, dst in ((perf, perf_idx, out.performer), (ag, agent_idx, out.agent)):
         valid = (idx >= 0) & (idx < n_steps)
         gathered = np.take_along_axis(src, np.clip(idx, 0, n_steps - 1), axis=1)
@@ -124,6 +132,21 @@ class StreamingObservation:
         self._push(self._agent, self.agent_steps, self.window, token)
         self.agent_steps += 1
 
+    def amend_performer(self, step: int, token: int) -> None:
+        """Rewrite the performer's token of an already pushed ``step`` (a late onset that belongs to it).
+
+        Follow mode closes a step when its window passes; an onset that arrives later still belongs to
+        its own step in the history (never a phantom onset on the next step). Steps older than the
+        window are gone and are ignored.
+        """
+        if not 0 <= step < self.performer_steps:
+            raise ValueError(f"step {step} was not pushed (have {self.performer_steps})")
+        if step < self.performer_steps - self.window:
+            return
+        i = step % self.window
+        self._perf[i] = token
+        self._perf[i + self.window] = token
+
     def _window_of(self, ring: Int64Array, end: int) -> Int64Array:
         """The contiguous view of steps ``end-W .. end-1``; requires ``end`` pushed steps."""
         start = end % self.window
@@ -132,9 +155,9 @@ class StreamingObservation:
     def fill(self, out: ObservationBuffers, t: int) -> ObservationBuffers:
         """Write the observation for deciding step ``t`` into row 0 of ``out``.
 
-        Requires ``t`` agent steps pushed, and ``t`` (anticipate) or ``t + 1`` (react) performer steps.
+        Requires ``t`` agent steps pushed, and ``t`` (anticipate) or ``t + 1`` (react, follow) performer steps.
         """
-        perf_end = t + 1 if self.mode == "react" else t
+        perf_end = t + 1 if hears_current_step(self.mode) else t
         if self.agent_steps != t or self.performer_steps != perf_end:
             raise RuntimeError(
                 f"step {t} needs {t} agent and {perf_end} performer steps, "

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from liveagent.music.features import Mode, ObservationBuffers, check_mode
+from liveagent.music.features import Mode, ObservationBuffers, check_mode, hears_current_step
 from liveagent.music.theory import CONSONANT_TWO_VOICE, KK_MAJOR, KK_MINOR, Key
 from liveagent.music.tokens import HOLD, NO_PITCH, ONSET_BASE, REST, VOCAB_SIZE, sounding_pitches
 
@@ -203,7 +203,7 @@ class RulesAccompanist:
         pitch_score = pitch_score + np.where(pb >= 0, motion, 0.0) + self._register[None, :]
         # Parallel fifths/octaves: the sounding pair (melody before t, bass now) is perfect, and the bass
         # moves in the melody's direction to the same perfect interval (expected over the forecast).
-        m_prev = perf_snd[:, -2] if (self.mode == "react" and w >= 2) else melody
+        m_prev = perf_snd[:, -2] if (hears_current_step(self.mode) and w >= 2) else melody
         prev_ic = np.abs(m_prev - bass_now) % 12
         prev_perfect = (m_prev >= 0) & (bass_now >= 0) & ((prev_ic == 0) | (prev_ic == 7))
         dir_bass = np.sign(p[None, :] - bass_now[:, None])  # [B,P]
@@ -249,7 +249,7 @@ class RulesAccompanist:
         react: the window's last note, for sure. anticipate: the last note held or re-struck, or a step
         away, with the frequencies of chorale sopranos on beats (``_NEXT_PROBS``); only in-key moves.
         """
-        if self.mode == "react":
+        if hears_current_step(self.mode):
             return melody[:, None], np.ones((melody.shape[0], 1))
         offs = _NEXT_OFFSETS
         cand = melody[:, None] + offs[None, :]
