@@ -133,11 +133,15 @@ class PieceBank:
             raise ValueError("an episode starts at or after its piece's end")
         return Episodes(piece, shift, start, length, start + length >= total)
 
-    def load(self, ep: Episodes, performer: IntArray, accompaniment: IntArray) -> None:
-        """Write the episodes' (transposed) token lines into ``[n, T_max]`` rows, REST-padded."""
+    def load(self, ep: Episodes, performer: IntArray, accompaniment: IntArray, *, history: int = 0) -> None:
+        """Write the episodes' (transposed) token lines into ``[n, history + T_max]`` rows, REST-padded.
+
+        The first ``history`` columns hold the piece's steps before the episode's start (REST before the
+        piece's beginning), so a phrase cut from the middle of a piece keeps its past in the window.
+        """
         t_max = performer.shape[1]
-        steps = np.arange(t_max, dtype=np.int64)
-        valid = steps[None, :] < ep.length[:, None]
+        steps = np.arange(t_max, dtype=np.int64) - history
+        valid = (steps[None, :] < ep.length[:, None]) & (ep.start[:, None] + steps[None, :] >= 0)
         idx = np.where(valid, self.offsets[ep.piece, None] + ep.start[:, None] + steps[None, :], 0)
         for src, dst in ((self.performer, performer), (self.accompaniment, accompaniment)):
             tok = src[idx]

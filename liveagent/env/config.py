@@ -32,6 +32,12 @@ class EnvConfig:
     """Transpose each episode at random to a key that keeps the real accompaniment in range (training)."""
     phrase_steps: int | None = None
     """Episode length in steps (bar-aligned phrases cut from the pieces); None = whole pieces."""
+    phrase_history: bool = False
+    """A phrase starts with the piece's real history in the window (the performer's line and the real
+    accompaniment as the agent's past), not with silence that looks like a piece's opening."""
+    late_onset_prob: float = 0.0
+    """Follow/react mode: chance that the performer's onset at t is not yet heard when the agent decides
+    (the step's window closed first); the onset still enters the history (human timing in training)."""
     split: str = "train"
     """Chorale split loaded when the environment is built without pieces (e.g. by ``gym.make``)."""
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -42,6 +48,16 @@ class EnvConfig:
         if self.window < 1:
             raise ValueError(f"window must be positive, got {self.window}")
         range_mask(self.pitch_min, self.pitch_max)  # validates the range
+        if not 0.0 <= self.late_onset_prob <= 1.0:
+            raise ValueError(f"late_onset_prob must be in [0, 1], got {self.late_onset_prob}")
+
+    @property
+    def history_steps(self) -> int:
+        """Steps of real history loaded before a phrase (whole bars covering the window), or 0."""
+        if not self.phrase_history or self.phrase_steps is None:
+            return 0
+        spb = self.grid.steps_per_bar
+        return -(-self.window // spb) * spb
 
     @property
     def steps_per_bar(self) -> int:

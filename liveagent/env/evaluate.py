@@ -24,13 +24,13 @@ import numpy as np
 import numpy.typing as npt
 
 from liveagent.env.config import EnvConfig
-from liveagent.env.metrics import line_metrics
+from liveagent.env.metrics import consonance_counts, line_metrics
 from liveagent.env.policies import EpisodeBatch, EvalPolicy, check_logits
 from liveagent.env.rewards import RewardTracker, key_mask_of
 from liveagent.music.features import ObservationBuffers, build_observation
 from liveagent.music.piece import Piece, pad_lines
 from liveagent.music.sampling import Sampler, SamplerConfig, range_mask, resolve_holds
-from liveagent.music.tokens import REST
+from liveagent.music.tokens import HOLD, NO_PITCH, ONSET_BASE, REST, sounding_pitches
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,12 @@ class EvalConfig:
     """Show a progress bar (on stderr) while playing."""
     rewards: bool = True
     """Also report the mean per-step reward terms of the environment."""
+    kl_to_prior: bool = True
+    """For a policy whose metadata names its ``prior``, report KL(policy || prior) per decision and how
+    often their argmax agree, on the states the policy visits (a leash can freeze a policy)."""
+    adaptation: bool = True
+    """Also play every piece with the performer transposed by a tritone from its middle bar on, and
+    report consonance in the bar of the change and in the bar after it (ReaLchords' adaptation test)."""
 
 
 @dataclass
@@ -108,6 +114,30 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, leave=False, unit="step")
 
 
+@dataclass
+class PriorComparison:
+    """KL(policy || prior) and argmax agreement summed over the decisions of one play."""
+
+    kl_sum: float = 0.0
+    agree: int = 0
+    decisions: int = 0
+
+    def row(self) -> dict[str, float]:
+        n = self.decisions
+        return {
+            "kl_prior": self.kl_sum / n if n else math.nan,
+            "prior_agree_pct": 100.0 * self.agree / n if n else math.nan,
+        }
+
+
+def _log_softmax_masked(
+    logits: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float64]:
+    x = np.where(mask, logits.astype(np.float64), -np.inf)
+    x -= x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
 def play(
     policy: EvalPolicy,
     pieces: Sequence[Piece],
@@ -115,11 +145,14 @@ def play(
     sampler: Sampler,
     progress: bool = False,
     reward_sums: dict[str, float] | None = None,
+    prior: EvalPolicy | None = None,
+    prior_stats: PriorComparison | None = None,
 ) -> IntArray:
     """Play ``policy`` online against every piece at once; the agent's lines ``[B, T_max]`` (REST-padded).
 
     If ``reward_sums`` is given, the weighted reward terms summed over all valid steps are added to it
-    (plus ``_steps``, the number of valid steps).
+    (plus ``_steps``, the number of valid steps). With ``prior`` and ``prior_stats``, the prior scores
+    the same states and their KL and argmax agreement (both after the policy's range mask) are summed.
     """
     if not pieces:
         raise ValueError("no pieces to evaluate")
@@ -140,6 +173,7 @@ def play(
     steps = np.zeros(b, dtype=np.int64)
     sounding = np.zeros(b, dtype=bool)
     tracker = _reward_tracker(pieces) if reward_sums is not None else None
+    prior_obs = ObservationBuffers.allocate(b, prior.window) if prior is not None else None
     if policy.reset is not None:
         policy.reset(EpisodeBatch(perf, acc, lengths))
     with _progress(t_max, policy.name, progress) as bar:
@@ -155,6 +189,18 @@ def play(
                 out=obs,
             )
             logits = check_logits(policy.name, policy.fn(obs), b)
+            if prior is not None and prior_obs is not None and prior_stats is not None:
+                build_observation(perf, agent, steps, window=prior.window, steps_per_bar=grid.steps_per_bar,
+                                  mode=prior.mode, out=prior_obs)  # fmt: skip
+                prior_logits = check_logits(prior.name, prior.fn(prior_obs), b)
+                live_rows = t < lengths
+                lp = _log_softmax_masked(logits, mask[None, :])[live_rows]
+                lq = _log_softmax_masked(prior_logits, mask[None, :])[live_rows]
+                pr = np.exp(lp)
+                terms = np.where(pr > 0, pr * (lp - np.where(np.isfinite(lq), lq, -1e9)), 0.0)
+                prior_stats.kl_sum += float(terms.sum())
+                prior_stats.agree += int((lp.argmax(axis=1) == lq.argmax(axis=1)).sum())
+                prior_stats.decisions += int(live_rows.sum())
             drawn = sampler.sample(logits, mask)
             tokens = resolve_holds(drawn, sounding)
             live = t < lengths
@@ -175,6 +221,57 @@ def play(
     return agent
 
 
+TRITONE = 6
+
+
+def tritone_change_step(piece: Piece) -> int:
+    """The bar line nearest the middle of ``piece`` where the adaptation test transposes the performer."""
+    spb = piece.grid.steps_per_bar
+    return max(spb, (piece.n_steps // 2) // spb * spb)
+
+
+def with_tritone_change(piece: Piece) -> Piece:
+    """``piece`` with the performer a tritone higher from :func:`tritone_change_step` on (a held note is
+    struck again at the change, so the new key is heard at once); the accompaniment is left as is."""
+    c = tritone_change_step(piece)
+    perf = piece.performer.copy()
+    sounding = sounding_pitches(perf)
+    tail = perf[c:]
+    moved = np.where(tail >= ONSET_BASE, tail + TRITONE, tail)
+    if tail.size and tail[0] == HOLD and sounding[c] != NO_PITCH:
+        moved[0] = ONSET_BASE + sounding[c] + TRITONE
+    perf[c:] = np.where(moved >= ONSET_BASE + 128, moved - 12, moved)
+    return Piece(f"{piece.name}~tritone", perf, piece.accompaniment, piece.grid, piece.key, piece.bpm)
+
+
+def adaptation_row(lines: Sequence[IntArray], pieces: Sequence[Piece]) -> dict[str, float]:
+    """Onset consonance in the bar where the performer jumps a tritone and in the bar after it."""
+    counts = np.zeros((2, 2), dtype=np.int64)  # [bar, (consonant, judged)]
+    for line, piece in zip(lines, pieces, strict=True):
+        c, spb = tritone_change_step(piece), piece.grid.steps_per_bar
+        for i in range(2):
+            lo, hi = c + i * spb, c + (i + 1) * spb
+            if hi <= piece.n_steps:
+                ok, n = consonance_counts(line[lo:hi], piece.performer[lo:hi])
+                counts[i] += (ok, n)
+    pct = [100.0 * ok / n if n else math.nan for ok, n in counts]
+    return {"tritone_bar1_pct": pct[0], "tritone_bar2_pct": pct[1]}
+
+
+def _prior_of(policy: EvalPolicy) -> EvalPolicy | None:
+    """The policy named by ``policy``'s ``prior`` metadata (a shipped name or a path), if any."""
+    name = policy.meta.get("prior")
+    if not name:
+        return None
+    from liveagent.env.policies import PolicyLoadError, load_policy
+
+    try:
+        return load_policy(str(name), grid=policy.grid)
+    except PolicyLoadError as exc:
+        log.warning("%s: its prior %r cannot be loaded (%s); no KL column", policy.name, name, exc)
+        return None
+
+
 def evaluate_policy(
     policy: EvalPolicy, pieces: Sequence[Piece], config: EvalConfig | None = None
 ) -> PolicyResult:
@@ -182,8 +279,13 @@ def evaluate_policy(
     cfg = config or EvalConfig()
     sampler = Sampler(SamplerConfig(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed))
     sums: dict[str, float] | None = {} if cfg.rewards else None
+    prior = _prior_of(policy) if cfg.kl_to_prior else None
+    prior_stats = PriorComparison()
     t0 = time.perf_counter()
-    agent = play(policy, pieces, sampler=sampler, progress=cfg.progress, reward_sums=sums)
+    agent = play(
+        policy, pieces, sampler=sampler, progress=cfg.progress, reward_sums=sums, prior=prior,
+        prior_stats=prior_stats,
+    )  # fmt: skip
     seconds = time.perf_counter() - t0
     lines = [agent[i, : p.n_steps].copy() for i, p in enumerate(pieces)]
     keys = []
@@ -196,7 +298,14 @@ def evaluate_policy(
         [p.accompaniment for p in pieces],
         keys,
         names=[p.name for p in pieces],
+        grid=pieces[0].grid,
     )
+    row |= prior_stats.row()
+    if cfg.adaptation:
+        changed = [with_tritone_change(p) for p in pieces]
+        sampler = Sampler(SamplerConfig(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed))
+        moved = play(policy, changed, sampler=sampler)
+        row |= adaptation_row([moved[i, : p.n_steps] for i, p in enumerate(changed)], changed)
     rewards: dict[str, float] = {}
     if sums:
         n = sums.pop("_steps", 0.0)

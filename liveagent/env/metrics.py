@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from liveagent.music.theory import Key, consonant_pair, interval_class
-from liveagent.music.tokens import HOLD, NO_PITCH, ONSET_BASE, REST, sounding_pitches
+from liveagent.music.tokens import HOLD, NO_PITCH, ONSET_BASE, REST, Grid, sounding_pitches
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -89,6 +89,36 @@ def consonance_counts(agent: npt.ArrayLike, performer: npt.ArrayLike) -> tuple[i
         return 0, 0
     ok = consonant_pair(ag[on] - ONSET_BASE, perf[on])
     return int(ok.sum()), int(on.sum())
+
+
+def time_consonance_counts(agent: npt.ArrayLike, performer: npt.ArrayLike) -> tuple[int, int]:
+    """(consonant, judged) steps where both lines sound: consonance weighted by time, as it is heard."""
+    ag = sounding_pitches(_as_line(agent))
+    perf = sounding_pitches(_as_line(performer))
+    both = (ag != NO_PITCH) & (perf != NO_PITCH)
+    if not both.any():
+        return 0, 0
+    return int(consonant_pair(ag[both], perf[both]).sum()), int(both.sum())
+
+
+def change_consonance_counts(agent: npt.ArrayLike, performer: npt.ArrayLike) -> tuple[int, int]:
+    """(consonant, judged) performer onsets against the agent's note sounding at that step.
+
+    Where the melody changes, an anticipating agent chose its note before hearing the new one: this is
+    the column that tells anticipation from reaction.
+    """
+    ag = sounding_pitches(_as_line(agent))
+    perf_tok = _as_line(performer)
+    judged = (perf_tok >= ONSET_BASE) & (ag != NO_PITCH)
+    if not judged.any():
+        return 0, 0
+    return int(consonant_pair(ag[judged], perf_tok[judged] - ONSET_BASE).sum()), int(judged.sum())
+
+
+def offbeat_onsets(agent: npt.ArrayLike, steps_per_beat: int) -> int:
+    """Agent onsets off the beat (the chorale bass puts about a quarter of its notes there)."""
+    ag = _as_line(agent)
+    return int(((ag >= ONSET_BASE) & (np.arange(ag.size) % steps_per_beat != 0)).sum())
 
 
 def not_in_key_count(agent: npt.ArrayLike, key: Key) -> int:
@@ -282,18 +312,38 @@ class PieceStats:
     pc_overlap: float
     agent_iois: IntArray = field(repr=False)
     real_iois: IntArray = field(repr=False)
+    time_consonant: int = 0
+    """Steps where both lines sound and are consonant."""
+    time_judged: int = 0
+    """Steps where both lines sound."""
+    change_consonant: int = 0
+    """Performer onsets consonant with the agent's sounding note."""
+    change_judged: int = 0
+    """Performer onsets while the agent sounds."""
+    offbeat: int = 0
+    """Agent onsets off the beat."""
+    bars: float = 0.0
+    """Length of the piece in bars."""
 
 
 def piece_stats(
-    agent: npt.ArrayLike, performer: npt.ArrayLike, real: npt.ArrayLike, key: Key, name: str = ""
+    agent: npt.ArrayLike,
+    performer: npt.ArrayLike,
+    real: npt.ArrayLike,
+    key: Key,
+    name: str = "",
+    grid: Grid | None = None,
 ) -> PieceStats:
     """All per-piece counts for one agent line played against ``performer`` (``real`` = the true part)."""
+    grid = grid or Grid()
     ag, perf, rl = _as_line(agent), _as_line(performer), _as_line(real)
     if not ag.shape == perf.shape == rl.shape:
         raise ValueError(f"{name}: lines differ in length: {ag.shape}, {perf.shape}, {rl.shape}")
     consonant, judged = consonance_counts(ag, perf)
     resolved, doubled = leap_outcomes(ag)
     high, low = unique_extrema(ag)
+    time_ok, time_n = time_consonance_counts(ag, perf)
+    change_ok, change_n = change_consonance_counts(ag, perf)
     return PieceStats(
         name=name,
         n_steps=int(ag.size),
@@ -312,6 +362,12 @@ def piece_stats(
         pc_overlap=pitch_class_overlap(ag, rl),
         agent_iois=inter_onset_intervals(ag),
         real_iois=inter_onset_intervals(rl),
+        time_consonant=time_ok,
+        time_judged=time_n,
+        change_consonant=change_ok,
+        change_judged=change_n,
+        offbeat=offbeat_onsets(ag, grid.steps_per_beat),
+        bars=ag.size / grid.steps_per_bar,
     )
 
 
@@ -326,11 +382,14 @@ class Column:
     fmt: str
     """Format spec of the value (e.g. ``.1f``)."""
     better: str
-    """Which way is better: ``high``, ``low``, ``one`` (closer to 1) or ``real`` (closer to Bach's)."""
+    """Which way is better: ``high``, ``low``, ``one`` (closer to 1), ``real`` (closer to Bach's), or
+    ``info`` (neither: context, such as the distance to the prior)."""
 
 
 COLUMNS: tuple[Column, ...] = (
     Column("consonance_pct", "consonant %", ".1f", "high"),
+    Column("time_consonance_pct", "time-weighted consonant %", ".1f", "high"),
+    Column("change_consonance_pct", "consonant at melody changes %", ".1f", "high"),
     Column("not_in_key_pct", "not in key %", ".1f", "low"),
     Column("repeated_pct", "excess. repeated %", ".2f", "low"),
     Column("leaps_resolved_pct", "leaps resolved %", ".1f", "high"),
@@ -344,6 +403,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("ioi_emd", "IOI EMD", ".3f", "low"),
     Column("density_ratio", "density ratio", ".3f", "one"),
     Column("notes", "notes", "d", "real"),
+    Column("notes_per_bar", "notes per bar", ".2f", "real"),
+    Column("offbeat_pct", "off-beat onsets %", ".1f", "real"),
+    Column("kl_prior", "KL to prior", ".3f", "info"),
+    Column("prior_agree_pct", "argmax = prior %", ".1f", "info"),
+    Column("tritone_bar1_pct", "consonant, bar of a tritone jump %", ".1f", "high"),
+    Column("tritone_bar2_pct", "consonant, bar after it %", ".1f", "high"),
 )
 """The metric columns of a row, in table order (besides ``policy`` and ``pieces``)."""
 
@@ -368,6 +433,8 @@ def aggregate(stats: Sequence[PieceStats]) -> dict[str, float]:
     row: dict[str, float] = {
         "pieces": float(n),
         "consonance_pct": _pct(total("consonant"), total("consonance_judged")),
+        "time_consonance_pct": _pct(total("time_consonant"), total("time_judged")),
+        "change_consonance_pct": _pct(total("change_consonant"), total("change_judged")),
         "not_in_key_pct": _pct(total("not_in_key"), notes),
         "repeated_pct": _pct(total("repeated"), notes),
         "leaps_resolved_pct": _pct(total("leaps_resolved"), total("leaps_resolved") + total("leaps_doubled")),
@@ -386,6 +453,9 @@ def aggregate(stats: Sequence[PieceStats]) -> dict[str, float]:
     real_notes = total("real_notes")
     row["density_ratio"] = notes / real_notes if real_notes else float("nan")
     row["notes"] = float(notes)
+    bars = sum(s.bars for s in stats)
+    row["notes_per_bar"] = notes / bars if bars else float("nan")
+    row["offbeat_pct"] = _pct(total("offbeat"), notes)
     return row
 
 
@@ -406,6 +476,7 @@ def line_metrics(
     reals: Sequence[npt.ArrayLike],
     keys: Sequence[Key],
     names: Sequence[str] | None = None,
+    grid: Grid | None = None,
 ) -> dict[str, float]:
     """One row from complete lines of many pieces (each list indexed by piece)."""
     if not len(agents) == len(performers) == len(reals) == len(keys):
@@ -413,7 +484,7 @@ def line_metrics(
     nm = list(names) if names is not None else [str(i) for i in range(len(agents))]
     return aggregate(
         [
-            piece_stats(a, p, r, k, name=n)
+            piece_stats(a, p, r, k, name=n, grid=grid)
             for a, p, r, k, n in zip(agents, performers, reals, keys, nm, strict=True)
         ]
     )

@@ -78,6 +78,16 @@ class RewardConfig:
     """-1 for an onset outside the agent's ``pitch_min..pitch_max``."""
     voice_crossing: float = 1.0
     """-1 for a new sonority where the agent crosses the performer (above it when it is the lower voice)."""
+    vertical_consonance: float = 0.0
+    """+1 / -1 at every step where both voices sound (time-weighted: a held clash is heard all along, and
+    re-striking a consonant note earns nothing a held one does not)."""
+    change_consonance: float = 0.0
+    """+1 / -1 where the performer strikes a new note while the agent sounds: anticipation is judged here."""
+    density: float = 0.0
+    """-1 for an onset beyond ``max_notes_per_bar`` in the trailing bar; at each bar's last step, -1 per
+    note short of ``min_notes_per_bar`` (the chorale bass plays 1-8 notes a bar, 4.5 on average)."""
+    offbeat: float = 0.0
+    """-1 for an onset off the beat (the chorale bass puts 25 % of its notes there): calibrates the share."""
 
     agent_is_lower: bool = True
     """The agent is the lower voice (the bass under a soprano); False: it plays above the performer."""
@@ -91,6 +101,10 @@ class RewardConfig:
     """RL Tuner: an onset repeating a pitch struck more than this many times in a row is excessive..."""
     max_repeats_broken: int = 6
     """...or more than this many times when holds or rests come between the strikes."""
+    max_notes_per_bar: int = 8
+    """``density``: more onsets than this in a bar are penalized (the chorale bass's 95th percentile)."""
+    min_notes_per_bar: int = 2
+    """``density``: fewer onsets than this in a bar are penalized at its last step."""
 
     def weights(self) -> dict[str, float]:
         """Term name -> weight, in :data:`TERMS` order."""
@@ -132,6 +146,8 @@ class StepContext:
     """Steps the agent has been silent, t included (0 when sounding)."""
     key_mask: BoolArray
     """``[N, 12]`` in-key pitch classes of each env's (transposed) piece."""
+    bar_onsets: IntArray
+    """Agent onsets in the trailing bar, t included."""
     grid: Grid
     pitch_min: int
     pitch_max: int
@@ -183,8 +199,7 @@ def consonance(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
     in two-voice writing (``fourth_dissonant``). Intervals are reduced mod 12 (compound = simple) and
     measured from the sounding lower pitch, whichever voice it is.
     """
-    table = CONSONANT_TWO_VOICE if cfg.fourth_dissonant else CONSONANT_UPPER_VOICES
-    ok = table[ctx.ic_now]
+    ok = _consonant(ctx, cfg)
     return _bonus(ctx.sonority & ok) + _penalty(ctx.sonority & ~ok)
 
 
@@ -333,6 +348,51 @@ def voice_crossing(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
     return _penalty(ctx.sonority & (lower > upper))
 
 
+def _consonant(ctx: StepContext, cfg: RewardConfig) -> BoolArray:
+    table = CONSONANT_TWO_VOICE if cfg.fourth_dissonant else CONSONANT_UPPER_VOICES
+    return np.asarray(table[ctx.ic_now])
+
+
+def vertical_consonance(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
+    """+1 / -1 at every step where both voices sound: what the listener hears, step by step.
+
+    The onset-only :func:`consonance` pays per struck note, so a policy let loose re-strikes over a held
+    melody note to collect it (issue 8: 1.8x Bach's notes); here a held consonance earns the same as a
+    re-struck one and a held clash costs at every step it is heard.
+    """
+    both = (ctx.agent_pitch != NO_PITCH) & (ctx.perf_pitch != NO_PITCH)
+    ok = _consonant(ctx, cfg)
+    return _bonus(both & ok) + _penalty(both & ~ok)
+
+
+def change_consonance(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
+    """+1 / -1 where the performer strikes a new note and the agent sounds: the test of anticipation.
+
+    The soprano changes pitch at 19 % of steps; where it does, the agent's note was chosen before the new
+    one was heard (anticipate mode), so this is the term that rewards predicting the melody.
+    """
+    judged = ctx.perf_onset & (ctx.agent_pitch != NO_PITCH) & (ctx.perf_pitch != NO_PITCH)
+    ok = _consonant(ctx, cfg)
+    return _bonus(judged & ok) + _penalty(judged & ~ok)
+
+
+def density(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
+    """Hold the note count to the corpus's range: -1 for an onset past ``max_notes_per_bar`` in the
+    trailing bar; at a bar's last step, -1 per note short of ``min_notes_per_bar``.
+
+    A reward that pays per note buys notes (issue 8); this bounds what note-spam can buy.
+    """
+    over = _penalty(ctx.agent_onset & (ctx.bar_onsets > cfg.max_notes_per_bar))
+    bar_end = ctx.position == ctx.grid.steps_per_bar - 1
+    short = np.maximum(cfg.min_notes_per_bar - ctx.bar_onsets, 0).astype(np.float32)
+    return over - np.where(bar_end, short, np.float32(0)).astype(np.float32)
+
+
+def offbeat(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
+    """-1 for an onset off the beat: with a small weight it calibrates the off-beat share to the corpus's."""
+    return _penalty(ctx.agent_onset & (ctx.position % ctx.grid.steps_per_beat != 0))
+
+
 TermFn = Callable[[StepContext, RewardConfig], FloatArray]
 TERMS: dict[str, TermFn] = {
     "consonance": consonance,
@@ -352,6 +412,10 @@ TERMS: dict[str, TermFn] = {
     "long_note": long_note,
     "range": range_,
     "voice_crossing": voice_crossing,
+    "vertical_consonance": vertical_consonance,
+    "change_consonance": change_consonance,
+    "density": density,
+    "offbeat": offbeat,
 }
 """The rule-based terms by name, in reporting order (names match :class:`RewardConfig` fields)."""
 

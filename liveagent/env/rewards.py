@@ -32,6 +32,7 @@ from liveagent.env.reward_terms import (
     large_leap,
     leap_resolution,
     long_note,
+    offbeat,
     on_beat,
     parallel_perfect,
     range_,
@@ -39,6 +40,7 @@ from liveagent.env.reward_terms import (
     silent_bar,
     stepwise,
     sync,
+    vertical_consonance,
     voice_crossing,
     weak_onset,
 )
@@ -64,6 +66,7 @@ __all__ = [
     "large_leap",
     "leap_resolution",
     "long_note",
+    "offbeat",
     "on_beat",
     "parallel_perfect",
     "range_",
@@ -72,6 +75,7 @@ __all__ = [
     "silent_bar",
     "stepwise",
     "sync",
+    "vertical_consonance",
     "voice_crossing",
     "weak_onset",
 ]
@@ -120,11 +124,25 @@ class RewardTracker:
         self.perf_pitch = np.full(n, NO_PITCH, dtype=np.int64)
         """Performer's sounding pitch after the last step."""
         self.key_mask = np.ones((n, 12), dtype=bool)
+        self.bar_ring = np.zeros((n, self.grid.steps_per_bar), dtype=bool)
+        """Agent onsets of the trailing bar, indexed by position in the bar."""
 
-    def reset_rows(self, rows: IntArray | BoolArray, key_mask: npt.ArrayLike | None = None) -> None:
-        """Start episodes in ``rows`` (indices or bool mask); ``key_mask``: ``[len(rows), 12]`` or [12]."""
-        self.agent_pitch[rows] = NO_PITCH
-        self.last_onset[rows] = NO_PITCH
+    def reset_rows(
+        self,
+        rows: IntArray | BoolArray,
+        key_mask: npt.ArrayLike | None = None,
+        *,
+        agent_pitch: npt.ArrayLike | None = None,
+        perf_pitch: npt.ArrayLike | None = None,
+    ) -> None:
+        """Start episodes in ``rows`` (indices or bool mask); ``key_mask``: ``[len(rows), 12]`` or [12].
+
+        ``agent_pitch`` / ``perf_pitch``: what sounds just before the first step (an episode cut from the
+        middle of a piece, its history in the window), else silence.
+        """
+        self.agent_pitch[rows] = NO_PITCH if agent_pitch is None else agent_pitch
+        self.bar_ring[rows] = False
+        self.last_onset[rows] = NO_PITCH if agent_pitch is None else agent_pitch
         self.last_interval[rows] = 0
         self.repeat_pitch[rows] = NO_PITCH
         self.repeat_count[rows] = 0
@@ -132,7 +150,7 @@ class RewardTracker:
         self.repeat_gap[rows] = False
         self.held_steps[rows] = 0
         self.silent_steps[rows] = 0
-        self.perf_pitch[rows] = NO_PITCH
+        self.perf_pitch[rows] = NO_PITCH if perf_pitch is None else perf_pitch
         self.key_mask[rows] = True if key_mask is None else key_mask
 
     def resolve(self, actions: IntArray) -> IntArray:
@@ -163,6 +181,8 @@ class RewardTracker:
         sounding = agent_pitch != NO_PITCH
         held = np.where(sounding, np.where(agent_onset, 1, self.held_steps + 1), 0)
         silent = np.where(sounding, 0, self.silent_steps + 1)
+        pos = np.asarray(position, dtype=np.int64)
+        self.bar_ring[np.arange(self.n), pos % self.grid.steps_per_bar] = agent_onset
         ctx = StepContext(
             action=a,
             agent_onset=agent_onset,
@@ -171,7 +191,7 @@ class RewardTracker:
             perf_onset=perf_onset,
             perf_pitch=perf_pitch,
             perf_prev=self.perf_pitch,
-            position=np.asarray(position, dtype=np.int64),
+            position=pos,
             interval=interval,
             has_interval=has_interval,
             prev_interval=self.last_interval,
@@ -184,6 +204,7 @@ class RewardTracker:
             held_steps=held,
             silent_steps=silent,
             key_mask=self.key_mask,
+            bar_onsets=self.bar_ring.sum(axis=1),
             grid=self.grid,
             pitch_min=self.pitch_min,
             pitch_max=self.pitch_max,

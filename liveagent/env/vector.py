@@ -47,9 +47,14 @@ from gymnasium import spaces
 from liveagent.env.bank import Episodes, PieceBank
 from liveagent.env.config import EnvConfig, default_pieces
 from liveagent.env.rewards import TERMS, LearnedTerm, RewardTracker
-from liveagent.music.features import ObservationBuffers, build_observation
+from liveagent.music.features import (
+    ObservationBuffers,
+    build_observation,
+    hears_current_step,
+    hide_current_onsets,
+)
 from liveagent.music.piece import Piece
-from liveagent.music.tokens import REST
+from liveagent.music.tokens import REST, sounding_pitches
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +105,12 @@ class BatchedAccompanimentEnv:
         self.single_observation_space = cfg.observation_space()
         self.single_action_space = spaces.Discrete(130)
         self.np_random = np.random.default_rng(seed)
-        n, t_max = num_envs, self.bank.max_length
+        self._hist = cfg.history_steps
+        """Columns of real history before each episode's first step (``EnvConfig.phrase_history``)."""
+        self._hide_late = cfg.late_onset_prob > 0.0 and hears_current_step(cfg.mode)
+        self.late_hidden = 0
+        """Performer onsets hidden from the agent so far (``EnvConfig.late_onset_prob``)."""
+        n, t_max = num_envs, self.bank.max_length + self._hist
         self._rows = np.arange(n)
         self._perf = np.full((n, t_max), REST, dtype=np.int64)
         self._acc = np.full((n, t_max), REST, dtype=np.int64)
@@ -130,20 +140,28 @@ class BatchedAccompanimentEnv:
 
     def _start(self, rows: IntArray, ep: Episodes) -> None:
         """Load episodes ``ep`` into ``rows`` and build their first observations."""
-        k = rows.size
+        k, h = rows.size, self._hist
         perf = np.empty((k, self._perf.shape[1]), dtype=np.int64)
         acc = np.empty_like(perf)
-        self.bank.load(ep, perf, acc)
+        self.bank.load(ep, perf, acc, history=h)
         self._perf[rows] = perf
         self._acc[rows] = acc
-        self._agent[rows] = REST
-        self._t[rows] = 0
-        self._len[rows] = ep.length
+        agent = np.full_like(acc, REST)
+        agent[:, :h] = acc[:, :h]  # the real accompaniment is the agent's past before the phrase
+        self._agent[rows] = agent
+        self._t[rows] = h
+        self._len[rows] = h + ep.length
         self._ends_piece[rows] = ep.ends_piece
         self._piece[rows] = ep.piece
         self._shift[rows] = ep.shift
         self._ep_start[rows] = ep.start
-        self._tracker.reset_rows(rows, self.bank.key_masks_for(ep))
+        before_agent = before_perf = None
+        if h:
+            before_agent = sounding_pitches(acc[:, :h])[:, -1]
+            before_perf = sounding_pitches(perf[:, :h])[:, -1]
+        self._tracker.reset_rows(
+            rows, self.bank.key_masks_for(ep), agent_pitch=before_agent, perf_pitch=before_perf
+        )
         self._ep_return[rows] = 0.0
         self._ep_rule[:, rows] = 0.0
         for v in self._ep_learned.values():
@@ -162,6 +180,9 @@ class BatchedAccompanimentEnv:
                 mode=cfg.mode,
                 out=self._obs,
             )
+            if self._hide_late:
+                hide = self.np_random.random(self.num_envs) < cfg.late_onset_prob
+                self.late_hidden += hide_current_onsets(self._obs.performer, hide)
             return
         tmp = ObservationBuffers.allocate(rows.size, cfg.window)
         build_observation(
@@ -173,6 +194,9 @@ class BatchedAccompanimentEnv:
             mode=cfg.mode,
             out=tmp,
         )
+        if self._hide_late:
+            hide = self.np_random.random(rows.size) < cfg.late_onset_prob
+            self.late_hidden += hide_current_onsets(tmp.performer, hide)
         self._obs.performer[rows] = tmp.performer
         self._obs.agent[rows] = tmp.agent
         self._obs.position[rows] = tmp.position
@@ -186,7 +210,7 @@ class BatchedAccompanimentEnv:
             "piece": self._piece.copy(),
             "transpose": self._shift.copy(),
             "start": self._ep_start.copy(),
-            "t": self._t.copy(),
+            "t": self._t - self._hist,
         }
 
     def reset(
@@ -253,7 +277,7 @@ class BatchedAccompanimentEnv:
         info: dict[str, Any] = {"reward_terms": terms, "done": done, "final_obs": None}
         if done.any():
             info["episode_return"] = np.where(done, self._ep_return, np.float32(0))
-            info["episode_length"] = np.where(done, self._t, 0)
+            info["episode_length"] = np.where(done, self._t - self._hist, 0)
             ep_rule = np.where(done, self._ep_rule, np.float32(0))
             ep_terms = dict(zip(TERMS, ep_rule, strict=True))
             for name, v in self._ep_learned.items():

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from liveagent.music.tokens import REST
+from liveagent.music.tokens import HOLD, ONSET_BASE, REST
 
 Mode = Literal["anticipate", "react", "follow"]
 MODES: tuple[Mode, ...] = ("anticipate", "react", "follow")
@@ -92,6 +92,25 @@ def build_observation(
         np.copyto(dst, np.where(valid, gathered, REST))
     np.remainder(steps, steps_per_bar, out=out.position)
     return out
+
+
+def hide_current_onsets(performer: Int64Array, hide: npt.NDArray[np.bool_]) -> int:
+    """In place: rows ``hide`` of follow/react windows ``[B, W]`` lose the onset of their last step.
+
+    What a follow-mode engine hears when the performer is later than the follow window: the step is
+    decided before the new note arrives, so the previous note still sounds (HOLD) or nothing does (REST).
+    The history is not touched: the late onset belongs to its own step afterwards. Training with this
+    (``late_onset_prob``) makes what the policy saw in training what it sees on stage. Returns how many
+    onsets were hidden.
+    """
+    last = performer[:, -1]
+    hit = hide & (last >= ONSET_BASE)
+    if performer.shape[1] >= 2:
+        before = np.where(performer[:, -2] != REST, HOLD, REST)
+    else:
+        before = np.full(performer.shape[0], REST, dtype=np.int64)
+    np.copyto(last, before, where=hit)
+    return int(hit.sum())
 
 
 class StreamingObservation:

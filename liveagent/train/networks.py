@@ -26,8 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from liveagent.music.features import Mode, check_mode
+from liveagent.music.features import Mode, check_mode, hears_current_step
 from liveagent.music.tokens import VOCAB_SIZE
+from liveagent.train.musical_features import ExpectedConsonance, MusicalFeatures, feature_dim
 
 
 @dataclass
@@ -65,6 +66,18 @@ class NetConfig:
     """Dropout after each hidden layer while training (off in eval mode and in the export)."""
     value_head: bool = False
     """Add a scalar critic head on the shared trunk (actor-critic); never exported."""
+    musical_features: bool = False
+    """Add the features derived in the graph (:mod:`liveagent.train.musical_features`): sounding pitches,
+    vertical and melodic intervals, pitch-class histograms and a key estimate over the whole window."""
+    recent: int = 0
+    """Embed only the last ``recent`` steps of each window slot by slot (0 = the whole window); the rest
+    of a long window reaches the network through the musical features."""
+    aux_head: bool = False
+    """Add a head that predicts the performer's next unseen token (the step being decided in anticipate
+    mode, the step after it otherwise): an auxiliary MLE loss, and the expected-consonance term's input."""
+    ec_weight: float = 0.0
+    """Initial weight of the expected-consonance term added to the logits (0 = off). In anticipate mode
+    the performer's pitch class comes from the aux head; in follow/react mode it is the one heard."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form notes an algorithm wants kept with the architecture (must be plain JSON-like data)."""
 
@@ -76,6 +89,19 @@ class NetConfig:
             raise ValueError(f"bad pitch range {self.pitch_min}..{self.pitch_max}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.recent <= self.window:
+            raise ValueError(f"recent must be in 0..window ({self.window}), got {self.recent}")
+        if self.ec_weight != 0.0 and self.mode == "anticipate" and not self.aux_head:
+            raise ValueError("the expected-consonance term in anticipate mode needs aux_head = true")
+
+    @property
+    def embedded_steps(self) -> int:
+        """How many of the window's last steps are embedded slot by slot."""
+        return self.recent or self.window
+
+    @property
+    def uses_ec(self) -> bool:
+        return self.ec_weight != 0.0
 
     @property
     def steps_per_bar(self) -> int:
@@ -109,13 +135,20 @@ class PolicyNet(nn.Module):
         self.performer_embed = nn.Embedding(VOCAB_SIZE, c.embed_dim)
         self.agent_embed = nn.Embedding(VOCAB_SIZE, c.embed_dim)
         self.position_embed = nn.Embedding(c.steps_per_bar, c.position_dim)
-        in_dim = 2 * c.window * c.embed_dim + c.position_dim
+        in_dim = 2 * c.embedded_steps * c.embed_dim + c.position_dim
+        self.musical: MusicalFeatures | None = None
+        if c.musical_features:
+            self.musical = MusicalFeatures(c.window, hears_current_step(c.mode))
+            in_dim += feature_dim()
         trunk: list[nn.Module] = []
         for i in range(c.layers):
             trunk += [nn.Linear(in_dim if i == 0 else c.hidden, c.hidden), nn.GELU(), nn.Dropout(c.dropout)]
         self.trunk = nn.Sequential(*trunk)
         self.policy_head = nn.Linear(c.hidden, VOCAB_SIZE)
         self.value_head: nn.Linear | None = nn.Linear(c.hidden, 1) if c.value_head else None
+        self.aux_head: nn.Linear | None = nn.Linear(c.hidden, VOCAB_SIZE) if c.aux_head else None
+        self.ec: ExpectedConsonance | None = ExpectedConsonance() if c.uses_ec else None
+        self.ec_weight = nn.Parameter(torch.tensor(float(c.ec_weight))) if c.uses_ec else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -128,17 +161,49 @@ class PolicyNet(nn.Module):
             nn.init.normal_(self.value_head.weight, std=0.01)
             nn.init.zeros_(self.value_head.bias)
 
+    def trunk_and_context(
+        self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(trunk output [B, hidden], performer pitch + 1, agent pitch + 1)`` (0 = silent; the pitches
+        only with musical features)."""
+        b = performer.shape[0]
+        performer = performer.clamp(0, VOCAB_SIZE - 1)
+        agent = agent.clamp(0, VOCAB_SIZE - 1)
+        k = self.config.embedded_steps
+        perf = self.performer_embed(performer[:, -k:]).reshape(b, -1)
+        ag = self.agent_embed(agent[:, -k:]).reshape(b, -1)
+        pos = self.position_embed(torch.remainder(position, self.config.steps_per_bar))
+        parts = [perf, ag, pos]
+        perf_pitch = agent_pitch = None
+        if self.musical is not None:
+            feats, perf_pitch, agent_pitch = self.musical(performer, agent)
+            parts.append(feats)
+        return self.trunk(torch.cat(parts, dim=1)), perf_pitch, agent_pitch
+
     def features(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """The shared trunk's output ``[B, hidden]``."""
-        b = performer.shape[0]
-        perf = self.performer_embed(performer.clamp(0, VOCAB_SIZE - 1)).reshape(b, -1)
-        ag = self.agent_embed(agent.clamp(0, VOCAB_SIZE - 1)).reshape(b, -1)
-        pos = self.position_embed(torch.remainder(position, self.config.steps_per_bar))
-        return self.trunk(torch.cat([perf, ag, pos], dim=1))
+        return self.trunk_and_context(performer, agent, position)[0]
+
+    def heads(
+        self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(logits [B, 130], trunk [B, hidden], aux logits [B, 130] or None)`` from one trunk pass."""
+        h, perf_pitch, agent_pitch = self.trunk_and_context(performer, agent, position)
+        logits = self.policy_head(h)
+        aux = self.aux_head(h) if self.aux_head is not None else None
+        if self.ec is not None and self.ec_weight is not None:
+            assert perf_pitch is not None and agent_pitch is not None, "the EC term needs musical features"
+            if hears_current_step(self.config.mode):
+                pc_probs = self.ec.pc_of(perf_pitch)
+            else:
+                assert aux is not None
+                pc_probs = self.ec.pc_probs_from_tokens(torch.softmax(aux.detach(), dim=1), perf_pitch)
+            logits = logits + self.ec_weight * self.ec(pc_probs, agent_pitch)
+        return logits, h, aux
 
     def forward(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """Logits (or Q values) ``[B, 130]``: the only path that is exported."""
-        return self.policy_head(self.features(performer, agent, position))
+        return self.heads(performer, agent, position)[0]
 
     def forward_with_value(
         self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor
@@ -146,8 +211,8 @@ class PolicyNet(nn.Module):
         """``(logits [B, 130], value [B])`` from one trunk pass (needs ``value_head=True``)."""
         if self.value_head is None:
             raise RuntimeError("this PolicyNet was built without a value head (NetConfig.value_head=False)")
-        h = self.features(performer, agent, position)
-        return self.policy_head(h), self.value_head(h).squeeze(-1)
+        logits, h, _ = self.heads(performer, agent, position)
+        return logits, self.value_head(h).squeeze(-1)
 
     def value(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """The critic's estimate ``[B]`` (needs ``value_head=True``)."""

@@ -66,7 +66,7 @@ def _resolved(tokens: np.ndarray) -> np.ndarray:
 
 
 def _quiet() -> ev.EvalConfig:
-    return ev.EvalConfig(progress=False)
+    return ev.EvalConfig(progress=False, adaptation=False)
 
 
 def test_anticipate_policy_sees_only_the_performers_past() -> None:
