@@ -52,6 +52,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--performer", default="soprano", help="performer voice (default soprano)")
     parser.add_argument("--accompaniment", default="bass", help="accompaniment voice (default bass)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = parser.add_argument_group(
+        "through a real serve",
+        "play each --policy through a real `liveagent serve` subprocess over OSC, with a performer whose "
+        "timing and wrong notes follow a condition; one row per policy and condition, printed as Markdown "
+        "(liveagent/env/serve_eval.py)",
+    )
+    g.add_argument(
+        "--through-serve",
+        nargs="+",
+        metavar="CONDITION",
+        help="grid, jitter15, late10_wrong5, or offset=MS,jitter=SD_MS,wrong=PCT[,seed=N]",
+    )
+    g.add_argument(
+        "--pieces", type=int, default=8, metavar="N", help="first N pieces of the split (default 8)"
+    )
+    g.add_argument("--bpm", type=float, default=100.0, help="the server's tempo (default 100)")
+    g.add_argument(
+        "--serve-arg",
+        action="append",
+        metavar="ARG",
+        help="extra argument for serve, repeatable (e.g. --serve-arg=--follow-window-ms=40)",
+    )
 
 
 def policy_names(args: argparse.Namespace) -> list[str]:
@@ -129,23 +151,20 @@ def markdown_table(results: Sequence[PolicyResult]) -> str:
 
 
 def print_table(results: Sequence[PolicyResult], title: str) -> None:
+    """The table on the terminal, one column per policy (the metrics are too many to fit side by side)."""
     from rich.console import Console
     from rich.table import Table
 
     from liveagent.env.metrics import COLUMNS
 
     table = Table(title=title)
-    table.add_column("policy", style="bold")
-    for c in COLUMNS:
-        table.add_column(c.header, justify="right")
-    table.add_column("mean reward", justify="right")
+    table.add_column("metric", style="bold")
     for r in results:
-        table.add_row(
-            r.name,
-            *(_fmt(r.row.get(c.key, math.nan), c.fmt) for c in COLUMNS),
-            _fmt(r.rewards.get("total", math.nan), ".3f"),
-        )
-    Console(width=max(200, Console().width)).print(table)
+        table.add_column(r.name, justify="right")
+    for c in COLUMNS:
+        table.add_row(c.header, *(_fmt(r.row.get(c.key, math.nan), c.fmt) for r in results))
+    table.add_row("mean reward", *(_fmt(r.rewards.get("total", math.nan), ".3f") for r in results))
+    Console(width=max(120, Console().width)).print(table)
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -166,6 +185,10 @@ def command_line(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace, pieces: list[Piece] | None = None) -> int:
     """Run the evaluation; ``pieces`` replaces the chorale split (tests, custom corpora)."""
+    if getattr(args, "through_serve", None):
+        from liveagent.env.serve_eval import run_cli
+
+        return run_cli(args, pieces)
     from liveagent.env.evaluate import EvalConfig, evaluate
     from liveagent.env.policies import PolicyLoadError, load_policy
 

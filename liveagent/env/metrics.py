@@ -413,6 +413,10 @@ COLUMNS: tuple[Column, ...] = (
 """The metric columns of a row, in table order (besides ``policy`` and ``pieces``)."""
 
 
+PLAY_COLUMNS = ("kl_prior", "prior_agree_pct", "tritone_bar1_pct", "tritone_bar2_pct")
+"""Columns the evaluator fills while playing (NaN in a row built from lines alone)."""
+
+
 def _pct(num: float, den: float) -> float:
     return 100.0 * num / den if den else float("nan")
 
@@ -456,6 +460,8 @@ def aggregate(stats: Sequence[PieceStats]) -> dict[str, float]:
     bars = sum(s.bars for s in stats)
     row["notes_per_bar"] = notes / bars if bars else float("nan")
     row["offbeat_pct"] = _pct(total("offbeat"), notes)
+    for key in PLAY_COLUMNS:  # filled by the evaluator, which plays the policy (not from lines alone)
+        row[key] = float("nan")
     return row
 
 

@@ -20,7 +20,13 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from liveagent.music.features import Mode, ObservationBuffers, build_observation
+from liveagent.music.features import (
+    Mode,
+    ObservationBuffers,
+    build_observation,
+    hears_current_step,
+    hide_current_onsets,
+)
 from liveagent.music.piece import Piece
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST, Grid, Note, notes_to_tokens, pitch_range
 
@@ -143,6 +149,8 @@ class WindowSet:
     """[N] step in bar."""
     target: npt.NDArray[np.uint8]
     """[N] the real accompaniment token at t."""
+    perf_next: npt.NDArray[np.uint8]
+    """[N] the performer's next unseen token: at t (anticipate) or t+1 (follow/react; REST past the end)."""
     shift_lo: npt.NDArray[np.int8]
     """[N] lowest allowed transposition of the sample's piece."""
     shift_hi: npt.NDArray[np.int8]
@@ -168,6 +176,7 @@ def build_windows(
         agent=np.zeros((total, window), dtype=np.uint8),
         position=np.zeros(total, dtype=np.int64),
         target=np.zeros(total, dtype=np.uint8),
+        perf_next=np.zeros(total, dtype=np.uint8),
         shift_lo=np.zeros(total, dtype=np.int8),
         shift_hi=np.zeros(total, dtype=np.int8),
     )
@@ -186,6 +195,8 @@ def build_windows(
         ws.agent[i : i + n] = obs.agent
         ws.position[i : i + n] = obs.position
         ws.target[i : i + n] = p.accompaniment
+        ahead = 1 if hears_current_step(mode) else 0
+        ws.perf_next[i : i + n] = np.concatenate((p.performer[ahead:], np.full(ahead, REST)))
         lo, hi = allowed_shifts(p, pitch_min, pitch_max, max_shift)
         ws.shift_lo[i : i + n] = lo
         ws.shift_hi[i : i + n] = hi
@@ -199,23 +210,43 @@ def transpose_windows(tokens: torch.Tensor, shift: torch.Tensor) -> torch.Tensor
     return torch.where(tokens >= ONSET_BASE, tokens + shift.view(shape), tokens)
 
 
-def sample_batch(
+@dataclass
+class TrainBatch:
+    """One batch of windows as int64 tensors, all moved to the same random keys."""
+
+    performer: torch.Tensor
+    agent: torch.Tensor
+    position: torch.Tensor
+    target: torch.Tensor
+    perf_next: torch.Tensor
+    """The performer's next unseen token (the auxiliary head's target)."""
+
+
+def sample_training_batch(
     ws: WindowSet,
     index: npt.NDArray[np.int64],
     *,
     transpose: bool,
     rng: np.random.Generator,
     agent_noise: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(performer, agent, position, target)`` int64 tensors for rows ``index``, randomly transposed.
+    late_onset_prob: float = 0.0,
+) -> TrainBatch:
+    """The windows of rows ``index``, randomly transposed, with the training noise applied.
 
     ``agent_noise`` replaces that fraction of the agent's past onsets with a neighbouring pitch (or a
     HOLD/REST swap): the policy learns to recover from its own slips instead of trusting a perfect past.
+    ``late_onset_prob`` (follow/react windows): that share of the performer's onsets at the decided step
+    are not yet heard (:func:`~liveagent.music.features.hide_current_onsets`), as on stage when the
+    performer is later than the follow window.
     """
-    perf = torch.from_numpy(ws.performer[index].astype(np.int64))
+    perf_np = ws.performer[index].astype(np.int64)
+    if late_onset_prob > 0.0:
+        hide_current_onsets(perf_np, rng.random(len(index)) < late_onset_prob)
+    perf = torch.from_numpy(perf_np)
     agent = torch.from_numpy(ws.agent[index].astype(np.int64))
     pos = torch.from_numpy(ws.position[index])
     target = torch.from_numpy(ws.target[index].astype(np.int64))
+    perf_next = torch.from_numpy(ws.perf_next[index].astype(np.int64))
     if transpose:
         lo = ws.shift_lo[index].astype(np.int64)
         hi = ws.shift_hi[index].astype(np.int64)
@@ -223,6 +254,7 @@ def sample_batch(
         perf = transpose_windows(perf, shift)
         agent = transpose_windows(agent, shift)
         target = transpose_windows(target, shift)
+        perf_next = transpose_windows(perf_next, shift)
     if agent_noise > 0.0:
         hit = torch.from_numpy(rng.random(agent.shape) < agent_noise)
         onsets = agent >= ONSET_BASE
@@ -231,4 +263,17 @@ def sample_batch(
         swapped = torch.where(agent == HOLD, torch.full_like(agent, REST), torch.full_like(agent, HOLD))
         noisy = torch.where(onsets, moved, swapped)
         agent = torch.where(hit, noisy, agent)
-    return perf, agent, pos, target
+    return TrainBatch(perf, agent, pos, target, perf_next)
+
+
+def sample_batch(
+    ws: WindowSet,
+    index: npt.NDArray[np.int64],
+    *,
+    transpose: bool,
+    rng: np.random.Generator,
+    agent_noise: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(performer, agent, position, target)`` of :func:`sample_training_batch`."""
+    b = sample_training_batch(ws, index, transpose=transpose, rng=rng, agent_noise=agent_noise)
+    return b.performer, b.agent, b.position, b.target

@@ -112,12 +112,30 @@ PRIOR_TERM = "log_prior"
 
 
 def dqn_learned_terms(
-    config: DQNConfig, prior: PolicyNet | None
+    config: DQNConfig, prior: PolicyNet | None, mask: np.ndarray | None = None
 ) -> dict[str, tuple[float, Callable[[ObservationBuffers, np.ndarray], np.ndarray]]]:
-    """The env's learned terms for DQN: ``c * log p_prior(a|s)`` (pass to the env's constructor)."""
+    """The env's learned terms for DQN: ``c * log p_prior(a|s)`` (pass to the env's constructor).
+
+    ``mask`` (the env's action mask, bool[130]) renormalizes the prior over the tokens the agent may
+    play, as PPO's leash does: without it the prior's mass outside the range lowers every log-probability
+    by a state-dependent amount, a reward the Q network cannot act on.
+    """
     if prior is None or config.prior_coef <= 0:
         return {}
-    return {PRIOR_TERM: (config.prior_coef, prior_log_prob_term(prior.eval()))}
+    return {PRIOR_TERM: (config.prior_coef, prior_log_prob_term(prior.eval(), mask))}
+
+
+def scale_q_head(q_net: PolicyNet, scale: float) -> None:
+    """Multiply the Q head's output by ``scale`` (weights and bias), keeping its argmax.
+
+    A Q network started from the prior outputs logits (a few nats apart), while its targets are
+    discounted sums of rewards: about ``c * log p / (1 - gamma)`` for the prior term alone. Scaling the
+    initial head by ``c / (1 - gamma)`` starts the Q values on the reward's scale, so the first TD updates
+    correct the policy instead of rescaling it.
+    """
+    with torch.no_grad():
+        q_net.policy_head.weight.mul_(scale)
+        q_net.policy_head.bias.mul_(scale)
 
 
 def train_dqn(
@@ -267,6 +285,7 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
     q_net = PolicyNet(setup.prior.config)
     if cfg.init_from_prior:
         q_net.load_state_dict(setup.prior.state_dict())
+        scale_q_head(q_net, max(cfg.prior_coef, 1e-3) / (1.0 - cfg.gamma))
     last = setup.out / "last.pt"
     if resume and last.exists():
         q_net.load_state_dict(load_checkpoint(last).model)
@@ -275,7 +294,7 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
         setup.pieces,
         cfg.num_envs,
         setup.env_config,
-        learned_terms=dqn_learned_terms(cfg, setup.prior),
+        learned_terms=dqn_learned_terms(cfg, setup.prior, setup.env_config.action_mask()),
         seed=setup.seed,
         copy_obs=False,
     )

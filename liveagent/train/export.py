@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 CONTRACT_VERSION = 1
 INPUT_NAMES = ("performer", "agent", "position")
 OUTPUT_NAME = "logits"
+AUX_OUTPUT_NAME = "performer_next"
+"""Optional output (contract addition): logits [B, 130] of the performer's next unseen token."""
 OPSET = 17
 PARITY_TOL = 1e-4
 CONTRACT_FIELDS = ("steps_per_beat", "beats_per_bar", "window", "mode", "part", "pitch_min", "pitch_max")
@@ -67,10 +69,29 @@ def _dummy_inputs(config: NetConfig, batch: int = 2) -> tuple[torch.Tensor, torc
     )
 
 
+class WithPerformerNext(nn.Module):
+    """``(logits, performer_next)`` of a :class:`PolicyNet` with an aux head: the optional second output."""
+
+    def __init__(self, net: PolicyNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, _, aux = self.net.heads(performer, agent, position)
+        assert aux is not None
+        return logits, aux
+
+
 def export_onnx(
-    module: nn.Module, config: NetConfig, path: str | os.PathLike[str], metadata: dict[str, str]
+    module: nn.Module,
+    config: NetConfig,
+    path: str | os.PathLike[str],
+    metadata: dict[str, str],
+    output_names: Sequence[str] = (OUTPUT_NAME,),
 ) -> Path:
-    """Trace ``module.forward(performer, agent, position) -> logits`` to ``path`` with ``metadata``.
+    """Trace ``module.forward(performer, agent, position) -> logits[, more]`` to ``path`` with ``metadata``.
 
     The batch dimension is dynamic; the window is fixed (it is part of the contract). The file is
     verified by ``onnx.checker`` before this returns.
@@ -89,8 +110,8 @@ def export_onnx(
             _dummy_inputs(config),
             str(tmp),
             input_names=list(INPUT_NAMES),
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={name: batch for name in (*INPUT_NAMES, OUTPUT_NAME)},
+            output_names=list(output_names),
+            dynamic_axes={name: batch for name in (*INPUT_NAMES, *output_names)},
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
@@ -287,7 +308,7 @@ def write_card(
                 "agent": ["B", config.window, "int64"],
                 "position": ["B", "int64"],
             },
-            "outputs": {"logits": ["B", VOCAB_SIZE, "float32"]},
+            "outputs": {name: ["B", VOCAB_SIZE, "float32"] for name in _output_names(onnx_path)},
             "metadata": {k: v for k, v in metadata.items() if k != "metrics"},
         },
         "algo": metadata.get("algo", ""),
@@ -305,6 +326,12 @@ def write_card(
     card_path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     recipe_path = _write_recipe(recipe, onnx_path.with_suffix(".toml")) if recipe else None
     return card_path, recipe_path, card
+
+
+def _output_names(onnx_path: Path) -> list[str]:
+    import onnx
+
+    return [o.name for o in onnx.load(str(onnx_path), load_external_data=False).graph.output]
 
 
 def _write_recipe(recipe: dict[str, Any], path: Path) -> Path:
@@ -378,7 +405,18 @@ def export_checkpoint(
     metrics = eval_row if eval_row is not None else ck.metrics
     meta = contract_metadata(ck.net_config, algo=ck.algo, dataset=dataset_name(ck.recipe), metrics=metrics)
     meta["onset_boost"] = repr(onset_boost)
-    export_onnx(net, ck.net_config, out_path, meta)
+    export_cfg = ck.recipe.get("export", {})
+    if export_cfg.get("prior"):
+        meta["prior"] = str(export_cfg["prior"])  # `liveagent eval` reports KL and agreement to it
+    base = ck.build_net()
+    if base.ec_weight is not None:
+        meta["ec_weight"] = f"{float(base.ec_weight.detach()):.4f}"
+    outputs: tuple[str, ...] = (OUTPUT_NAME,)
+    exported: nn.Module = net
+    if isinstance(net, PolicyNet) and net.aux_head is not None:
+        outputs = (OUTPUT_NAME, AUX_OUTPUT_NAME)
+        exported = WithPerformerNext(net).eval()
+    export_onnx(exported, ck.net_config, out_path, meta, outputs)
     try:
         verification = verify_export(net, ck.net_config, out_path, pieces=pieces, n=n_parity, latency=latency)
     except ExportError:

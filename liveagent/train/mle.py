@@ -32,6 +32,7 @@ from liveagent.train.data import (
     build_windows,
     load_pieces,
     sample_batch,
+    sample_training_batch,
 )
 from liveagent.train.logging_utils import PLOT_FILE, RunLogger, progress, set_threads
 from liveagent.train.networks import NetConfig, PolicyNet, param_count
@@ -61,6 +62,11 @@ class MLEConfig:
     """Cross-entropy label smoothing."""
     agent_noise: float = 0.03
     """Fraction of the agent's past tokens corrupted per batch (robustness to its own slips)."""
+    aux_weight: float = 0.5
+    """Weight of the auxiliary loss: cross-entropy of the performer's next token (needs ``aux_head``)."""
+    late_onset_prob: float = 0.0
+    """Follow/react: share of the performer's onsets at the decided step hidden from the window (the
+    performer later than the follow window), as :class:`~liveagent.env.config.EnvConfig` does in RL."""
     grad_clip: float = 1.0
     """Global gradient-norm clip."""
     log_every: int = 100
@@ -141,7 +147,10 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
 
     # 3. Network and optimizer.
     net = PolicyNet(net_cfg)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The expected-consonance weight is fixed while imitating (Bach's bass would teach it little: he
+    # chose knowing the melody); RL and the recipe set it.
+    trained = [p for name, p in net.named_parameters() if name != "ec_weight"]
+    opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(seed)
     step, best_loss = 0, float("inf")
     last, best = out / "last.pt", out / "best.pt"
@@ -167,13 +176,16 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
     ):
         while step < cfg.steps:
             idx = rng.integers(0, len(train_ws), size=cfg.batch_size)
-            perf, agent, pos, target = sample_batch(
-                train_ws, idx, transpose=max_shift > 0, rng=rng, agent_noise=cfg.agent_noise
-            )
+            batch = sample_training_batch(
+                train_ws, idx, transpose=max_shift > 0, rng=rng, agent_noise=cfg.agent_noise,
+                late_onset_prob=cfg.late_onset_prob,
+            )  # fmt: skip
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg)
-            logits = net(perf, agent, pos)
-            loss = nnf.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)
+            logits, _, aux = net.heads(batch.performer, batch.agent, batch.position)
+            loss = nnf.cross_entropy(logits, batch.target, label_smoothing=cfg.label_smoothing)
+            if aux is not None and cfg.aux_weight > 0:
+                loss = loss + cfg.aux_weight * nnf.cross_entropy(aux, batch.perf_next)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)

@@ -107,6 +107,10 @@ class PPOConfig:
     """Environments stepped in lockstep (the batched env costs about the same per step for 8 or 64)."""
     prior: str = ""
     """MLE checkpoint (the prior and the actor's initial weights); empty = train the recipe's [mle] first."""
+    ec_weight: float = 0.0
+    """Initial weight of the actor's expected-consonance term (0 = the prior's architecture as is); PPO
+    then learns it with the rest of the actor. Needs a prior with musical features (and an aux head in
+    anticipate mode)."""
     threads: int = 1
     """torch intra-op threads (the machine is shared)."""
     max_minutes: float = 0.0
@@ -135,7 +139,7 @@ def make_critic(actor: PolicyNet, config: PPOConfig) -> TokenEncoder:
     c = actor.config
     return TokenEncoder(
         EncoderConfig(
-            window=c.window,
+            window=c.embedded_steps,  # the recent steps; a long window's past adds little to a value
             steps_per_bar=c.steps_per_bar,
             embed=config.critic_embed,
             hidden=config.critic_hidden,
@@ -281,6 +285,7 @@ def train_ppo(
             "v_loss": 0.0,
             "entropy": 0.0,
             "kl_prior": 0.0,
+            "prior_agree": 0.0,
             "approx_kl": 0.0,
             "clip": 0.0,
         }
@@ -315,10 +320,13 @@ def train_ppo(
                     v_loss = 0.5 * ((new_value - b_returns[mb]) ** 2).mean()
                 entropy = categorical_entropy(logp_all).mean()
                 loss = pg_loss - config.ent_coef * entropy + config.vf_coef * v_loss
-                if b_prior is not None and config.kl_coef > 0:
+                if b_prior is not None:
                     kl_prior = kl_categorical(logp_all, b_prior[mb]).mean()
-                    loss = loss + config.kl_coef * kl_prior
+                    if config.kl_coef > 0:
+                        loss = loss + config.kl_coef * kl_prior
                     stats["kl_prior"] += float(kl_prior.detach())
+                    agree = logp_all.detach().argmax(dim=1) == b_prior[mb].argmax(dim=1)
+                    stats["prior_agree"] += float(agree.float().mean())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -357,10 +365,18 @@ def train_ppo(
 ALGO = "ppo"
 
 
-def build_actor(setup: RLSetup, resume_from: Path | None = None) -> PolicyNet:
-    """The actor: a trainable copy of the prior (fine-tuning), or the weights of a run being resumed."""
-    actor = PolicyNet(setup.prior.config)
-    actor.load_state_dict(setup.prior.state_dict())
+def build_actor(setup: RLSetup, resume_from: Path | None = None, ec_weight: float = 0.0) -> PolicyNet:
+    """The actor: a trainable copy of the prior (fine-tuning), or the weights of a run being resumed.
+
+    ``ec_weight`` != 0 gives the actor an expected-consonance term the prior lacks (its only new weight).
+    """
+    config = setup.prior.config
+    if ec_weight != 0.0:
+        config = dataclasses.replace(config, ec_weight=ec_weight)
+    actor = PolicyNet(config)
+    missing, unexpected = actor.load_state_dict(setup.prior.state_dict(), strict=False)
+    if unexpected or set(missing) - {"ec_weight"}:
+        raise ValueError(f"prior and actor differ: missing {missing}, unexpected {unexpected}")
     if resume_from is not None and resume_from.exists():
         actor.load_state_dict(load_checkpoint(resume_from).model)
         log.info("resuming the policy from %s (rollouts and optimizer restart)", resume_from)
@@ -378,7 +394,7 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
     cfg = from_table(PPOConfig, recipe.get(ALGO), ALGO)
     setup = setup_run(recipe, out_dir, cfg.prior, resume)
     cfg = dataclasses.replace(cfg, seed=setup.seed, threads=setup.threads)
-    actor = build_actor(setup, setup.out / "last.pt" if resume else None)
+    actor = build_actor(setup, setup.out / "last.pt" if resume else None, cfg.ec_weight)
     env = BatchedAccompanimentEnv(
         setup.pieces, cfg.num_envs, setup.env_config, seed=setup.seed, copy_obs=False
     )

@@ -234,11 +234,13 @@ class TokenEncoder(nn.Module):
         self.head = nn.Linear(config.hidden, config.out)
 
     def forward(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, out]``; longer windows than ``config.window`` are cut to their last steps."""
         b = performer.shape[0]
+        w = self.config.window
         x = torch.cat(
             (
-                self.tokens(performer).reshape(b, -1),
-                self.tokens(agent).reshape(b, -1),
+                self.tokens(performer[:, -w:]).reshape(b, -1),
+                self.tokens(agent[:, -w:]).reshape(b, -1),
                 self.position(position.remainder(self.config.steps_per_bar)),
             ),
             dim=1,
@@ -357,6 +359,11 @@ class EnvTable:
     varied openings per rollout, and truncation is bootstrapped."""
     transpose: bool = True
     """Draw each episode in a random key that keeps the real part in range."""
+    phrase_history: bool = True
+    """A phrase starts with the piece's real history in the window (issue 8: an empty history made half
+    the decisions look like a piece's opening, and a melody note tied over the cut read as silence)."""
+    late_onset_prob: float = 0.0
+    """Follow/react policies: share of the performer's onsets at t hidden from the decision (timing noise)."""
 
 
 @dataclass
@@ -419,6 +426,8 @@ def setup_run(recipe: dict[str, Any], out_dir: str | Path, prior: str, resume: b
         pitch_max=net_cfg.pitch_max,
         transpose=env_tab.transpose,
         phrase_steps=env_tab.phrase_steps or None,
+        phrase_history=env_tab.phrase_history,
+        late_onset_prob=env_tab.late_onset_prob,
         reward=from_table(RewardConfig, recipe.get("reward"), "reward"),
     )
     return RLSetup(out, recipe, seed, threads, prior_path, prior_net, pieces, env_config)

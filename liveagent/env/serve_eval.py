@@ -1,0 +1,892 @@
+"""Evaluate a policy *through a real* ``liveagent serve``, played by a human-timed performer.
+
+``liveagent eval`` plays policies in lockstep with the corpus: the performer is on the grid and the agent
+always hears what the contract lets it hear. On stage the performer is late, early, uneven and sometimes
+wrong, and the agent hears them over a socket through the engine's clock, quantizer and decision
+schedule. This module measures that, end to end:
+
+1. A real ``liveagent serve --policy P --clock internal --bpm B`` subprocess on free loopback ports (OSC in;
+   OSC out to an independent :class:`~liveagent.live.receiver.OscReceiver` in this process, which stamps
+   every arrival with the kernel's receive time; ``--no-record``). One server per condition, so its
+   counters (misses, late inputs) belong to that condition.
+2. Per piece: ``/liveagent/mute 1``, ``/liveagent/start``; the server's grid (``grid_t0_ns``, ``step_ns``,
+   on the machine-wide ``perf_counter_ns``) is read from its ``/liveagent/status``; one bar of count-in
+   (muted, so the agent's own history is REST as in the offline eval), ``/liveagent/mute 0`` half a step
+   before the piece; then the performer line is played as ``/liveagent/note pitch vel`` (velocity 0 =
+   off) at ``T_start + step * period + offset + jitter`` (:func:`plan_performance`) on absolute deadlines
+   (sleep, then spin the last millisecond); a short tail, then ``/liveagent/stop``. Stop + start clears
+   the server's history (``PolicyView.restart``), so every piece starts fresh, as in the offline eval.
+3. The agent's line is rebuilt on the server's grid from what the receiver heard (:func:`rebuild_line`):
+   the arrivals of ``/out/beat (bar, beat)`` anchor the grid (:func:`beat_anchor`); each note-on goes to
+   the nearest step (ONSET), a step where a note-off leaves nothing sounding is REST, HOLD in between.
+   The performer's *played* line is rebuilt the same way from the send times (with the wrong notes:
+   :func:`played_line`).
+4. Scored with :func:`liveagent.env.metrics.line_metrics` against the played line and the real part (the
+   columns of ``liveagent eval``) and the environment's reward terms, plus live columns
+   (:data:`LIVE_COLUMNS`): the answer latency (arrival of the agent's note-on minus the send time of the
+   performer onset of the same step), the emission lateness against the server's grid, the server's
+   misses and the performer onsets it heard too late for their own step.
+
+The performer's timing is a :class:`PerformerTiming`: a constant offset (lateness), normal jitter of each
+onset and each note-off, and a share of wrong notes (a semitone or a tone off), all seeded. Conditions run
+one after another (two cores: parallel servers would distort each other's timing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from liveagent.env.evaluate import PolicyResult
+from liveagent.env.metrics import Column, line_metrics
+from liveagent.music.piece import Piece
+from liveagent.music.tokens import (
+    HOLD,
+    N_PITCHES,
+    ONSET_BASE,
+    REST,
+    Grid,
+    Note,
+    notes_to_tokens,
+    tokens_to_notes,
+)
+
+if TYPE_CHECKING:
+    import argparse
+
+    from liveagent.live.receiver import OscReceiver
+
+log = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+WRONG_INTERVALS = (-2, -1, 1, 2)
+"""A wrong note is the right one moved by one of these (semitones), drawn uniformly."""
+PERFORMER_VELOCITY = 90
+MIN_NOTE_NS = 20_000_000
+"""A jittered note-off comes at least this long (or half the note, if shorter) after its own onset."""
+ONSET_GAP_NS = 1_000_000
+"""A jittered onset comes at least this long after the previous note's onset (the line stays in order)."""
+DEFAULT_PIECES = 8
+DEFAULT_BPM = 100.0
+SPIN_NS = 1_000_000
+"""Deadlines: sleep until this long before, then spin."""
+
+
+class ServeEvalError(RuntimeError):
+    """The server could not be started or driven (the message says why)."""
+
+
+# -- the performer's timing -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PerformerTiming:
+    """How a simulated human performer deviates from the grid (all seeded, reproducible)."""
+
+    offset_ms: float = 0.0
+    """Constant lateness of every onset and note-off (negative: early)."""
+    jitter_sd_ms: float = 0.0
+    """Standard deviation of the normal jitter added to each onset and, independently, to its note-off."""
+    wrong_pct: float = 0.0
+    """Share of notes (percent) replaced by a wrong pitch (the right one moved by -2, -1, +1 or +2)."""
+    seed: int = 0
+    """Seed of the jitter and wrong-note draws (each piece draws from ``(seed, piece index)``)."""
+    name: str = "custom"
+    """The condition's name in the table."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.offset_ms) and abs(self.offset_ms) <= 1000.0):
+            raise ValueError(f"offset_ms must be within +-1000, got {self.offset_ms}")
+        if not (math.isfinite(self.jitter_sd_ms) and 0.0 <= self.jitter_sd_ms <= 1000.0):
+            raise ValueError(f"jitter_sd_ms must be in 0..1000, got {self.jitter_sd_ms}")
+        if not (math.isfinite(self.wrong_pct) and 0.0 <= self.wrong_pct <= 100.0):
+            raise ValueError(f"wrong_pct must be in 0..100, got {self.wrong_pct}")
+
+
+PRESETS: dict[str, PerformerTiming] = {
+    "grid": PerformerTiming(name="grid"),
+    "jitter15": PerformerTiming(jitter_sd_ms=15.0, name="jitter15"),
+    "late10_wrong5": PerformerTiming(offset_ms=10.0, wrong_pct=5.0, name="late10_wrong5"),
+}
+"""The named conditions: on the grid; normal jitter (sd 15 ms, inside the 30-50 ms asynchrony of ensemble
+players, Rasch 1979); 10 ms late with 5 % wrong notes."""
+
+_SPEC_KEYS = {"offset": "offset_ms", "jitter": "jitter_sd_ms", "wrong": "wrong_pct", "seed": "seed"}
+
+
+def timing_from_spec(spec: str) -> PerformerTiming:
+    """A preset name (:data:`PRESETS`) or ``offset=MS,jitter=SD_MS,wrong=PCT[,seed=N]`` (any subset).
+
+    Raises ``ValueError`` with the accepted spellings.
+    """
+    if spec in PRESETS:
+        return PRESETS[spec]
+    values: dict[str, Any] = {}
+    for part in spec.split(","):
+        key, sep, value = part.partition("=")
+        field_name = _SPEC_KEYS.get(key.strip())
+        if not sep or field_name is None:
+            raise ValueError(
+                f"condition {spec!r}: not one of {', '.join(PRESETS)} "
+                "nor offset=MS,jitter=SD_MS,wrong=PCT,seed=N"
+            )
+        try:
+            values[field_name] = int(value) if field_name == "seed" else float(value)
+        except ValueError:
+            raise ValueError(f"condition {spec!r}: {key.strip()} needs a number, got {value!r}") from None
+    return PerformerTiming(name=spec, **values)
+
+
+@dataclass(frozen=True)
+class PerformerEvent:
+    """One message the performer sends: a note-on (velocity > 0) or its note-off (velocity 0)."""
+
+    t_ns: int
+    """When to send it, relative to the due time of the piece's step 0 (offset and jitter included)."""
+    step: int
+    """The grid step it belongs to (the note's start, or its end for a note-off)."""
+    pitch: int
+    velocity: int
+    note: int
+    """Index of the note in the piece's line."""
+
+
+@dataclass(frozen=True)
+class PerformerPlan:
+    """A piece as this performer plays it."""
+
+    notes: list[Note]
+    """The notes played (wrong pitches in), on the nominal grid."""
+    events: list[PerformerEvent]
+    """Every message in send order (by time; a note-off before a note-on sent at the same time)."""
+    wrong: int
+    """How many notes were replaced by a wrong pitch."""
+
+
+def _wrong_pitch(pitch: int, rng: np.random.Generator) -> int:
+    delta = int(rng.choice(WRONG_INTERVALS))
+    moved = pitch + delta
+    return moved if 0 <= moved < N_PITCHES else pitch - delta
+
+
+def plan_performance(
+    tokens: npt.ArrayLike,
+    timing: PerformerTiming,
+    step_ns: float,
+    *,
+    piece_index: int = 0,
+    velocity: int = PERFORMER_VELOCITY,
+) -> PerformerPlan:
+    """The messages a performer with ``timing`` sends for the token line ``tokens`` (seeded per piece).
+
+    Each note's onset is due at ``start * step_ns + offset + N(0, sd)`` and its note-off at
+    ``end * step_ns + offset + N(0, sd)`` (independent draws). Two guards keep the line a line, and only
+    bite when the jitter is a large part of a step: an onset comes at least :data:`ONSET_GAP_NS` after the
+    previous one, and a note-off at least :data:`MIN_NOTE_NS` (or half the note) after its own onset and
+    no later than the next note's onset (a legato player lifts the old key as the new one goes down;
+    sending it later would re-sound or cut the next note of the same pitch).
+    """
+    notes = tokens_to_notes(tokens, velocity)
+    rng = np.random.default_rng([timing.seed, piece_index])
+    n = len(notes)
+    # Draw in a fixed order (wrong-note flags, pitches, then jitter) so one condition's draws do not
+    # depend on another's settings: the same seed gives the same jitter pattern at any offset or share.
+    wrong_flags = rng.random(n) < timing.wrong_pct / 100.0
+    played: list[Note] = []
+    for i, nt in enumerate(notes):
+        pitch = _wrong_pitch(nt.pitch, rng) if wrong_flags[i] else nt.pitch
+        played.append(Note(nt.start, nt.length, pitch, nt.velocity))
+    sd_ns = timing.jitter_sd_ms * 1e6
+    off_ns = timing.offset_ms * 1e6
+    j_on = rng.normal(0.0, 1.0, n) * sd_ns
+    j_off = rng.normal(0.0, 1.0, n) * sd_ns
+    on_t = np.array([nt.start * step_ns for nt in played], dtype=np.float64) + off_ns + j_on
+    for i in range(1, n):
+        on_t[i] = max(on_t[i], on_t[i - 1] + ONSET_GAP_NS)
+    events: list[PerformerEvent] = []
+    for i, nt in enumerate(played):
+        end = nt.start + nt.length
+        off_t = end * step_ns + off_ns + j_off[i]
+        lo = on_t[i] + min(MIN_NOTE_NS, 0.5 * nt.length * step_ns)
+        hi = on_t[i + 1] if i + 1 < n else math.inf
+        off_t = min(max(off_t, lo), hi)
+        events.append(PerformerEvent(round(on_t[i]), nt.start, nt.pitch, nt.velocity, i))
+        events.append(PerformerEvent(round(off_t), end, nt.pitch, 0, i))
+    events.sort(key=lambda e: (e.t_ns, e.velocity > 0, e.note))
+    return PerformerPlan(played, events, int(wrong_flags.sum()))
+
+
+def nearest_step(t_ns: float, step_ns: float) -> int:
+    """The step nearest to ``t_ns`` (relative to step 0), as the engine quantizes performer onsets."""
+    return math.floor(t_ns / step_ns + 0.5)
+
+
+def played_line(sent: Sequence[tuple[int, int, int, int]], step_ns: float, n_steps: int) -> IntArray:
+    """The performer's line as it was sent: ``(t_ns, pitch, velocity, note)`` messages (times relative to
+    step 0) quantized to the nearest step, each note from its onset to its note-off (at least one step),
+    reduced to one token per step by the corpus's skyline (:func:`~liveagent.music.tokens.notes_to_tokens`).
+    """
+    starts: dict[int, tuple[int, int]] = {}
+    ends: dict[int, int] = {}
+    for t, pitch, vel, note in sent:
+        if vel > 0:
+            starts[note] = (nearest_step(t, step_ns), pitch)
+        else:
+            ends[note] = nearest_step(t, step_ns)
+    notes = []
+    for note, (start, pitch) in starts.items():
+        end = ends.get(note, n_steps)
+        notes.append(Note(start, max(1, end - start), pitch, PERFORMER_VELOCITY))
+    return notes_to_tokens(notes, n_steps)
+
+
+# -- the agent's line, rebuilt from what the receiver heard -------------------------------------------
+
+
+def beat_anchor(beats: Sequence[tuple[int, int, int]], grid: Grid, step_ns: float) -> float | None:
+    """Where step 0 falls at the receiver: the median of ``arrival - k * step_ns`` over the beat messages
+    ``(t_ns, bar, beat)`` (beat ``(bar, beat)`` marks step ``bar * steps_per_bar + beat * steps_per_beat``).
+
+    The server sends a step's beat with that step's notes, so the anchor carries its typical emission
+    delay (the react delay, a follow window) and each note lands on its own step. None without beats.
+    """
+    if not beats:
+        return None
+    spbar, spbeat = grid.steps_per_bar, grid.steps_per_beat
+    d = [t - (bar * spbar + beat * spbeat) * step_ns for t, bar, beat in beats]
+    return float(np.median(np.asarray(d, dtype=np.float64)))
+
+
+@dataclass
+class RebuiltLine:
+    """An agent line rebuilt from received note messages."""
+
+    tokens: IntArray
+    """One token per step of ``[first_step, first_step + n_steps)``."""
+    onset_ns: IntArray
+    """Arrival time of the note-on of each step (-1 where the step has none)."""
+    steps_of: list[int] = field(repr=False)
+    """The step each received note message was assigned to (in the given order)."""
+    collisions: int = 0
+    """Note-ons that fell on a step that already had one (the later one is kept)."""
+
+
+def rebuild_line(
+    notes: Sequence[tuple[int, int, int]],
+    anchor_ns: float,
+    step_ns: float,
+    n_steps: int,
+    first_step: int = 0,
+) -> RebuiltLine:
+    """The agent's token line from ``(arrival_ns, pitch, velocity)`` note messages (velocity 0 = off).
+
+    Each message goes to the step nearest to ``(arrival - anchor_ns) / step_ns``. Per step, in arrival
+    order: a note-on makes the step an ONSET of its pitch; otherwise the step is HOLD while a note sounds
+    (including one that began before ``first_step``) and REST when nothing does (a note-off with no new
+    note). Steps before ``first_step`` only set what sounds.
+    """
+    steps_of = [nearest_step(t - anchor_ns, step_ns) for t, _, _ in notes]
+    order = sorted(range(len(notes)), key=lambda i: (steps_of[i], notes[i][0]))
+    end = first_step + n_steps
+    tokens = np.full(n_steps, REST, dtype=np.int64)
+    onset_ns = np.full(n_steps, -1, dtype=np.int64)
+    sounding: set[int] = set()
+    collisions = 0
+    i = 0
+    for step in range(min(steps_of, default=first_step), end):
+        onset_pitch = -1
+        onset_t = -1
+        while i < len(order) and steps_of[order[i]] <= step:
+            t, pitch, vel = notes[order[i]]
+            i += 1
+            if vel > 0:
+                if onset_pitch >= 0:
+                    collisions += 1
+                sounding.add(pitch)
+                onset_pitch, onset_t = pitch, t
+            else:
+                sounding.discard(pitch)
+        if step < first_step:
+            continue
+        j = step - first_step
+        if onset_pitch >= 0:
+            tokens[j] = ONSET_BASE + onset_pitch
+            onset_ns[j] = onset_t
+        elif sounding:
+            tokens[j] = HOLD
+    return RebuiltLine(tokens, onset_ns, steps_of, collisions)
+
+
+def answer_latencies_ns(agent_onset_ns: IntArray, performer_onset_sent_ns: Mapping[int, int]) -> FloatArray:
+    """Arrival of the agent's note-on minus the send time of the performer's onset, for every step where
+    both have one (``performer_onset_sent_ns``: step -> send time, same time base as the arrivals)."""
+    out = [
+        float(agent_onset_ns[j] - t_sent)
+        for j, t_sent in performer_onset_sent_ns.items()
+        if 0 <= j < agent_onset_ns.size and agent_onset_ns[j] >= 0
+    ]
+    return np.asarray(out, dtype=np.float64)
+
+
+# -- the server and its ear -------------------------------------------------------------------------
+
+
+def _sleep_until(t_ns: int) -> None:
+    """Sleep until ``SPIN_NS`` before the absolute deadline ``t_ns`` (perf_counter_ns), then spin."""
+    while True:
+        d = t_ns - time.perf_counter_ns()
+        if d <= 0:
+            return
+        if d > SPIN_NS:
+            time.sleep((d - SPIN_NS) / 1e9)
+
+
+class ServeProcess:
+    """A real ``liveagent serve`` subprocess on free loopback ports, and the receiver that hears it."""
+
+    def __init__(
+        self,
+        policy: str,
+        bpm: float,
+        extra_args: Sequence[str] = (),
+        *,
+        ready_timeout: float = 60.0,
+    ) -> None:
+        from liveagent.live.receiver import OscReceiver
+
+        self.rx: OscReceiver = OscReceiver()
+        self.cmd = [
+            sys.executable, "-m", "liveagent", "serve", "--policy", policy, "--clock", "internal",
+            "--bpm", f"{bpm:g}", "--osc-port", "0", "--osc-out", f"127.0.0.1:{self.rx.port}",
+            "--osc-reply", "out", "--no-record", *extra_args,
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._ready = threading.Event()
+        self._closed = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        threading.Thread(target=self._read_out, name="serve-stdout", daemon=True).start()
+        threading.Thread(target=self._read_err, name="serve-stderr", daemon=True).start()
+        ready = self._ready.wait(ready_timeout)
+        line = next((ln for ln in self.stdout if ln.startswith("ready")), None)
+        if not ready or line is None:
+            self.close()
+            tail = "".join(self.stderr[-20:]).strip()
+            raise ServeEvalError(f"`{' '.join(self.cmd[2:])}` did not become ready: {tail or 'no output'}")
+        self.ready_s = time.perf_counter() - t0
+        self.fields = dict(p.split("=", 1) for p in line.split()[1:] if "=" in p)
+        host, port = self.fields["osc"].rsplit(":", 1)
+        self.dest = (host, int(port))
+
+    def _read_out(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.stdout.append(line.rstrip("\n"))
+            if line.startswith("ready"):
+                self._ready.set()
+        self._ready.set()  # EOF: the process ended (the caller finds no ready line)
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def send(self, address: str, *args: Any) -> None:
+        from liveagent.live.osc import build_message
+
+        self.sock.sendto(build_message(address, args), self.dest)
+
+    def status(self, timeout: float = 1.0) -> dict[str, Any]:
+        """A fresh ``/liveagent/status`` reply (raises :class:`ServeEvalError` when none comes)."""
+        n = self.rx.status_count
+        self.send("/liveagent/status")
+        st = self.rx.wait_status(n, timeout)
+        if self.rx.status_count <= n:
+            raise ServeEvalError(f"no /liveagent/status reply within {timeout:g} s")
+        return dict(st)
+
+    def wait_grid(self, after_ns: int, timeout: float = 3.0) -> tuple[int, float]:
+        """``(T_0 ns, step ns)`` of a run that started after ``after_ns`` (older statuses are ignored)."""
+        from liveagent.live.receiver import grid_of
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ServeEvalError):
+                st = self.status(timeout=0.3)
+                g = grid_of(st)
+                if g is not None and g[0] > after_ns and st.get("running"):
+                    return g
+            time.sleep(0.005)
+        raise ServeEvalError(f"the server did not report a running grid within {timeout:g} s")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, wait, kill if needed; returns the exit status."""
+        rc: int | None = self.proc.poll()
+        if self._closed:
+            return rc
+        self._closed = True
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                rc = self.proc.wait(timeout=5)
+        finally:
+            self.rx.close()
+            self.sock.close()
+        return rc
+
+    def stopped_line(self) -> dict[str, str]:
+        """The fields of serve's final ``stopped k=v ...`` line (empty before it exits)."""
+        line = next((ln for ln in reversed(self.stdout) if ln.startswith("stopped ")), "")
+        return dict(p.split("=", 1) for p in line.split()[1:] if "=" in p)
+
+    def __enter__(self) -> ServeProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- one piece through the server -------------------------------------------------------------------
+
+
+@dataclass
+class PieceTake:
+    """One piece played through the server."""
+
+    piece: Piece
+    agent: IntArray
+    """The agent's line rebuilt on the server's grid (the piece's steps)."""
+    performer: IntArray
+    """The performer's line as sent (wrong notes and timing in)."""
+    wrong: int
+    answer_ns: FloatArray
+    """Answer latency of each agent onset on a step with a performer onset."""
+    lateness_ns: FloatArray
+    """Arrival minus the step's due time, for every note and beat message of the piece's steps."""
+    send_lateness_ns: FloatArray
+    """When each performer message went out minus when it was meant to (the harness's own timing)."""
+    collisions: int
+    beats: int
+
+
+def play_piece(
+    serve: ServeProcess,
+    piece: Piece,
+    timing: PerformerTiming,
+    *,
+    index: int = 0,
+    count_in_bars: int = 1,
+    tail_steps: int = 2,
+) -> PieceTake:
+    """Play one piece into a running server (see the module docstring) and rebuild what happened."""
+    from liveagent.live.osc import OUT_BEAT, OUT_NOTE, build_message
+
+    grid = piece.grid
+    count_in = count_in_bars * grid.steps_per_bar
+    serve.send("/liveagent/mute", 1)
+    t_start = time.perf_counter_ns()
+    serve.send("/liveagent/start")
+    t0, step_ns = serve.wait_grid(t_start)
+    plan = plan_performance(piece.performer, timing, step_ns, piece_index=index)
+    t_piece = t0 + count_in * step_ns
+    if t_piece - time.perf_counter_ns() < 0.25e9:
+        raise ServeEvalError("the count-in is too short to learn the server's grid (raise --count-in-bars)")
+    # (deadline, datagram, event or None): the unmute half a step before the piece, then the performer.
+    schedule: list[tuple[int, bytes, PerformerEvent | None]] = [
+        (round(t_piece - step_ns / 2), build_message("/liveagent/mute", [0]), None)
+    ]
+    for e in plan.events:
+        schedule.append((round(t_piece + e.t_ns), build_message("/liveagent/note", [e.pitch, e.velocity]), e))
+    schedule.sort(key=lambda s: s[0])
+    t_end = round(t_piece + (piece.n_steps + tail_steps) * step_ns)
+    sent: list[tuple[int, int, int, int]] = []
+    send_late: list[int] = []
+    failure: list[BaseException] = []
+
+    def perform() -> None:
+        if hasattr(os, "sched_setscheduler"):  # a performer keeps time too (when allowed)
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(25))
+        try:
+            sock, dest = serve.sock, serve.dest
+            for deadline, data, ev in schedule:
+                _sleep_until(deadline)
+                t = time.perf_counter_ns()
+                sock.sendto(data, dest)
+                if ev is not None:
+                    sent.append((t - round(t_piece), ev.pitch, ev.velocity, ev.note))
+                    send_late.append(t - deadline)
+            _sleep_until(t_end)
+        except BaseException as exc:  # reported by the caller
+            failure.append(exc)
+
+    performer = threading.Thread(target=perform, name="performer", daemon=True)
+    performer.start()
+    performer.join()
+    t_stop = time.perf_counter_ns()
+    serve.send("/liveagent/stop")
+    if failure:
+        raise ServeEvalError(f"the performer failed: {failure[0]!r}")
+    if not serve.alive():
+        raise ServeEvalError(f"the server died: {''.join(serve.stderr[-10:])}")
+    time.sleep(0.05)  # the server's last messages are already in the receiver; let stragglers land
+
+    msgs = [(t, a, p) for t, a, p in list(serve.rx.messages) if t_start <= t < t_stop]
+    beats = [(t, int(p[0]), int(p[1])) for t, a, p in msgs if a == OUT_BEAT and len(p) >= 2]
+    notes = [(t, int(p[0]), int(p[1])) for t, a, p in msgs if a == OUT_NOTE and len(p) >= 2]
+    anchor = beat_anchor(beats, grid, step_ns)
+    if anchor is None:
+        raise ServeEvalError(f"{piece.name}: no beat messages from the server")
+    rebuilt = rebuild_line(notes, anchor, step_ns, piece.n_steps, first_step=count_in)
+    perf = played_line(sent, step_ns, piece.n_steps)
+    # The send time of each performer onset, by the step it was quantized to (the first one wins).
+    onset_sent: dict[int, int] = {}
+    for t_rel, _, vel, _ in sent:
+        if vel > 0:
+            onset_sent.setdefault(nearest_step(t_rel, step_ns), t_rel + round(t_piece))
+    answer = answer_latencies_ns(rebuilt.onset_ns, onset_sent)
+    # Emission lateness against the server's grid (T_0 from its status), every note and beat of the piece.
+    spbar, spbeat = grid.steps_per_bar, grid.steps_per_beat
+    emitted = [(t, bar * spbar + beat * spbeat) for t, bar, beat in beats]
+    emitted += [(t, k) for (t, _, _), k in zip(notes, rebuilt.steps_of, strict=True)]
+    late = [t - (t0 + k * step_ns) for t, k in emitted if count_in <= k < count_in + piece.n_steps]
+    return PieceTake(
+        piece=piece,
+        agent=rebuilt.tokens,
+        performer=perf,
+        wrong=plan.wrong,
+        answer_ns=answer,
+        lateness_ns=np.asarray(late, dtype=np.float64),
+        send_lateness_ns=np.asarray(send_late, dtype=np.float64),
+        collisions=rebuilt.collisions,
+        beats=len(beats),
+    )
+
+
+# -- scoring ------------------------------------------------------------------------------------------
+
+LIVE_COLUMNS: tuple[Column, ...] = (
+    Column("answer_p50_ms", "answer p50 ms", ".1f", "low"),
+    Column("answer_p95_ms", "answer p95 ms", ".1f", "low"),
+    Column("answer_p99_ms", "answer p99 ms", ".1f", "low"),
+    Column("emit_late_p50_ms", "emit late p50 ms", ".2f", "low"),
+    Column("emit_late_p99_ms", "emit late p99 ms", ".2f", "low"),
+    Column("misses", "misses", "d", "low"),
+    Column("late_inputs", "late inputs", "d", "low"),
+)
+"""The live columns appended to the eval table's (see the module docstring). ``late inputs``: performer
+onsets the server heard after their own step was final (it moved them to the next step)."""
+
+
+def _pct_ms(values_ns: FloatArray, q: float) -> float:
+    return float(np.percentile(values_ns, q)) / 1e6 if values_ns.size else math.nan
+
+
+def mean_rewards(
+    agents: Sequence[IntArray], performers: Sequence[IntArray], pieces: Sequence[Piece]
+) -> dict[str, float]:
+    """The environment's weighted reward terms (and ``total``), averaged per step, as ``liveagent eval``
+    reports them (the environment's default reward config and pitch range)."""
+    from liveagent.env.config import EnvConfig
+    from liveagent.env.rewards import RewardTracker, key_mask_of
+
+    env = EnvConfig()
+    grid = pieces[0].grid
+    n = len(pieces)
+    tracker = RewardTracker(n, env.reward, grid=grid, pitch_min=env.pitch_min, pitch_max=env.pitch_max)
+    keys = []
+    for p in pieces:
+        assert p.key is not None
+        keys.append(key_mask_of(p.key))
+    tracker.reset_rows(np.arange(n), np.stack(keys))
+    lengths = np.array([a.size for a in agents], dtype=np.int64)
+    t_max = int(lengths.max(initial=0))
+    ag = np.zeros((n, t_max), dtype=np.int64)
+    pf = np.zeros((n, t_max), dtype=np.int64)
+    for i, (a_line, p_line) in enumerate(zip(agents, performers, strict=True)):
+        ag[i, : a_line.size] = a_line
+        pf[i, : p_line.size] = p_line
+    sums: dict[str, float] = {}
+    for t in range(t_max):
+        live = t < lengths
+        _, terms = tracker.step(ag[:, t], pf[:, t], np.full(n, t % grid.steps_per_bar))
+        total = np.zeros(n, dtype=np.float64)
+        for name, value in tracker.weighted(terms).items():
+            v = value.astype(np.float64) * live
+            sums[name] = sums.get(name, 0.0) + float(v.sum())
+            total += v
+        sums["total"] = sums.get("total", 0.0) + float(total.sum())
+    steps = float(lengths.sum())
+    return {k: v / steps for k, v in sums.items()} if steps else {}
+
+
+def score_takes(
+    name: str, takes: Sequence[PieceTake], server: Mapping[str, Any], seconds: float = 0.0
+) -> PolicyResult:
+    """One table row from the takes of one condition and the server's final status."""
+    pieces = [t.piece for t in takes]
+    keys = []
+    for p in pieces:
+        assert p.key is not None
+        keys.append(p.key)
+    agents = [t.agent for t in takes]
+    performers = [t.performer for t in takes]
+    row = line_metrics(
+        agents, performers, [p.accompaniment for p in pieces], keys, names=[p.name for p in pieces]
+    )
+    answer = np.concatenate([t.answer_ns for t in takes]) if takes else np.zeros(0)
+    late = np.concatenate([t.lateness_ns for t in takes]) if takes else np.zeros(0)
+    send_late = np.concatenate([t.send_lateness_ns for t in takes]) if takes else np.zeros(0)
+
+    def count(key: str) -> float:
+        v = server.get(key)
+        return float(v) if isinstance(v, int | float) else math.nan
+
+    row.update(
+        {
+            "answer_p50_ms": _pct_ms(answer, 50),
+            "answer_p95_ms": _pct_ms(answer, 95),
+            "answer_p99_ms": _pct_ms(answer, 99),
+            "emit_late_p50_ms": _pct_ms(late, 50),
+            "emit_late_p99_ms": _pct_ms(late, 99),
+            "misses": count("misses"),
+            "late_inputs": count("late_inputs"),
+        }
+    )
+    meta = {
+        "answers": int(answer.size),
+        "emissions": int(late.size),
+        "wrong_notes": sum(t.wrong for t in takes),
+        "collisions": sum(t.collisions for t in takes),
+        "performer_send_lateness_p99_us": _pct_ms(send_late, 99) * 1e3,
+        "server": {k: v for k, v in server.items() if not isinstance(v, dict)},
+    }
+    rewards = mean_rewards(agents, performers, pieces) if takes else {}
+    return PolicyResult(name, row, rewards, agents, seconds, meta)
+
+
+# -- conditions -----------------------------------------------------------------------------------------
+
+
+def evaluate_through_serve(
+    policy: str,
+    pieces: Sequence[Piece],
+    timing: PerformerTiming,
+    *,
+    bpm: float = DEFAULT_BPM,
+    label: str | None = None,
+    serve_args: Sequence[str] = (),
+    count_in_bars: int = 1,
+) -> PolicyResult:
+    """Play ``pieces`` with a performer of ``timing`` into a fresh ``liveagent serve --policy policy`` and
+    score it (one row, named ``LABEL (serve, CONDITION)``)."""
+    if not pieces:
+        raise ValueError("no pieces to play")
+    name = f"{label or policy} (serve, {timing.name})"
+    t0 = time.perf_counter()
+    takes: list[PieceTake] = []
+    with ServeProcess(policy, bpm, serve_args) as serve:
+        log.info("%s: server ready in %.2f s (%s)", name, serve.ready_s, serve.fields.get("policy", policy))
+        for i, piece in enumerate(pieces):
+            t_piece = time.perf_counter()
+            take = play_piece(serve, piece, timing, index=i, count_in_bars=count_in_bars)
+            takes.append(take)
+            log.info(
+                "%s: piece %d/%d %s: %d steps, %d agent notes, %d answers in %.1f s",
+                name, i + 1, len(pieces), piece.name, piece.n_steps,
+                int((take.agent >= ONSET_BASE).sum()), take.answer_ns.size, time.perf_counter() - t_piece,
+            )  # fmt: skip
+            time.sleep(0.1)  # let the stop settle before the next start
+        final = serve.status(timeout=2.0)
+        rc = serve.close()
+        if rc not in (0, None):
+            log.warning("%s: serve exited with status %s: %s", name, rc, "".join(serve.stderr[-5:]))
+        final.setdefault("exit_status", rc)
+    result = score_takes(name, takes, final, time.perf_counter() - t0)
+    result.meta.update(
+        {
+            "condition": timing.name,
+            "timing": {
+                "offset_ms": timing.offset_ms,
+                "jitter_sd_ms": timing.jitter_sd_ms,
+                "wrong_pct": timing.wrong_pct,
+                "seed": timing.seed,
+            },
+            "policy": policy,
+            "bpm": bpm,
+            "serve_args": list(serve_args),
+        }
+    )
+    return result
+
+
+def markdown_table(results: Sequence[PolicyResult]) -> str:
+    """``liveagent eval``'s Markdown table with the :data:`LIVE_COLUMNS` appended."""
+    from liveagent.env.eval_cli import _fmt
+    from liveagent.env.eval_cli import markdown_table as eval_table
+
+    lines = eval_table(results).rstrip("\n").split("\n")
+    head = lines[0] + " " + " | ".join(c.header for c in LIVE_COLUMNS) + " |"
+    sep = lines[1] + "|".join("---:" for _ in LIVE_COLUMNS) + "|"
+    rows = [
+        line + " " + " | ".join(_fmt(r.row.get(c.key, math.nan), c.fmt) for c in LIVE_COLUMNS) + " |"
+        for line, r in zip(lines[2:], results, strict=True)
+    ]
+    return "\n".join([head, sep, *rows]) + "\n"
+
+
+def trim(piece: Piece, steps: int) -> Piece:
+    """The first ``steps`` steps of ``piece`` (its key kept)."""
+    return replace(
+        piece, performer=piece.performer[:steps].copy(), accompaniment=piece.accompaniment[:steps].copy()
+    )
+
+
+# -- `liveagent eval --through-serve` ---------------------------------------------------------------
+
+
+SERVE_UNPLAYABLE = ("random", "bach")
+"""``liveagent eval`` policies that are not policies a server can load."""
+
+
+def run_cli(args: argparse.Namespace, pieces: list[Piece] | None = None) -> int:
+    """``liveagent eval --through-serve COND...``: one row per (policy, condition), printed as Markdown."""
+    import json
+    import shlex
+    from pathlib import Path
+
+    from liveagent.env import eval_cli
+    from liveagent.env.evaluate import json_safe
+    from liveagent.env.policies import split_label
+
+    try:
+        timings = [timing_from_spec(spec) for spec in args.through_serve]
+    except ValueError as exc:
+        print(f"liveagent eval: {exc}", file=sys.stderr)
+        return 2
+    specs = [name for group in args.policy for name in group] if args.policy else ["default"]
+    policies = [split_label(s) for s in specs]
+    bad = [spec for _, spec in policies if spec in SERVE_UNPLAYABLE]
+    if bad:
+        print(
+            f"liveagent eval: --through-serve plays what `liveagent serve` can load (an exported NAME, a "
+            f"PATH.onnx or rules), not {', '.join(bad)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.pieces < 1 or not (math.isfinite(args.bpm) and 20.0 <= args.bpm <= 300.0):
+        print("liveagent eval: --pieces must be >= 1 and --bpm in 20..300", file=sys.stderr)
+        return 2
+    if pieces is None:
+        try:
+            pieces = eval_cli.load_pieces(args.split, args.performer, args.accompaniment)
+        except (ImportError, ValueError, OSError) as exc:
+            print(f"liveagent eval: cannot load the {args.split} split: {exc}", file=sys.stderr)
+            return 2
+    pieces = pieces[: args.pieces]
+    if not pieces:
+        print("liveagent eval: no pieces to evaluate", file=sys.stderr)
+        return 2
+    serve_args = list(args.serve_arg or [])
+    t_all = time.perf_counter()
+    results: list[PolicyResult] = []
+    for label, spec in policies:
+        for timing in timings:  # one after another: two servers at once would distort the timing
+            log.info(
+                "%s through serve, condition %s: %d pieces at %g BPM",
+                spec,
+                timing.name,
+                len(pieces),
+                args.bpm,
+            )
+            try:
+                results.append(
+                    evaluate_through_serve(
+                        spec, pieces, timing, bpm=args.bpm, label=label, serve_args=serve_args
+                    )
+                )
+            except ServeEvalError as exc:
+                print(f"liveagent eval: {spec} through serve ({timing.name}): {exc}", file=sys.stderr)
+                return 1
+    seconds = time.perf_counter() - t_all
+    parts = ["liveagent", "eval", "--split", args.split, "--through-serve", *args.through_serve]
+    parts += ["--policy", *specs, "--pieces", str(len(pieces)), "--bpm", f"{args.bpm:g}"]
+    parts += [f"--serve-arg={a}" for a in serve_args]
+    command = shlex.join(parts)
+    title = (
+        f"liveagent eval through a real serve: {args.split} split, {len(pieces)} pieces at {args.bpm:g} BPM, "
+        f"{args.performer} -> {args.accompaniment} ({seconds:.0f} s)"
+    )
+    table = markdown_table(results)
+    print(f"`{command}`\n\n{title}\n\n{table}", end="")
+    if args.json is not None:
+        report = eval_cli.report(results, pieces, args, command)
+        report["through_serve"] = {
+            "conditions": [r.meta.get("condition") for r in results],
+            "bpm": args.bpm,
+            "serve_args": serve_args,
+            "seconds": round(seconds, 1),
+            "live_columns": [{"key": c.key, "header": c.header, "better": c.better} for c in LIVE_COLUMNS],
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(json_safe(report), indent=2) + "\n")
+        log.info("wrote %s", args.json)
+    if args.markdown is not None:
+        path = Path(args.markdown)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"`{command}`\n\n{title}\n\n{table}")
+        log.info("wrote %s", path)
+    return 0
+
+
+__all__ = [
+    "LIVE_COLUMNS",
+    "PRESETS",
+    "PerformerEvent",
+    "PerformerPlan",
+    "PerformerTiming",
+    "PieceTake",
+    "RebuiltLine",
+    "ServeEvalError",
+    "ServeProcess",
+    "answer_latencies_ns",
+    "beat_anchor",
+    "evaluate_through_serve",
+    "markdown_table",
+    "plan_performance",
+    "play_piece",
+    "played_line",
+    "rebuild_line",
+    "run_cli",
+    "score_takes",
+    "timing_from_spec",
+    "trim",
+]
