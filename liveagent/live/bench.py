@@ -154,7 +154,7 @@ def maps_torch(pid: int) -> bool:
 def bench_decision(cfg: BenchConfig) -> dict[str, Any]:
     """Fill + policy + sample, exactly the engine's decide path, ``cfg.decisions`` times."""
     from liveagent.live.server import realtime_thread, resolve_policy
-    from liveagent.music.features import ObservationBuffers, StreamingObservation
+    from liveagent.music.features import ObservationBuffers, StreamingObservation, hears_current_step
     from liveagent.music.sampling import Sampler, SamplerConfig, range_mask
 
     policy, _ = resolve_policy(cfg.policy)
@@ -168,7 +168,7 @@ def bench_decision(cfg: BenchConfig) -> dict[str, Any]:
     for _ in range(50):
         sampler.sample(policy(obs), mask)
     out = np.empty(cfg.decisions, dtype=np.int64)
-    react = m.mode == "react"
+    react = hears_current_step(m.mode)
     with realtime_thread(cfg.rt_priority) as rt:  # as `serve` runs its engine thread
         _decide_loop(cfg.decisions, stream, obs, policy, sampler, mask, perf, out, react)
     return {"policy": policy.name, "realtime": rt, **summarize_us(out.astype(np.float64))}
@@ -178,7 +178,7 @@ def _decide_loop(
     n: int, stream: Any, obs: Any, policy: Any, sampler: Any, mask: Any, perf: Any, out: Any, react: bool
 ) -> None:
     for i in range(n):
-        if react:  # react mode decides step i having heard the performer's step i
+        if react:  # follow timing (react, follow) decides step i having heard the performer's step i
             stream.push_performer(int(perf[i]))
         t0 = time.perf_counter_ns()
         stream.fill(obs, i)
@@ -256,7 +256,13 @@ def _lateness_run(
             "server_lateness_p99_us": st.get("lateness_p99_us"),
             "server_lateness_max_us": st.get("lateness_max_us"),
             "decision_p99_us": st.get("decision_p99_us"),
+            "timing": st.get("timing"),
         }
+        if st.get("timing") == "follow":  # answer latency: emission minus the performer onset's arrival
+            res["answer_us"] = {q: st.get(f"answer_{q}_us") for q in ("p50", "p95", "p99", "max")}
+            res["answered"] = int(st.get("answered", 0)) - int(st0.get("answered", 0))
+            res["late_amended"] = int(st.get("late_amended", 0)) - int(st0.get("late_amended", 0))
+            res["follow_window_ms"] = st.get("follow_window_ms")
         if flood > 0:
             res["flood_sent"] = flood_sent[0]
             res["flood_rate_achieved"] = round(flood_sent[0] / cfg.duration_s, 1)

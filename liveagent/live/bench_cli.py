@@ -55,6 +55,13 @@ def _line(name: str, res: dict[str, Any]) -> str:
         label = {"osc": "osc", "monitor": "osc+mon", "flood": "osc+flood", "jack": "jack"}[name]
         s = f"{label:9s} receiver lateness {us(res.get('osc_lateness_us'))}"
         s += f"; misses {res.get('misses')}/{res.get('steps')}"
+        ans = res.get("answer_us")
+        if isinstance(ans, dict) and res.get("answered"):
+            s += (
+                f"\n{'':9s} follow: answer p50 {ans.get('p50', 0):.0f} us, p95 {ans.get('p95', 0):.0f} us, "
+                f"p99 {ans.get('p99', 0):.0f} us over {res.get('answered')} onsets; window "
+                f"{res.get('follow_window_ms')} ms; late amended {res.get('late_amended')}"
+            )
         if name == "flood":
             s += f"; flood {res.get('flood_rate_achieved')} msg/s, dropped {res.get('osc_flood_dropped')}"
         if name == "jack":

@@ -246,6 +246,10 @@ def run(args: argparse.Namespace) -> int:
             "max": final.get("decision_max_us"),
         },
         "server_lateness_us": {"p50": final.get("lateness_p50_us"), "p99": final.get("lateness_p99_us")},
+        "timing": final.get("timing"),
+        "answer_latency_us": {q: final.get(f"answer_{q}_us") for q in ("p50", "p95", "p99", "max")},
+        "late_amended": final.get("late_amended"),
+        "follow_window_ms": final.get("follow_window_ms"),
         "input_errors": final.get("input_errors"),
         "files": {"duet": str(midi_path), "pianoroll": str(png_path)},
     }

@@ -1,11 +1,25 @@
 """The live engine: one thread that owns all state and plays the policy on the clock's grid.
 
-Timing (DESIGN.md): step k is decided at T_k - lead (snapshot, policy, sampling) and emitted at T_k
-(sleep, then spin the last stretch for timed clocks; on the tick that opens the step for the MIDI clock).
-A policy with ``meta.mode == "react"`` is decided just after T_k (+ ``react_delay_ms``), having heard the
-performer's step, and emitted at once. No decision ready at T_k means a fallback token (HOLD while a note
-sounds, else REST) and a counted miss; an engine that wakes up more than a step late skips to the current
-step (counted) and never plays a late burst.
+Timing (DESIGN.md), by the policy's ``meta.mode``:
+
+- **anticipate**: step k is decided at T_k - lead (snapshot, policy, sampling) and emitted at T_k (sleep,
+  then spin the last stretch for timed clocks; on the tick that opens the step for the MIDI clock).
+- **follow** (modes ``follow`` and ``react``: the policy hears the performer's step k): step k is decided
+  as soon as a performer note-on whose nearest step is k has arrived, or when the follow window after T_k
+  has closed without one (the performer holds or rests), whichever is first, and emitted at once. An
+  early onset is answered before T_k, but never before step k-1 was emitted nor earlier than T_k -
+  ``follow_window_max_ms``. The window adapts to the performer's measured onset offsets
+  (:mod:`liveagent.live.follow`), is at most half a step, and can be fixed (``follow_window_ms``,
+  ``/liveagent/follow``). A note-on that arrives after its step was closed by the window is folded into
+  that step in the history (counted ``late_amended``): the policy then sees the onset on its own step and
+  a HOLD on the next, never a phantom off-beat onset to re-strike. Answer latency (emission minus the
+  onset's arrival) is measured for the steps decided on an onset.
+
+No decision at its deadline (T_k in anticipate; the window's close in follow, given up to
+``follow_window_max_ms`` of grace, plus ``miss_tolerance_ms`` in both) means a fallback token (HOLD while a
+note sounds, else REST) and a counted miss; an engine that wakes up more than a step late skips to the
+current step (counted) and never plays a late burst. Beats (``sink.beat``) go out on the grid at T_k in
+either timing.
 
 Other threads only call :meth:`Engine.submit` (a lock-free ``SimpleQueue.put``) and read the status
 the engine publishes in its slack time (:meth:`Engine.status`, :meth:`Engine.published_status`).
@@ -32,7 +46,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from liveagent.live.clocks import Clock, ManualTime
-from liveagent.live.engine_config import EngineConfig, PolicyLoaded, RecorderLike
+from liveagent.live.engine_config import EngineConfig, PolicyLoaded, RecorderLike, follow_window
 from liveagent.live.engine_control import on_control, on_loaded, swap_pending
 from liveagent.live.engine_status import build_status, publish_status, slack_time
 from liveagent.live.errors import ErrorReporter
@@ -43,7 +57,7 @@ from liveagent.live.policy import Policy, load_policy
 from liveagent.live.policy_view import PolicyView, check_grid
 from liveagent.live.runtime_gc import RealtimeGC
 from liveagent.live.stats import Stats, StatusBoard
-from liveagent.music.features import ObservationBuffers
+from liveagent.music.features import ObservationBuffers, hears_current_step
 from liveagent.music.sampling import Sampler, SamplerConfig, resolve_hold
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST
 
@@ -53,6 +67,7 @@ __all__ = ["Engine", "EngineConfig", "PolicyLoaded", "RecorderLike"]
 
 
 _DECIDE, _EMIT = 0, 1
+_NO_STEP = -(1 << 62)
 _QUIET_CONTROLS = frozenset((Control.CLOCK_TICK, Control.BEAT, Control.STATUS))
 """Controls that do not hasten the next status publication (high-rate transport; STATUS has its own)."""
 
@@ -84,13 +99,21 @@ class Engine:
         self._queue: queue.SimpleQueue[InputEvent | PolicyLoaded] = queue.SimpleQueue()
         self._sampler = Sampler(SamplerConfig(cfg.temperature, cfg.top_p, cfg.seed))
         self._lead_ns = int(cfg.lead_ms * 1e6)
-        self._react_ns = int(cfg.react_delay_ms * 1e6)
         self._tol_ns = int(cfg.miss_tolerance_ms * 1e6)
         self._spin_ns = int(cfg.spin_ms * 1e6)
         self._slack_ns = int(cfg.slack_ms * 1e6)
         self._idle_ns = int(cfg.idle_wait_ms * 1e6)
         self._ext_poll_ns = int(cfg.external_poll_ms * 1e6)
         self.performer = PerformerLine()
+        self.follow = follow_window(cfg)
+        """Follow timing's window (fixed or adaptive); updated in slack time."""
+        self._early_ns = self.follow.max_ns
+        """Follow timing: an early onset for step k is answered no earlier than T_k - this."""
+        self._beat_k = 0
+        """The next step whose beat (if it starts one) goes out when the step opens."""
+        self._offset_step = _NO_STEP
+        """The step of the last onset offset measured (one per step: a chord's first note)."""
+        self._run_start = 0
         self._vel_ema = cfg.velocity_default / max(cfg.velocity_scale, 1e-6)
         # Transport and schedule.
         self._epoch = -1
@@ -175,6 +198,11 @@ class Engine:
         if owner is None or owner is threading.current_thread():
             return self._build_status()
         return dict(self.board.latest)
+
+    @property
+    def emission_pending(self) -> bool:
+        """A decision waits for its emission (anticipate, between T_k - lead and T_k)."""
+        return self._k is not None and self._phase == _EMIT
 
     def published_status(self) -> Mapping[str, object]:
         """The latest published snapshot itself (read-only, never changed; any thread, no copy)."""
@@ -298,9 +326,16 @@ class Engine:
             self._transport_changed(now)
         if not clock.running or self._k is None or self._shutdown:
             return now + self._idle_ns
+        wake = self._steps(now)
+        return self._beats(wake)
+
+    def _steps(self, now: int) -> int:
+        """Decide and emit every step due now; return when the next step needs the engine."""
+        clock = self.clock
         spbar = self.grid.steps_per_bar
         while True:
             k = self._k
+            assert k is not None
             if self._phase == _DECIDE:
                 swap_here = self._pending_policy is not None and k % spbar == 0
                 if clock.opened(k + 1, now):  # more than a step late: skip, no late burst
@@ -311,41 +346,105 @@ class Engine:
                     continue
                 pending = self._pending_policy
                 mode = pending.meta.mode if swap_here and pending is not None else self.view.policy.meta.mode
-                if mode == "react":
-                    if not clock.opened(k, now):
-                        return self._future(clock.due(k), now)
-                    td = clock.open_time(k) + self._react_ns
-                    if now < td:
-                        return td
+                if hears_current_step(mode):
+                    wake = self._follow(k, now, swap_here)
+                    if wake is not None:
+                        return wake
+                    now = self._now()
+                    continue
+                if clock.opened(k, now) and now > clock.open_time(k) + self._tol_ns:
                     if swap_here:
                         swap_pending(self, now)
-                    self._decide(k, react=True)
-                    now = self._now()
-                    self._phase = _EMIT
-                else:
-                    if clock.opened(k, now) and now > clock.open_time(k) + self._tol_ns:
-                        if swap_here:
-                            swap_pending(self, now)
-                        self._miss(k, now, emit=True)
-                        continue
-                    td = clock.due(k) - self._lead_ns
-                    if now < td:
-                        return td
-                    if swap_here:
-                        swap_pending(self, now)
-                    self._decide(k, react=False)
-                    now = self._now()
-                    if clock.opened(k, now) and now > clock.open_time(k) + self._tol_ns:
-                        self.stats.counters.decisions -= 1
-                        self._miss(k, now, emit=True)
-                        continue
-                    self._phase = _EMIT
-            # _EMIT
+                    self._miss(k, now, emit=True)
+                    continue
+                td = clock.due(k) - self._lead_ns
+                if now < td:
+                    return td
+                if swap_here:
+                    swap_pending(self, now)
+                self._decide(k, hears=False)
+                now = self._now()
+                if clock.opened(k, now) and now > clock.open_time(k) + self._tol_ns:
+                    self.stats.counters.decisions -= 1
+                    self._miss(k, now, emit=True)
+                    continue
+                self._phase = _EMIT
+            # _EMIT (anticipate)
             if not clock.opened(k, now):
                 self._emit_wake = True
                 return self._future(clock.due(k), now)
             self._emit(k, self._token, now, send=True)
             now = self._now()
+
+    def _follow_deadline(self, k: int, now: int) -> int | None:
+        """Follow timing: past this time step k is a miss (None while step k has not opened)."""
+        clock = self.clock
+        if not clock.opened(k, now):
+            return None
+        half = round(clock.period_ns() * 0.5)
+        grace = max(min(self.follow.window_ns, half), min(self._early_ns, half))
+        return clock.open_time(k) + grace + self._tol_ns
+
+    def _follow(self, k: int, now: int, swap_here: bool) -> int | None:
+        """Follow timing for step k: decide and emit it on its onset or when its window has closed (then
+        return None), else return when to look again (an onset arriving meanwhile wakes the engine)."""
+        clock = self.clock
+        deadline = self._follow_deadline(k, now)
+        if deadline is not None and now > deadline:
+            if swap_here:
+                swap_pending(self, now)
+            self._miss(k, now, emit=True)
+            return None
+        half = round(clock.period_ns() * 0.5)
+        t_on = self.performer.onset_time(k)
+        self._emit_wake = True  # every wake-up below is an emission's: spin its last stretch
+        if t_on < 0:
+            if deadline is None and clock.external:
+                return self._future(clock.due(k), now)  # the window opens on the tick
+            t_k = clock.due(k) if deadline is None else clock.open_time(k)
+            close = t_k + min(self.follow.window_ns, half)
+            if now < close:
+                return close
+        else:
+            earliest = clock.due(k) - min(self._early_ns, half)
+            if now < earliest:
+                return earliest
+        self._emit_wake = False
+        if swap_here:
+            swap_pending(self, now)
+        self._decide(k, hears=True)
+        now = self._now()
+        deadline = self._follow_deadline(k, now)
+        if deadline is not None and now > deadline:  # the decision itself overran: no late answer
+            self.stats.counters.decisions -= 1
+            self._miss(k, now, emit=True)
+            return None
+        t_emit = self._emit(k, self._token, now, send=True)
+        if t_on >= 0:
+            self.stats.counters.answered += 1
+            self.stats.answer_ns.add(t_emit - t_on)
+        return None
+
+    def _beats(self, wake: int) -> int:
+        """Send the beats of the steps that opened (on the grid, at T_k, in either timing: a follow step
+        may be emitted before or after it); a beat more than a step late is dropped, never sent late.
+        Returns the earlier of ``wake`` and the next beat's time."""
+        if not self.config.beats:
+            return wake
+        clock = self.clock
+        now = self._now()
+        spbeat, spbar = self.grid.steps_per_beat, self.grid.steps_per_bar
+        b = self._beat_k
+        while clock.opened(b, now):
+            if b % spbeat == 0 and not clock.opened(b + 1, now):
+                self.sink.beat(b // spbar, (b % spbar) // spbeat)
+            b += 1
+        self._beat_k = b
+        t = clock.due(b + (-b % spbeat))
+        if t < wake:
+            self._emit_wake = True
+            return self._future(t, now)
+        return wake
 
     def _future(self, t: int, now: int) -> int:
         if t > now:
@@ -374,6 +473,9 @@ class Engine:
         self._k = start
         self._phase = _DECIDE
         self._last_step = start - 1
+        self._beat_k = start
+        self._offset_step = _NO_STEP
+        self._run_start = start
 
     # -- performer ---------------------------------------------------------------------------------
     def _on_note(self, ev: NoteEvent) -> None:
@@ -388,11 +490,23 @@ class Engine:
             alpha = self.config.velocity_follow
             self._vel_ema += alpha * (vel - self._vel_ema)
         perf = self.performer
-        if self._k is None or not self.clock.running:
+        clock = self.clock
+        if self._k is None or not clock.running:
             perf.live_note(pitch, vel)
             return
+        j = math.floor(clock.step_at(ev.t_ns) + 0.5)
+        if vel > 0:
+            if j != self._offset_step:  # the performer's timing against the grid (the follow window's input)
+                self._offset_step = j
+                self.follow.observe(ev.t_ns - clock.due(j))
+            closed = j == perf.next_step - 1 and j >= self._run_start
+            if closed and hears_current_step(self.view.policy.meta.mode):
+                # Follow timing closed step j before this onset arrived: it belongs to step j all the same.
+                self.view.amend_performer(j, perf.amend(pitch))
+                self.stats.counters.late_amended += 1
+                return
         late = perf.late
-        perf.add(math.floor(self.clock.step_at(ev.t_ns) + 0.5), pitch, vel)
+        perf.add(j, pitch, vel, ev.t_ns)
         self.stats.counters.late_inputs += perf.late - late
 
     def _finalize_performer(self, upto: int) -> None:
@@ -407,9 +521,10 @@ class Engine:
     def _fallback(self) -> int:
         return HOLD if self.tracker.sounding else REST
 
-    def _decide(self, k: int, *, react: bool) -> None:
+    def _decide(self, k: int, *, hears: bool) -> None:
+        """Run the policy for step k (having heard the performer's step k when ``hears``)."""
         t0 = self._now()
-        self._finalize_performer(k + 1 if react else k)
+        self._finalize_performer(k + 1 if hears else k)
         try:
             tok = int(self._sampler.sample(self.view.logits(k), self.view.mask, out=self._tok)[0])
             self.stats.counters.decisions += 1
@@ -431,7 +546,8 @@ class Engine:
         v = round(self._vel_ema * cfg.velocity_scale) if cfg.velocity_follow > 0 else cfg.velocity_default
         return min(cfg.velocity_max, max(cfg.velocity_min, v))
 
-    def _emit(self, k: int, tok: int, now: int, *, send: bool) -> None:
+    def _emit(self, k: int, tok: int, now: int, *, send: bool) -> int:
+        """Play step k's token (note-offs first) and advance; returns the emission time."""
         tr = self.tracker
         tr.tick()
         if self.muted or (tok == HOLD and (not tr.sounding or tr.age() >= self.config.max_note_steps)):
@@ -449,9 +565,7 @@ class Engine:
                 self.recorder.agent_note(t_emit, pitch, vel)
         if send:
             self.stats.lateness_ns.add(t_emit - self.clock.open_time(k))
-        spbeat, spbar = self.grid.steps_per_beat, self.grid.steps_per_bar
-        if send and self.config.beats and k % spbeat == 0:
-            self.sink.beat(k // spbar, (k % spbar) // spbeat)
+        spbar = self.grid.steps_per_bar
         self.view.push_agent(k, tok)
         self.stats.counters.steps += 1
         self._last_step = k
@@ -460,6 +574,7 @@ class Engine:
         self._slack_work = True
         if k % spbar == 0:
             self._bar_work = True
+        return t_emit
 
     def _record_offs(self, pitches: list[int], t_ns: int | None = None) -> None:
         if self.recorder is not None and pitches:

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from liveagent.live.follow import FollowWindow, check_window_ms
 from liveagent.live.policy import Policy
 from liveagent.music.sampling import SamplerConfig
 
@@ -19,8 +20,25 @@ class EngineConfig:
 
     lead_ms: float = 5.0
     """Decide step k this long before T_k (anticipate mode)."""
-    react_delay_ms: float = 3.0
-    """React mode: decide step k this long after T_k (the performer's onset has had time to arrive)."""
+    follow_window_ms: float = 0.0
+    """Follow timing (policies of mode react or follow): step k is decided on the performer's onset for
+    k, or when this window after T_k closes without one. 0 = adaptive (see the ``follow_window_*``
+    fields and :mod:`liveagent.live.follow`); a value fixes it (at most 100 ms). Never more than half a
+    step is used (a later onset is nearer the next step)."""
+    follow_window_min_ms: float = 3.0
+    """Adaptive follow window: its lower clamp (and its value before any late onset was measured)."""
+    follow_window_max_ms: float = 30.0
+    """Adaptive follow window: its upper clamp, and the earliest an early onset is answered (T_k - this).
+    30 ms: ensemble onset asynchrony of 30-50 ms is not heard as uneven (Rasch 1979)."""
+    follow_window_margin_ms: float = 2.0
+    """Adaptive follow window: added to the percentile of the performer's late onset offsets."""
+    follow_window_percentile: float = 90.0
+    """Adaptive follow window: which percentile of the positive onset offsets it covers."""
+    follow_window_onsets: int = 32
+    """Adaptive follow window: how many recent onsets it is measured over (a preallocated ring)."""
+    react_delay_ms: float | None = None
+    """Deprecated alias of ``follow_window_ms`` (react policies were decided this long after T_k; they now
+    use follow timing): when given and ``follow_window_ms`` is 0, it fixes the follow window."""
     miss_tolerance_ms: float = 0.0
     """A decision ready at most this long after T_k is still played (late) instead of the fallback; 0 =
     strict (DESIGN: no decision at T_k is a miss)."""
@@ -79,6 +97,16 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lead_ms) and 0.0 <= self.lead_ms <= 1000.0):
             raise ValueError(f"lead_ms must be in 0..1000, got {self.lead_ms}")
+        if self.react_delay_ms is not None and self.follow_window_ms == 0.0:
+            self.follow_window_ms = self.react_delay_ms
+        check_window_ms(self.follow_window_ms, "follow_window_ms")
+        FollowWindow(  # validates the adaptive window's settings
+            min_ms=self.follow_window_min_ms,
+            max_ms=self.follow_window_max_ms,
+            margin_ms=self.follow_window_margin_ms,
+            percentile=self.follow_window_percentile,
+            size=self.follow_window_onsets,
+        )
         if not (math.isfinite(self.status_interval_ms) and 1.0 <= self.status_interval_ms <= 60_000.0):
             raise ValueError(f"status_interval_ms must be in 1..60000, got {self.status_interval_ms}")
         if not (math.isfinite(self.miss_tolerance_ms) and 0.0 <= self.miss_tolerance_ms <= 100.0):
@@ -96,6 +124,18 @@ class EngineConfig:
         if self.scale is not None and not self.scale:
             raise ValueError("scale needs at least one pitch class")
         SamplerConfig(self.temperature, self.top_p, self.seed)  # validates
+
+
+def follow_window(cfg: EngineConfig) -> FollowWindow:
+    """The engine's :class:`FollowWindow` as ``cfg`` describes it."""
+    return FollowWindow(
+        fixed_ms=cfg.follow_window_ms,
+        min_ms=cfg.follow_window_min_ms,
+        max_ms=cfg.follow_window_max_ms,
+        margin_ms=cfg.follow_window_margin_ms,
+        percentile=cfg.follow_window_percentile,
+        size=cfg.follow_window_onsets,
+    )
 
 
 class PolicyLoaded(NamedTuple):

@@ -41,6 +41,14 @@ def on_control(eng: Engine, ev: ControlEvent) -> None:
             eng._input_error(InputError(ev.t_ns, "control", f"temperature out of range: {t}", ev.reply_to))
             return
         eng._sampler = eng._sampler.with_temperature(float(t))
+    elif kind == Control.FOLLOW:
+        try:
+            eng.follow.fix(ev.value)
+        except ValueError as e:
+            eng._input_error(InputError(ev.t_ns, "control", str(e), ev.reply_to))
+            return
+        if eng.recorder is not None:
+            eng.recorder.event(ev.t_ns, "follow", window_ms=float(ev.value))
     elif kind == Control.MUTE:
         eng.muted = bool(ev.value)
         if eng.muted:

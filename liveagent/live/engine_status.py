@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from liveagent.music.features import hears_current_step
+
 if TYPE_CHECKING:
     from liveagent.live.engine import Engine
 
@@ -26,6 +28,7 @@ def build_status(eng: Engine) -> dict[str, object]:
     out: dict[str, object] = {
         "policy": policy.name,
         "mode": policy.meta.mode,
+        "timing": "follow" if hears_current_step(policy.meta.mode) else "anticipate",
         "part": policy.meta.part,
         "step": k,
         "bar": k // spbar if k >= 0 else -1,
@@ -44,6 +47,8 @@ def build_status(eng: Engine) -> dict[str, object]:
         out["grid_t0_ns"] = str(clock.due(0))
         out["step_ns"] = round(clock.period_ns(), 1)
     out.update(eng.stats.snapshot())
+    eng.follow.update()
+    out.update(eng.follow.snapshot())
     return out
 
 
@@ -64,7 +69,7 @@ def slack_time(eng: Engine, wake: int, *, check: bool = True) -> None:
         if check and wake - eng._now() < eng._slack_ns:
             return
         housekeeping(eng)
-    if eng._emit_wake and check:
+    if eng.emission_pending and check:
         return
     now = eng._now()
     if eng.board.due(now) and not (check and wake - now < eng._slack_ns):
@@ -72,7 +77,8 @@ def slack_time(eng: Engine, wake: int, *, check: bool = True) -> None:
 
 
 def housekeeping(eng: Engine) -> None:
-    """Slack-time work: young-generation gc; at bar lines the recorder's flush (and followed tempo)."""
+    """Slack-time work: the follow window's update, young-generation gc; at bar lines the recorder's
+    flush (and followed tempo)."""
     recorder = eng.recorder
     if eng._bar_work and recorder is not None:
         try:
@@ -88,6 +94,7 @@ def housekeeping(eng: Engine) -> None:
             recorder.flush()
         except Exception:
             log.exception("recorder flush failed")
+    eng.follow.update()
     if eng._gc is not None:
         eng._gc.collect(1 if eng._bar_work else 0)
         eng.stats.counters.gc_collections += 1

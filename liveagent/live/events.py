@@ -39,6 +39,8 @@ class Control(enum.IntEnum):
     CLOCK_TICK = 12
     """One MIDI clock pulse (24 per quarter note)."""
     SHUTDOWN = 13
+    FOLLOW = 14
+    """Fix the follow window to value ms, or free it (0 = adaptive)."""
 
 
 class NoteEvent(NamedTuple):

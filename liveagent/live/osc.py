@@ -31,6 +31,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent
+from liveagent.live.follow import FOLLOW_WINDOW_LIMIT_MS
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,10 @@ def decode(addr: str, params: list[Any], t_ns: int, reply_to: tuple[str, int] | 
         _arity(addr, params, 1)
         temp = _float_arg(addr, params[0], 0.0, TEMPERATURE_MAX, "temperature")
         return ControlEvent(t_ns, Control.TEMPERATURE, temp, reply_to=reply_to)
+    if addr == "/liveagent/follow":
+        _arity(addr, params, 1)
+        window = _float_arg(addr, params[0], 0.0, FOLLOW_WINDOW_LIMIT_MS, "window_ms")
+        return ControlEvent(t_ns, Control.FOLLOW, window, reply_to=reply_to)
     if addr == "/liveagent/mute":
         _arity(addr, params, 1)
         return ControlEvent(
@@ -246,6 +251,7 @@ ADDRESSES_IN: tuple[str, ...] = (
     "/liveagent/temperature",
     "/liveagent/mute",
     "/liveagent/policy",
+    "/liveagent/follow",
     *_NO_ARG,
 )
 

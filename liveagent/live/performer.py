@@ -3,8 +3,12 @@
 Input arrives as timestamped note-ons/offs; each is assigned the nearest step (an onset just before T_k
 belongs to step k) and kept pending until that step's window is final, then folded into one token per
 step as the contract's skyline: the highest pitch struck or held; ONSET when it was struck in the step
-(or the top changed), HOLD when it sounds on, REST when nothing sounds. An event whose nearest step was
-already finalized goes to the next open step (counted as late).
+(or the top changed), HOLD when it sounds on, REST when nothing sounds.
+
+An event whose nearest step was already finalized goes to the next open step (a note-on there is counted
+as late), except under follow timing, where a note-on for the step finalized last (closed by the follow
+window before the onset arrived) is folded into that step instead (:meth:`PerformerLine.amend`): the
+history then shows the onset on its own step and a HOLD on the next, never a phantom off-beat onset.
 """
 
 from __future__ import annotations
@@ -20,19 +24,24 @@ class PerformerLine:
     def __init__(self) -> None:
         self.held: set[int] = set()
         """Pitches whose key is down (as of the last finalized step, or now while stopped)."""
-        self._pending: deque[tuple[int, int, int]] = deque()
-        """(quantized step, pitch, velocity) not yet folded into a finalized step."""
+        self._pending: deque[tuple[int, int, int, int]] = deque()
+        """(quantized step, pitch, velocity, arrival ns) not yet folded into a finalized step."""
         self._onsets: list[int] = []
         self._top = -1
         self.next_step = 0
         """The next step to finalize."""
+        self.last_token = REST
+        """The token of the step finalized last (``next_step - 1``)."""
         self.late = 0
         """Note-ons moved to a later step because theirs was already final."""
+        self.amended = 0
+        """Note-ons folded into the step finalized last (:meth:`amend`)."""
 
     def restart(self, step: int) -> None:
         """A new run from ``step``: forget pending events (keys still held stay held)."""
         self._pending.clear()
         self._top = -1
+        self.last_token = REST
         self.next_step = step
 
     def live_note(self, pitch: int, velocity: int) -> None:
@@ -42,13 +51,31 @@ class PerformerLine:
         else:
             self.held.discard(pitch)
 
-    def add(self, step: int, pitch: int, velocity: int) -> None:
-        """A note event whose nearest step is ``step``."""
+    def add(self, step: int, pitch: int, velocity: int, t_ns: int = 0) -> None:
+        """A note event whose nearest step is ``step``, arrived at ``t_ns``."""
         if step < self.next_step:
             if velocity > 0:
                 self.late += 1
             step = self.next_step
-        self._pending.append((step, pitch, velocity))
+        self._pending.append((step, pitch, velocity, t_ns))
+
+    def onset_time(self, step: int) -> int:
+        """Arrival time of the first pending note-on whose step is ``step``; -1 when none has arrived."""
+        for s, _pitch, vel, t in self._pending:
+            if s == step and vel > 0:
+                return t
+        return -1
+
+    def amend(self, pitch: int) -> int:
+        """A note-on that belongs to the step finalized last (``next_step - 1``), which was closed without
+        it: fold it into that step and return the step's token as it should have been. The key is held
+        from then on, so the next step is a HOLD of it (not an onset)."""
+        self.amended += 1
+        self.held.add(pitch)
+        if pitch >= self._top:  # the new top of the skyline, or the top struck again
+            self._top = pitch
+            self.last_token = ONSET_BASE + pitch
+        return self.last_token
 
     def clear_held(self) -> None:
         self.held.clear()
@@ -61,7 +88,7 @@ class PerformerLine:
         onsets = self._onsets
         onsets.clear()
         while pend and pend[0][0] <= j:
-            _, pitch, vel = pend.popleft()
+            _, pitch, vel, _t = pend.popleft()
             if vel > 0:
                 held.add(pitch)
                 onsets.append(pitch)
@@ -76,5 +103,6 @@ class PerformerLine:
         else:
             tok = HOLD
         self._top = top
+        self.last_token = tok
         self.next_step = j + 1
         return tok

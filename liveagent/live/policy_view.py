@@ -77,6 +77,22 @@ class PolicyView:
         self.stream.push_performer(token)
         self._hist_perf[step % HISTORY] = token
 
+    def amend_performer(self, step: int, token: int) -> None:
+        """Rewrite the performer's token of an already pushed ``step`` (a late onset folded into its own
+        step, follow timing): in the history and, while it is in the policy's window, in the stream."""
+        self._hist_perf[step % HISTORY] = token
+        local = step - self.base
+        if 0 <= local < self.stream.performer_steps:
+            self.stream.amend_performer(local, token)
+
+    def performer_token(self, step: int) -> int:
+        """The performer's token of ``step`` in the history (the last ``HISTORY`` steps)."""
+        return int(self._hist_perf[step % HISTORY])
+
+    def agent_token(self, step: int) -> int:
+        """The agent's token of ``step`` in the history (the last ``HISTORY`` steps)."""
+        return int(self._hist_agent[step % HISTORY])
+
     def push_agent(self, step: int, token: int) -> None:
         self.stream.push_agent(token)
         self._hist_agent[step % HISTORY] = token

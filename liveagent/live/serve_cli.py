@@ -55,6 +55,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="decide each step this long before it is due (default: auto, a quarter step within 5..20 ms)",
     )
+    g.add_argument(
+        "--follow-window-ms",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="follow timing (react/follow policies): wait at most F ms after each step for the performer's "
+        "onset (0 = adaptive, the default: p90 of the performer's late onsets + 2 ms, within 3..30 ms; "
+        "at most 100)",
+    )
     g = parser.add_argument_group("OSC")
     g.add_argument("--no-osc", action="store_true", help="no OSC input or output")
     g.add_argument("--osc-host", default="127.0.0.1", help="bind address (non-loopback needs --osc-allow)")
@@ -139,6 +148,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         top_p=args.top_p,
         seed=args.seed,
         lead_ms=args.lead_ms,
+        follow_window_ms=args.follow_window_ms,
         pitch_min=args.pitch_min,
         pitch_max=args.pitch_max,
         record=None if args.no_record else (args.record or str(default_session_dir())),
@@ -200,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
             "input_errors",
             "decision_p99_us",
             "lateness_p99_us",
+            "answer_p95_us",
+            "late_amended",
         )
         summary = " ".join(f"{k}={final.get(k)}" for k in keys)
         print(f"stopped {summary} shutdown_ms={1000 * (time.perf_counter() - t0):.1f}", flush=True)

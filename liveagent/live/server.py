@@ -26,6 +26,7 @@ from liveagent.live.events import Control, ControlEvent, FanOutSink, InputEvent,
 from liveagent.live.midi_io import MidiConfig, MidiIO
 from liveagent.live.osc import OscServer, OscServerConfig, OscSink, OscSinkConfig, parse_host_port
 from liveagent.live.policy import Policy, PolicyError, load_policy, resolve_policy_path
+from liveagent.music.features import hears_current_step
 from liveagent.music.tokens import Grid
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,10 @@ class ServeConfig:
     the policy's measured p99 decision time + 1 ms), at most 20 ms and half a step. In anticipate mode a
     longer lead costs nothing musically (step k never uses the performer's step k, and step k-1's onsets
     have arrived half a step before T_k); it only absorbs stalls of the machine."""
+    follow_window_ms: float = 0.0
+    """Follow timing (react/follow policies): a fixed window after T_k in which the performer's onset is
+    awaited (at most 100 ms); 0 = adaptive (p90 of the performer's late onsets + 2 ms, within 3..30 ms).
+    ``/liveagent/follow`` changes it at run time."""
     pitch_min: int | None = None
     """Lowest agent pitch (default: the policy's)."""
     pitch_max: int | None = None
@@ -226,6 +231,7 @@ class Server:
                 self.lead_ms = cfg.lead_ms if cfg.lead_ms is not None else self._auto_lead(policy)
                 ecfg = EngineConfig(
                     lead_ms=self.lead_ms,
+                    follow_window_ms=cfg.follow_window_ms,
                     temperature=cfg.temperature,
                     top_p=cfg.top_p,
                     seed=cfg.seed,
@@ -283,8 +289,8 @@ class Server:
             times.append(time.perf_counter_ns() - t0)
         p99_ms = float(np.percentile(times[5:], 99)) / 1e6
         step_ms = self.grid.step_seconds(self.config.bpm) * 1e3
-        if policy.meta.mode == "react":
-            return AUTO_LEAD_MIN_MS  # not used to decide early in react mode
+        if hears_current_step(policy.meta.mode):
+            return AUTO_LEAD_MIN_MS  # follow timing does not decide ahead of the grid
         lead = max(AUTO_LEAD_MIN_MS, 2.0 * p99_ms + 1.0, min(AUTO_LEAD_MAX_MS, step_ms / 4))
         lead = min(lead, step_ms / 2)
         log.info("policy %s decides in up to %.2f ms: lead %.1f ms", policy.name, p99_ms, lead)
@@ -363,6 +369,8 @@ class Server:
             f"bpm={self.config.bpm:g}",
             f"mode={self.policy.meta.mode}",
             f"lead_ms={self.lead_ms:g}",
+            f"timing={'follow' if hears_current_step(self.policy.meta.mode) else 'anticipate'}",
+            f"follow_window={f'{fw:g}ms' if (fw := self.config.follow_window_ms) > 0 else 'adaptive'}",
             f"rt={self.realtime}",
         ]
         if self.recorder is not None:

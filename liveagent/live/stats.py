@@ -94,6 +94,11 @@ class Counters:
     """Bad input events (InputError) received."""
     late_inputs: int = 0
     """Performer events whose nearest step was already finalized (moved to the next open step)."""
+    late_amended: int = 0
+    """Follow timing: performer onsets that arrived after their step was closed by the follow window,
+    folded into that step's token in the history (the next step shows a HOLD, never a phantom onset)."""
+    answered: int = 0
+    """Follow timing: steps decided on the performer's onset (the rest waited for the window to close)."""
     swaps: int = 0
     """Policy swaps done."""
     gc_collections: int = 0
@@ -108,6 +113,8 @@ class Stats:
         """Decision latency: snapshot + policy + sampling, per decided step."""
         self.lateness_ns = Ring(ring_size)
         """Emission time minus T_k (the due time, or the arrival of the MIDI tick that opens the step)."""
+        self.answer_ns = Ring(ring_size)
+        """Follow timing, steps decided on a performer onset: emission time minus the onset's arrival."""
         self.counters = Counters()
         self.input_errors_by_kind: Counter[str] = Counter()
 
@@ -115,9 +122,11 @@ class Stats:
         """Forget the latency samples (e.g. after warm-up)."""
         self.decision_ns.clear()
         self.lateness_ns.clear()
+        self.answer_ns.clear()
 
     def snapshot(self) -> dict[str, object]:
-        """A flat, JSON-friendly dict: counters, decision latency and lateness percentiles in us."""
+        """A flat, JSON-friendly dict: counters, decision latency and lateness percentiles (p50, p99,
+        p99.9, max) and answer latency percentiles (p50, p95, p99, max) in us."""
         c = self.counters
         out: dict[str, object] = {
             "steps": c.steps,
@@ -129,6 +138,8 @@ class Stats:
             "notes_out": c.notes_out,
             "input_errors": c.input_errors,
             "late_inputs": c.late_inputs,
+            "late_amended": c.late_amended,
+            "answered": c.answered,
             "swaps": c.swaps,
             "gc_collections": c.gc_collections,
             "input_errors_by_kind": dict(self.input_errors_by_kind),
@@ -136,6 +147,8 @@ class Stats:
         for name, ring in (("decision", self.decision_ns), ("lateness", self.lateness_ns)):
             for key, value in ring.percentiles_us().items():
                 out[f"{name}_{key}_us"] = round(value, 2)
+        for key, value in self.answer_ns.percentiles_us((50.0, 95.0, 99.0)).items():
+            out[f"answer_{key}_us"] = round(value, 2)
         return out
 
 

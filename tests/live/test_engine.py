@@ -135,7 +135,7 @@ def test_onset_after_the_decision_moves_to_the_open_step() -> None:
     assert eng.stats.counters.late_inputs == 1
 
 
-def test_react_mode_decides_after_hearing_the_step() -> None:
+def test_react_policy_uses_follow_timing_and_react_delay_fixes_the_window() -> None:
     seen: list[tuple[int, int]] = []
     clock = ManualClock(bpm=125)
 
@@ -146,14 +146,18 @@ def test_react_mode_decides_after_hearing_the_step() -> None:
         return out
 
     pol = CallablePolicy(fn, PolicyMeta(window=4, mode="react"))
-    clock, sink, eng = make(pol, clock, react_delay_ms=3.0)
+    clock, sink, eng = make(pol, clock, react_delay_ms=3.0)  # the old spelling: a fixed 3 ms window
+    assert eng.follow.window_ns == 3 * MS and not eng.follow.adaptive
     clock.start(at_ns=T0)
     eng.run_until(due(2) + 1 * MS)
-    eng.submit(NoteEvent(due(2) + 1 * MS, 55, 100))  # 1 ms late for step 2
+    eng.submit(NoteEvent(due(2) + 1 * MS, 55, 100))  # 1 ms late for step 2: answered on arrival
     eng.run_until(due(4))
-    assert seen[2] == (due(2) + 3 * MS, onset(55))
-    assert ("on", due(2) + 3 * MS, 55, 82) in sink.calls
-    assert eng.stats.counters.misses == 0
+    assert seen[1] == (due(1) + 3 * MS, REST)  # nothing played: decided when the window closed
+    assert seen[2] == (due(2) + 1 * MS, onset(55))
+    assert seen[3] == (due(3) + 3 * MS, HOLD)
+    assert ("on", due(2) + 1 * MS, 55, 82) in sink.calls
+    assert eng.stats.counters.misses == 0 and eng.stats.counters.answered == 1
+    assert eng.status()["timing"] == "follow"
 
 
 def test_swap_at_bar_line_releases_the_note_first() -> None:

@@ -1,0 +1,135 @@
+"""Follow timing's window: how long after T_k the engine waits for the performer's onset of step k.
+
+A policy that hears the performer's step k (``mode`` react or follow) is decided as soon as a note-on
+whose nearest step is k arrives, or when this window after T_k closes without one (the performer holds
+or rests). The window adapts to the performer: it is a high percentile (``percentile``, p90) of the
+positive onset offsets among the last ``size`` onsets (arrival time minus T of the step the onset is
+quantized to), plus ``margin_ms``, clamped to ``[min_ms, max_ms]``. The default maximum is 30 ms: an
+ensemble's onset asynchrony of 30-50 ms is not heard as uneven (Rasch 1979), and live electronics aim
+at about 10 ms of response (Wessel & Wright 2002). With no late onset measured the window is
+``min_ms``. A fixed window (``--follow-window-ms``, OSC ``/liveagent/follow``) replaces the adaptive
+one; 0 frees it again.
+
+Offsets go into a preallocated int64 ring; :meth:`FollowWindow.update` sorts a preallocated scratch copy
+in place (a few microseconds for 32 samples), so neither allocates an array. The engine thread owns the
+object: it observes offsets when a note arrives and updates the window in its slack time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+FOLLOW_WINDOW_LIMIT_MS = 100.0
+"""The largest fixed window accepted (``--follow-window-ms``, ``/liveagent/follow``, the config)."""
+
+MS = 1_000_000
+
+
+def check_window_ms(value: float, what: str = "follow window") -> float:
+    """``value`` if it is a valid fixed window (0 = adaptive, up to :data:`FOLLOW_WINDOW_LIMIT_MS`), else
+    ``ValueError`` saying why (NaN, negative, absurd)."""
+    v = float(value)
+    if not (math.isfinite(v) and 0.0 <= v <= FOLLOW_WINDOW_LIMIT_MS):
+        raise ValueError(f"{what} must be 0 (adaptive) .. {FOLLOW_WINDOW_LIMIT_MS:g} ms, got {value}")
+    return v
+
+
+class FollowWindow:
+    """The follow window (fixed, or adapted to the performer's measured onset offsets)."""
+
+    def __init__(
+        self,
+        *,
+        fixed_ms: float = 0.0,
+        min_ms: float = 3.0,
+        max_ms: float = 30.0,
+        margin_ms: float = 2.0,
+        percentile: float = 90.0,
+        size: int = 32,
+    ) -> None:
+        if not (math.isfinite(min_ms) and math.isfinite(max_ms) and 0.0 <= min_ms <= max_ms):
+            raise ValueError(f"need 0 <= follow window min <= max, got {min_ms} and {max_ms}")
+        if max_ms > FOLLOW_WINDOW_LIMIT_MS:
+            raise ValueError(f"follow window max must be at most {FOLLOW_WINDOW_LIMIT_MS:g} ms, got {max_ms}")
+        if not (math.isfinite(margin_ms) and 0.0 <= margin_ms <= FOLLOW_WINDOW_LIMIT_MS):
+            raise ValueError(f"follow window margin must be 0..{FOLLOW_WINDOW_LIMIT_MS:g}, got {margin_ms}")
+        if not (math.isfinite(percentile) and 0.0 < percentile <= 100.0):
+            raise ValueError(f"follow window percentile must be in (0, 100], got {percentile}")
+        if not 1 <= size <= 4096:
+            raise ValueError(f"follow window ring size must be 1..4096, got {size}")
+        self.min_ns = round(min_ms * MS)
+        self.max_ns = round(max_ms * MS)
+        self.margin_ns = round(margin_ms * MS)
+        self.percentile = float(percentile)
+        self._ring: npt.NDArray[np.int64] = np.zeros(size, dtype=np.int64)
+        self._scratch: npt.NDArray[np.int64] = np.zeros(size, dtype=np.int64)
+        self.count = 0
+        """Onset offsets observed so far (the ring holds the last ``size``)."""
+        self._dirty = False
+        self.fixed_ns: int | None = None
+        """The fixed window, or None when adaptive."""
+        self.adaptive_ns = self.min_ns
+        """What the adaptive rule gives for the offsets held (kept up to date even while fixed)."""
+        self.offset_p50_ns = 0
+        """Median onset offset (all signs) of the offsets held: how late (+) or early (-) the performer
+        plays against the grid."""
+        self.fix(fixed_ms)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.fixed_ns is None
+
+    @property
+    def window_ns(self) -> int:
+        """The current window (fixed, or adaptive as of the last :meth:`update`)."""
+        return self.adaptive_ns if self.fixed_ns is None else self.fixed_ns
+
+    def fix(self, ms: float) -> None:
+        """Fix the window to ``ms`` milliseconds, or free it (0 = adaptive); ``ValueError`` when invalid."""
+        v = check_window_ms(ms)
+        self.fixed_ns = None if v == 0.0 else round(v * MS)
+
+    def observe(self, offset_ns: int) -> None:
+        """One onset's arrival time minus T of the step it is quantized to (engine thread; no allocation)."""
+        self._ring[self.count % self._ring.size] = offset_ns
+        self.count += 1
+        self._dirty = True
+
+    def clear(self) -> None:
+        self.count = 0
+        self.adaptive_ns = self.min_ns
+        self.offset_p50_ns = 0
+        self._dirty = False
+
+    def update(self) -> int:
+        """Recompute the adaptive window from the offsets held (slack time); returns the current window."""
+        if not self._dirty:
+            return self.window_ns
+        self._dirty = False
+        n = min(self.count, self._ring.size)
+        v = self._scratch[:n]
+        np.copyto(v, self._ring[:n])
+        v.sort()  # in place, on the preallocated scratch
+        self.offset_p50_ns = int(v[(n - 1) // 2] + v[n // 2]) // 2
+        first = int(np.searchsorted(v, 0, side="right"))  # the positive offsets are v[first:]
+        m = n - first
+        if m == 0:
+            w = self.min_ns
+        else:
+            pos = (m - 1) * self.percentile / 100.0
+            lo = int(pos)
+            hi = min(lo + 1, m - 1)
+            a, b = int(v[first + lo]), int(v[first + hi])
+            w = round(a + (b - a) * (pos - lo)) + self.margin_ns
+        self.adaptive_ns = min(self.max_ns, max(self.min_ns, w))
+        return self.window_ns
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "follow_window_ms": round(self.window_ns / MS, 2),
+            "follow_adaptive": self.adaptive,
+            "follow_offset_p50_ms": round(self.offset_p50_ns / MS, 2),
+        }
