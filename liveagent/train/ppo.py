@@ -93,6 +93,11 @@ class PPOConfig:
     """Weight of the exact ``KL(pi || prior)`` penalty in the loss (0 = off)."""
     prior_reward_coef: float = 0.0
     """Weight of ``log p_prior(a|s)`` added to each step's reward (RL Tuner's form; 0 = off)."""
+    kl_reward: bool = False
+    """With ``prior_reward_coef = beta``: add ``beta * (log p_prior(a|s) - log pi(a|s))`` instead, the
+    per-step KL-regularized reward of RL Tuner and ReaLchords (its expectation is ``-beta * KL(pi||prior)``;
+    it lives in the reward, on the reward's own scale, so per-minibatch advantage normalization cannot
+    make it dominate the loss as the exact KL term did with ``kl_coef = 1``)."""
     reward_scale: float = 1.0
     """Multiplies the env's reward (the theory terms) before learned terms are added."""
     max_grad_norm: float = 0.5
@@ -235,6 +240,8 @@ def train_ppo(
                     prior_logp_buf[step] = prior_logp
                     if config.prior_reward_coef > 0:
                         taken = prior_logp.gather(1, action[:, None]).squeeze(1).numpy()
+                        if config.kl_reward:
+                            taken = taken - logprob_buf[step].numpy()
                         extra += np.float32(config.prior_reward_coef) * taken
             actions_buf[step] = action
             obs, env_reward, terminated, truncated, info = env.step(action.numpy())
