@@ -203,19 +203,20 @@ def plan_performance(
     sending it later would re-sound or cut the next note of the same pitch).
     """
     notes = tokens_to_notes(tokens, velocity)
-    rng = np.random.default_rng([timing.seed, piece_index])
     n = len(notes)
-    # Draw in a fixed order (wrong-note flags, pitches, then jitter) so one condition's draws do not
-    # depend on another's settings: the same seed gives the same jitter pattern at any offset or share.
-    wrong_flags = rng.random(n) < timing.wrong_pct / 100.0
+    # Two independent streams from (seed, piece): the jitter pattern does not depend on the share of
+    # wrong notes, nor the wrong notes on the jitter (conditions with one seed differ only where they should).
+    seq = np.random.SeedSequence([timing.seed, piece_index])
+    rng_wrong, rng_time = (np.random.default_rng(s) for s in seq.spawn(2))
+    wrong_flags = rng_wrong.random(n) < timing.wrong_pct / 100.0
     played: list[Note] = []
     for i, nt in enumerate(notes):
-        pitch = _wrong_pitch(nt.pitch, rng) if wrong_flags[i] else nt.pitch
+        pitch = _wrong_pitch(nt.pitch, rng_wrong) if wrong_flags[i] else nt.pitch
         played.append(Note(nt.start, nt.length, pitch, nt.velocity))
     sd_ns = timing.jitter_sd_ms * 1e6
     off_ns = timing.offset_ms * 1e6
-    j_on = rng.normal(0.0, 1.0, n) * sd_ns
-    j_off = rng.normal(0.0, 1.0, n) * sd_ns
+    j_on = rng_time.normal(0.0, 1.0, n) * sd_ns
+    j_off = rng_time.normal(0.0, 1.0, n) * sd_ns
     on_t = np.array([nt.start * step_ns for nt in played], dtype=np.float64) + off_ns + j_on
     for i in range(1, n):
         on_t[i] = max(on_t[i], on_t[i - 1] + ONSET_GAP_NS)
