@@ -197,7 +197,9 @@ def play(
                 lp = _log_softmax_masked(logits, mask[None, :])[live_rows]
                 lq = _log_softmax_masked(prior_logits, mask[None, :])[live_rows]
                 pr = np.exp(lp)
-                terms = np.where(pr > 0, pr * (lp - np.where(np.isfinite(lq), lq, -1e9)), 0.0)
+                safe_lp = np.where(pr > 0, lp, 0.0)
+                safe_lq = np.where(pr > 0, np.where(np.isfinite(lq), lq, -1e9), 0.0)
+                terms = pr * (safe_lp - safe_lq)
                 prior_stats.kl_sum += float(terms.sum())
                 prior_stats.agree += int((lp.argmax(axis=1) == lq.argmax(axis=1)).sum())
                 prior_stats.decisions += int(live_rows.sum())
