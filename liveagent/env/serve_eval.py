@@ -601,10 +601,11 @@ LIVE_COLUMNS: tuple[Column, ...] = (
     Column("emit_late_p50_ms", "emit late p50 ms", ".2f", "low"),
     Column("emit_late_p99_ms", "emit late p99 ms", ".2f", "low"),
     Column("misses", "misses", "d", "low"),
-    Column("late_inputs", "late inputs", "d", "low"),
+    Column("late_onsets", "late onsets", "d", "low"),
 )
-"""The live columns appended to the eval table's (see the module docstring). ``late inputs``: performer
-onsets the server heard after their own step was final (it moved them to the next step)."""
+"""The live columns appended to the eval table's (see the module docstring). ``late onsets``: performer
+onsets the server heard after their step was decided (its ``late_amended``, folded into their own step
+after the fact, plus ``late_inputs``, moved to the next step)."""
 
 
 def _pct_ms(values_ns: FloatArray, q: float) -> float:
@@ -667,9 +668,9 @@ def score_takes(
     late = np.concatenate([t.lateness_ns for t in takes]) if takes else np.zeros(0)
     send_late = np.concatenate([t.send_lateness_ns for t in takes]) if takes else np.zeros(0)
 
-    def count(key: str) -> float:
-        v = server.get(key)
-        return float(v) if isinstance(v, int | float) else math.nan
+    def count(*keys: str) -> float:
+        values = [float(v) for k in keys if isinstance(v := server.get(k), int | float)]
+        return sum(values) if values else math.nan
 
     row.update(
         {
@@ -679,7 +680,7 @@ def score_takes(
             "emit_late_p50_ms": _pct_ms(late, 50),
             "emit_late_p99_ms": _pct_ms(late, 99),
             "misses": count("misses"),
-            "late_inputs": count("late_inputs"),
+            "late_onsets": count("late_inputs", "late_amended"),
         }
     )
     meta = {

@@ -204,11 +204,40 @@ def test_answer_latencies_pair_onsets_of_the_same_step() -> None:
     assert se.answer_latencies_ns(agent, perf).tolist() == [50.0, -100.0]
 
 
+def test_score_takes_adds_the_live_columns() -> None:
+    key = Key(0, "major")
+    perf = line((72, 4), (74, 4))
+    piece = Piece("a", perf, line((48, 4), (47, 4)), key=key)
+    agent = line((48, 4), (51, 4))  # two octaves under 72 (consonant), a major 7th under 74 (not)
+    ms = 1e6
+    take = se.PieceTake(
+        piece=piece,
+        agent=agent,
+        performer=perf,
+        wrong=1,
+        answer_ns=np.array([1.0, 2.0, 3.0, 100.0]) * ms,
+        lateness_ns=np.array([0.5, 0.5, 0.5, 9.0]) * ms,
+        send_lateness_ns=np.zeros(3),
+        collisions=0,
+        beats=2,
+    )
+    r = se.score_takes("p (serve, grid)", [take], {"misses": 2, "late_inputs": 1, "late_amended": 3})
+    assert r.row["notes"] == 2 and r.row["pieces"] == 1
+    assert r.row["consonance_pct"] == pytest.approx(50.0)
+    assert r.row["answer_p50_ms"] == pytest.approx(2.5)
+    assert 90.0 < r.row["answer_p99_ms"] <= 100.0
+    assert r.row["emit_late_p50_ms"] == pytest.approx(0.5) and r.row["emit_late_p99_ms"] > 8.0
+    assert r.row["misses"] == 2 and r.row["late_onsets"] == 4
+    assert r.meta["wrong_notes"] == 1 and r.meta["answers"] == 4
+    assert "total" in r.rewards and r.lines[0] is agent
+    assert math.isnan(se.score_takes("q", [take], {}).row["misses"])  # a server that reported nothing
+
+
 # -- the table and the command line ----------------------------------------------------------------------
 
 
 def test_markdown_table_is_the_eval_table_with_live_columns() -> None:
-    row = {"consonance_pct": 81.25, "notes": 12.0, "answer_p95_ms": 4.56, "misses": 0.0, "late_inputs": 3.0}
+    row = {"consonance_pct": 81.25, "notes": 12.0, "answer_p95_ms": 4.56, "misses": 0.0, "late_onsets": 3.0}
     r = PolicyResult("p (serve, grid)", row, {"total": 0.5})
     table = se.markdown_table([r, PolicyResult("q (serve, jitter15)", {"answer_p50_ms": math.nan})])
     lines = table.splitlines()
