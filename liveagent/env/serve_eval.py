@@ -24,8 +24,8 @@ schedule. This module measures that, end to end:
 4. Scored with :func:`liveagent.env.metrics.line_metrics` against the played line and the real part (the
    columns of ``liveagent eval``) and the environment's reward terms, plus live columns
    (:data:`LIVE_COLUMNS`): the answer latency (arrival of the agent's note-on minus the send time of the
-   performer onset of the same step), the emission lateness against the server's grid, the server's
-   misses and the performer onsets it heard too late for their own step.
+   performer onset of the same step), the emission lateness of the agent's notes against the server's
+   grid, the server's misses and the performer onsets it heard too late for their own step.
 
 The performer's timing is a :class:`PerformerTiming`: a constant offset (lateness), normal jitter of each
 onset and each note-off, and a share of wrong notes (a semitone or a tone off), all seeded. Conditions run
@@ -264,8 +264,9 @@ def beat_anchor(beats: Sequence[tuple[int, int, int]], grid: Grid, step_ns: floa
     """Where step 0 falls at the receiver: the median of ``arrival - k * step_ns`` over the beat messages
     ``(t_ns, bar, beat)`` (beat ``(bar, beat)`` marks step ``bar * steps_per_bar + beat * steps_per_beat``).
 
-    The server sends a step's beat with that step's notes, so the anchor carries its typical emission
-    delay (the react delay, a follow window) and each note lands on its own step. None without beats.
+    The anchor is the grid as heard here (the server sends beats at T_k, OSC delivery included); a note
+    goes to its step as long as it comes less than half a step from T_k: a follow window (at most 30 ms by
+    default) or an early answer is well inside that. The median ignores a delayed beat. None without beats.
     """
     if not beats:
         return None
@@ -491,7 +492,7 @@ class PieceTake:
     answer_ns: FloatArray
     """Answer latency of each agent onset on a step with a performer onset."""
     lateness_ns: FloatArray
-    """Arrival minus the step's due time, for every note and beat message of the piece's steps."""
+    """Arrival minus the step's due time, for every agent note message (on or off) of the piece's steps."""
     send_lateness_ns: FloatArray
     """When each performer message went out minus when it was meant to (the harness's own timing)."""
     collisions: int
@@ -574,11 +575,13 @@ def play_piece(
         if vel > 0:
             onset_sent.setdefault(nearest_step(t_rel, step_ns), t_rel + round(t_piece))
     answer = answer_latencies_ns(rebuilt.onset_ns, onset_sent)
-    # Emission lateness against the server's grid (T_0 from its status), every note and beat of the piece.
-    spbar, spbeat = grid.steps_per_bar, grid.steps_per_beat
-    emitted = [(t, bar * spbar + beat * spbeat) for t, bar, beat in beats]
-    emitted += [(t, k) for (t, _, _), k in zip(notes, rebuilt.steps_of, strict=True)]
-    late = [t - (t0 + k * step_ns) for t, k in emitted if count_in <= k < count_in + piece.n_steps]
+    # Emission lateness of the agent's notes (on and off) against the server's grid (T_0 from its status).
+    # Beats are left out: the server sends them on the grid whatever the policy's timing.
+    late = [
+        t - (t0 + k * step_ns)
+        for (t, _, _), k in zip(notes, rebuilt.steps_of, strict=True)
+        if count_in <= k < count_in + piece.n_steps
+    ]
     return PieceTake(
         piece=piece,
         agent=rebuilt.tokens,
