@@ -38,6 +38,9 @@ class EnvConfig:
     late_onset_prob: float = 0.0
     """Follow/react mode: chance that the performer's onset at t is not yet heard when the agent decides
     (the step's window closed first); the onset still enters the history (human timing in training)."""
+    key_change_prob: float = 0.0
+    """Chance that an episode's performer jumps to a new key (a shift of 1-6 semitones either way) at a
+    random bar line inside it, and stays there: teaches the recovery ReaLchords tests with a tritone."""
     split: str = "train"
     """Chorale split loaded when the environment is built without pieces (e.g. by ``gym.make``)."""
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -48,8 +51,10 @@ class EnvConfig:
         if self.window < 1:
             raise ValueError(f"window must be positive, got {self.window}")
         range_mask(self.pitch_min, self.pitch_max)  # validates the range
-        if not 0.0 <= self.late_onset_prob <= 1.0:
-            raise ValueError(f"late_onset_prob must be in [0, 1], got {self.late_onset_prob}")
+        for name in ("late_onset_prob", "key_change_prob"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
 
     @property
     def history_steps(self) -> int:

@@ -54,7 +54,7 @@ from liveagent.music.features import (
     hide_current_onsets,
 )
 from liveagent.music.piece import Piece
-from liveagent.music.tokens import REST, sounding_pitches
+from liveagent.music.tokens import HOLD, NO_PITCH, ONSET_BASE, REST, sounding_pitches
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,9 @@ class BatchedAccompanimentEnv:
         self._piece = np.zeros(n, dtype=np.int64)
         self._shift = np.zeros(n, dtype=np.int64)
         self._ep_start = np.zeros(n, dtype=np.int64)
+        self._change_at = np.full(n, -1, dtype=np.int64)
+        """Column where the performer jumps key (``EnvConfig.key_change_prob``), -1 for none."""
+        self._change_by = np.zeros(n, dtype=np.int64)
         self._ep_return = np.zeros(n, dtype=np.float32)
         self._weights = np.array(list(cfg.reward.weights().values()), dtype=np.float32)[:, None]
         self._ep_rule = np.zeros((len(TERMS), n), dtype=np.float32)
@@ -144,6 +147,9 @@ class BatchedAccompanimentEnv:
         perf = np.empty((k, self._perf.shape[1]), dtype=np.int64)
         acc = np.empty_like(perf)
         self.bank.load(ep, perf, acc, history=h)
+        self._change_at[rows] = -1
+        if self.config.key_change_prob > 0.0:
+            self._key_changes(rows, ep, perf, acc)
         self._perf[rows] = perf
         self._acc[rows] = acc
         agent = np.full_like(acc, REST)
@@ -167,6 +173,28 @@ class BatchedAccompanimentEnv:
         for v in self._ep_learned.values():
             v[rows] = 0.0
         self._build_obs(rows)
+
+    def _key_changes(self, rows: IntArray, ep: Episodes, perf: IntArray, acc: IntArray) -> None:
+        """Move the performer (and the reference part) of some new episodes to a new key from a bar line."""
+        rng, spb, h = self.np_random, self.config.steps_per_bar, self._hist
+        for i in np.flatnonzero(rng.random(rows.size) < self.config.key_change_prob):
+            bars = int(ep.length[i]) // spb
+            if bars < 2:
+                continue
+            c = h + spb * int(rng.integers(1, bars))
+            d = int(rng.choice([-6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6]))
+            line = perf[i]
+            notes = line[c:][line[c:] >= ONSET_BASE] - ONSET_BASE
+            if notes.size and (notes.max() + d > 127 or notes.min() + d < 0):
+                d = -d
+            sounding = sounding_pitches(line)[c]
+            for arr in (perf[i], acc[i]):
+                tail = arr[c:]
+                tail[tail >= ONSET_BASE] += d
+            if perf[i, c] == HOLD and sounding != NO_PITCH:
+                perf[i, c] = ONSET_BASE + sounding + d  # the held note is struck again in the new key
+            self._change_at[rows[i]] = c
+            self._change_by[rows[i]] = d
 
     def _build_obs(self, rows: IntArray | None = None) -> None:
         cfg = self.config
@@ -255,6 +283,10 @@ class BatchedAccompanimentEnv:
         }
         t = self._t
         position = t % self.config.steps_per_bar
+        changing = self._change_at == t
+        if changing.any():  # the key the in-key term judges moves with the performer
+            for r in np.flatnonzero(changing):
+                self._tracker.key_mask[r] = np.roll(self._tracker.key_mask[r], self._change_by[r])
         resolved, raw = self._tracker.step(a, self._perf[self._rows, t], position)
         self._agent[self._rows, t] = resolved
         weighted = np.stack(list(raw.values()))

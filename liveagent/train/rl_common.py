@@ -364,6 +364,8 @@ class EnvTable:
     the decisions look like a piece's opening, and a melody note tied over the cut read as silence)."""
     late_onset_prob: float = 0.0
     """Follow/react policies: share of the performer's onsets at t hidden from the decision (timing noise)."""
+    key_change_prob: float = 0.0
+    """Share of episodes whose performer jumps to a new key at a bar line inside them (adaptation)."""
 
 
 @dataclass
@@ -428,6 +430,7 @@ def setup_run(recipe: dict[str, Any], out_dir: str | Path, prior: str, resume: b
         phrase_steps=env_tab.phrase_steps or None,
         phrase_history=env_tab.phrase_history,
         late_onset_prob=env_tab.late_onset_prob,
+        key_change_prob=env_tab.key_change_prob,
         reward=from_table(RewardConfig, recipe.get("reward"), "reward"),
     )
     return RLSetup(out, recipe, seed, threads, prior_path, prior_net, pieces, env_config)

@@ -132,3 +132,24 @@ def test_follow_env_hides_late_onsets_at_about_the_asked_rate_and_never_in_antic
             assert 0.35 < env.late_hidden / max(onsets, 1) < 0.65
         else:
             assert env.late_hidden == 0
+
+
+def test_key_changes_move_the_performer_from_a_bar_line_and_the_key_with_it() -> None:
+    piece = _piece(8)
+    cfg = EnvConfig(window=16, phrase_steps=64, key_change_prob=1.0, **BASS)
+    env = BatchedAccompanimentEnv([piece], 8, cfg, seed=3, autoreset=False)
+    env.reset(seed=3, options={"starts": [0] * 8})
+    for r in range(8):
+        c, d = int(env._change_at[r]), int(env._change_by[r])
+        assert c > 0 and c % 16 == 0 and d != 0 and abs(d) <= 6
+        before, after = piece.performer[:c], piece.performer[c:64]
+        assert env._perf[r, :c].tolist() == before.tolist()
+        moved = env._perf[r, c:64]
+        onsets = after >= ONSET_BASE
+        assert (moved[onsets] == after[onsets] + d).all()
+        assert moved[0] >= ONSET_BASE  # a held note is struck again in the new key
+    mask0 = env._tracker.key_mask.copy()
+    for _ in range(64):
+        env.step(np.full(8, REST))
+    for r in range(8):
+        assert env._tracker.key_mask[r].tolist() == np.roll(mask0[r], env._change_by[r]).tolist()
