@@ -423,6 +423,7 @@ class Engine:
         if t_on >= 0:
             self.stats.counters.answered += 1
             self.stats.answer_ns.add(t_emit - t_on)
+            self.follow.update()  # the answer is out: fold its offset into the window for the next steps
         return None
 
     def _beats(self, wake: int) -> int:
@@ -504,6 +505,7 @@ class Engine:
                 # Follow timing closed step j before this onset arrived: it belongs to step j all the same.
                 self.view.amend_performer(j, perf.amend(pitch))
                 self.stats.counters.late_amended += 1
+                self.follow.update()  # no answer waits on this note: widen the window now
                 return
         late = perf.late
         perf.add(j, pitch, vel, ev.t_ns)

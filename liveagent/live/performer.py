@@ -57,12 +57,14 @@ class PerformerLine:
             if velocity > 0:
                 self.late += 1
             step = self.next_step
+            t_ns = -1  # a moved onset does not time the step it lands on (see onset_time)
         self._pending.append((step, pitch, velocity, t_ns))
 
     def onset_time(self, step: int) -> int:
-        """Arrival time of the first pending note-on whose step is ``step``; -1 when none has arrived."""
+        """Arrival time of the first pending note-on whose nearest step is ``step``; -1 when none has
+        arrived (a late note-on moved to ``step`` does not count: it arrived for an earlier step)."""
         for s, _pitch, vel, t in self._pending:
-            if s == step and vel > 0:
+            if s == step and vel > 0 and t >= 0:
                 return t
         return -1
 

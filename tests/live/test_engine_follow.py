@@ -1,0 +1,371 @@
+"""Follow timing on a ManualClock: answers on the onset, holds at the window, late onsets amended into their
+own step, the adaptive window, misses, beats on the grid, and the controls that fix or free the window."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from liveagent.live.clocks import ManualClock
+from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.events import Control, ControlEvent, NoteEvent
+from liveagent.live.follow import FollowWindow
+from liveagent.live.osc import MessageError, decode
+from liveagent.live.policy import CallablePolicy, PolicyMeta
+from liveagent.music.features import ObservationBuffers
+from liveagent.music.tokens import HOLD, REST, VOCAB_SIZE, onset
+from tests.live.engine_helpers import FakeSink, script_policy
+
+MS = 1_000_000
+P = 120 * MS  # one 16th at 125 BPM
+T0 = 1_000 * MS
+
+
+def due(k: int) -> int:
+    return T0 + k * P
+
+
+class Echo:
+    """A follow-mode policy that plays the performer's current step back (ONSET -> the same onset, HOLD ->
+    HOLD, REST -> REST) and records, per call, the time and the performer window it saw."""
+
+    def __init__(self, clock: ManualClock, mode: str = "follow", window: int = 4) -> None:
+        self.clock = clock
+        self.calls: list[tuple[int, list[int]]] = []
+        self._out = np.zeros((1, VOCAB_SIZE), dtype=np.float32)
+        meta = PolicyMeta(window=window, mode=mode)  # type: ignore[arg-type]
+        self.policy = CallablePolicy(self._fn, meta, "echo")
+
+    def _fn(self, obs: ObservationBuffers) -> np.ndarray:
+        self.calls.append((self.clock.time(), obs.performer[0].tolist()))
+        self._out.fill(0.0)
+        self._out[0, int(obs.performer[0, -1])] = 1.0
+        return self._out
+
+
+def make(
+    clock: ManualClock | None = None, mode: str = "follow", **cfg: object
+) -> tuple[ManualClock, FakeSink, Engine, Echo]:
+    clock = clock or ManualClock(bpm=125)
+    echo = Echo(clock, mode)
+    sink = FakeSink(now=clock.time)
+    cfg.setdefault("warmup_calls", 0)
+    eng = Engine(echo.policy, sink, clock, EngineConfig(**cfg))  # type: ignore[arg-type]
+    return clock, sink, eng, echo
+
+
+def play(eng: Engine, events: list[tuple[int, int, int]], end: int) -> None:
+    """Submit ``(t_ns, pitch, velocity)`` events at their times (the engine runs in between), then run on."""
+    for t, pitch, vel in sorted(events):
+        eng.run_until(t)
+        eng.submit(NoteEvent(t, pitch, vel, "osc"))
+    eng.run_until(end)
+
+
+def melody(
+    steps: list[int], offsets_ns: list[int], pitches: list[int], hold: int = 3
+) -> list[tuple[int, int, int]]:
+    """Note-on at ``due(k) + offset`` for each step, note-off ``hold`` steps later (same offset)."""
+    out = []
+    for k, off, p in zip(steps, offsets_ns, pitches, strict=True):
+        out += [(due(k) + off, p, 90), (due(k + hold) + off, p, 0)]
+    return out
+
+
+def on_times(sink: FakeSink) -> dict[int, list[int]]:
+    """Agent note-on times by pitch."""
+    out: dict[int, list[int]] = {}
+    for c in sink.of("on"):
+        out.setdefault(int(c[2]), []).append(int(c[1]))  # type: ignore[call-overload]
+    return out
+
+
+def decision_time(echo: Echo, k: int) -> int:
+    """When step k was decided (the echo policy is called once per decided step, from step 0)."""
+    return echo.calls[k][0]
+
+
+def assert_notes_paired(eng: Engine, sink: FakeSink) -> None:
+    eng.close()
+    assert sink.sounding == {} and sink.double_on == 0 and sink.orphan_off == 0
+
+
+PITCHES = [60, 62, 64, 65, 67, 69, 71, 72] * 6
+
+
+def test_on_the_grid_every_onset_is_answered_at_once_and_holds_wait_the_window() -> None:
+    clock, sink, eng, echo = make()
+    clock.start(at_ns=T0)
+    steps = list(range(4, 68, 4))
+    play(eng, melody(steps, [0] * len(steps), PITCHES[: len(steps)]), due(70))
+    c = eng.stats.counters
+    assert c.answered == len(steps) and c.misses == 0 and c.late_amended == 0 and c.late_inputs == 0
+    assert eng.follow.window_ns == 3 * MS  # no late onset measured: the minimum
+    ons = on_times(sink)
+    for k, p in zip(steps, PITCHES, strict=False):
+        assert due(k) in ons[p]  # answered at the onset's arrival, on the grid
+    assert eng.stats.answer_ns.values().max() == 0
+    for k in range(70):
+        wait = decision_time(echo, k) - due(k)
+        assert wait == (0 if k in steps else 3 * MS), k  # a hold or rest waits exactly the window
+    assert_notes_paired(eng, sink)
+
+
+def test_ten_ms_late_the_window_adapts_and_the_first_late_onset_is_amended_into_its_own_step() -> None:
+    clock, sink, eng, echo = make()
+    clock.start(at_ns=T0)
+    steps = list(range(4, 68, 4))
+    play(eng, melody(steps, [10 * MS] * len(steps), PITCHES[: len(steps)]), due(70))
+    c = eng.stats.counters
+    # The first onset came after the 3 ms window of an unmeasured performer: folded into step 4.
+    assert c.late_amended == 1 and c.late_inputs == 0 and c.misses == 0
+    assert eng.view.performer_token(4) == onset(60) and eng.view.performer_token(5) == HOLD
+    assert echo.calls[5][1][-2:] == [onset(60), HOLD]  # what the policy heard at step 5: no phantom onset
+    assert [t for t in on_times(sink)[60] if t < due(8)] == []  # never answered with a strike off its step
+    # Then the window is p90 of the measured offsets + 2 ms, and every later onset is answered at once.
+    assert eng.follow.window_ns == 12 * MS and eng.follow.adaptive
+    assert c.answered == len(steps) - 1
+    ons = on_times(sink)
+    for k, p in zip(steps[1:], PITCHES[1:], strict=False):
+        assert due(k) + 10 * MS in ons[p]
+    for k in range(5, 70):
+        if k not in steps:
+            assert decision_time(echo, k) - due(k) == 12 * MS, k  # holds are not delayed beyond it
+    st = eng.status()
+    assert st["late_amended"] == 1 and st["follow_window_ms"] == 12.0 and st["follow_adaptive"] is True
+    assert st["answer_p50_us"] == 0.0 and st["follow_offset_p50_ms"] == 10.0
+    assert_notes_paired(eng, sink)
+
+
+def test_jittered_performer_answered_on_arrival_or_amended_never_restruck() -> None:
+    rng = np.random.default_rng(7)
+    steps = list(range(4, 4 + 4 * 48, 4))
+    offsets = [int(x) for x in np.clip(rng.normal(0.0, 15.0, len(steps)), -55, 55) * MS]
+    pitches = [PITCHES[i % 8] + 12 * (i % 3) for i in range(len(steps))]  # a new pitch at every onset
+    clock, sink, eng, _echo = make()
+    clock.start(at_ns=T0)
+    windows: dict[int, int] = {}
+    for k, off, p in zip(steps, offsets, pitches, strict=True):
+        windows[k] = eng.follow.window_ns  # the window in force when this onset is awaited
+        play(eng, [(due(k) + off, p, 90), (due(k + 3) + off, p, 0)], due(k + 3) + off)
+    eng.run_until(due(steps[-1] + 6))
+    c = eng.stats.counters
+    amended = 0
+    for i, (k, off, p) in enumerate(zip(steps, offsets, pitches, strict=True)):
+        mine = [t for t in on_times(sink).get(p, []) if due(k) - P // 2 <= t < due(k + 4) - P // 2]
+        if off >= windows[k]:  # after its window: amended into step k, no note for it at all
+            amended += 1
+            assert mine == [], (i, off)
+            assert eng.view.performer_token(k) == onset(p) and eng.view.performer_token(k + 1) == HOLD
+        elif off < -30 * MS:  # very early: answered at T_k - the maximum window
+            assert mine == [due(k) - 30 * MS], (i, off)
+        else:
+            assert mine == [due(k) + off], (i, off)  # answered on arrival
+    assert amended == c.late_amended and 0 < amended < len(steps) // 4
+    assert c.answered == len(steps) - amended and c.misses == 0
+    # The window tracks p90 of the positive offsets among the last 32 onsets, + 2 ms, clamped to 3..30 ms.
+    last = np.asarray(offsets[-32:], dtype=np.float64)
+    pos = last[last > 0]
+    expect = min(30 * MS, max(3 * MS, round(float(np.percentile(pos, 90))) + 2 * MS))
+    assert abs(eng.follow.window_ns - expect) <= 1 and 3 * MS <= eng.follow.window_ns <= 30 * MS
+    assert eng.follow.window_ns > 10 * MS  # sd 15 ms: well above the minimum
+    assert_notes_paired(eng, sink)
+
+
+def test_early_player_is_answered_before_the_grid_but_not_before_the_earliest_moment() -> None:
+    clock, sink, eng, echo = make()
+    clock.start(at_ns=T0)
+    steps = [4, 8, 12, 16, 20]
+    offs = [-20 * MS, -20 * MS, -45 * MS, -20 * MS, -2 * MS]
+    play(eng, melody(steps, offs, [60, 62, 64, 65, 67]), due(24))
+    ons = on_times(sink)
+    assert ons[60] == [due(4) - 20 * MS] and ons[62] == [due(8) - 20 * MS]
+    assert ons[64] == [due(12) - 30 * MS]  # 45 ms early: held back to T_k - follow_window_max_ms
+    assert ons[65] == [due(16) - 20 * MS] and ons[67] == [due(20) - 2 * MS]
+    assert decision_time(echo, 11) == due(11) + 3 * MS < decision_time(echo, 12)  # step 11 came first
+    assert sorted(eng.stats.answer_ns.values().tolist()) == [0, 0, 0, 0, 15 * MS]
+    assert eng.follow.window_ns == 3 * MS and eng.stats.counters.late_amended == 0
+    assert eng.stats.lateness_ns.values().min() == -30 * MS  # lateness stays relative to the grid
+    # Beats stay on the grid although the steps that open them were played early.
+    assert [int(c[1]) for c in sink.of("beat")[:6]] == [due(4 * b) for b in range(6)]  # type: ignore[call-overload]
+    assert_notes_paired(eng, sink)
+
+
+def test_fast_tempo_keeps_the_steps_in_order_and_the_window_within_half_a_step() -> None:
+    clock = ManualClock(bpm=400)  # 37.5 ms steps
+    clock, sink, eng, echo = make(clock, follow_window_ms=30.0)
+    p = clock.period_ns()
+    clock.start(at_ns=T0)
+    events = []
+    for i, k in enumerate(range(2, 40, 2)):
+        t = T0 + round(k * p) - 17 * MS  # early: inside step k, before step k-1's (capped) window closed
+        events += [(t, 60 + i % 12, 90), (t + round(p), 60 + i % 12, 0)]
+    play(eng, events, T0 + round(42 * p))
+    times = [t for t, _ in echo.calls]
+    assert times == sorted(times) and len(times) == 42  # steps 0..41
+    for k in range(1, 40, 2):  # performer holds: decided when the window, capped to half a step, closed
+        assert times[k] - (T0 + round(k * p)) == round(p * 0.5), k
+    assert eng.stats.counters.answered == 19 and eng.stats.counters.misses == 0
+    assert_notes_paired(eng, sink)
+
+
+def test_onsets_later_than_the_maximum_window_are_all_amended_and_the_window_is_clamped() -> None:
+    clock, sink, eng, echo = make()
+    clock.start(at_ns=T0)
+    steps = list(range(4, 52, 4))
+    play(eng, melody(steps, [50 * MS] * len(steps), PITCHES[: len(steps)]), due(54))
+    c = eng.stats.counters
+    assert eng.follow.window_ns == 30 * MS  # 50 ms + 2 clamped to the documented maximum
+    assert c.late_amended == len(steps) and c.answered == 0 and c.late_inputs == 0
+    assert sink.of("on") == []  # the echo heard every onset on its own step, after it: nothing re-struck
+    for k in steps:
+        assert eng.view.performer_token(k) >= onset(0) and eng.view.performer_token(k + 1) == HOLD
+        assert echo.calls[k + 1][1][-2:] == [eng.view.performer_token(k), HOLD]
+    assert_notes_paired(eng, sink)
+
+
+def test_late_onset_more_than_a_step_behind_goes_to_the_next_open_step() -> None:
+    clock, _sink, eng, echo = make()
+    clock.start(at_ns=T0)
+    eng.run_until(due(6) + 5 * MS)  # steps up to 6 decided
+    eng.submit(NoteEvent(due(4) + 10 * MS, 60, 90))  # stamped in step 4, handled only now (a stalled input)
+    eng.run_until(due(8))
+    c = eng.stats.counters
+    assert c.late_inputs == 1 and c.late_amended == 0
+    assert eng.view.performer_token(7) == onset(60)  # moved to the next open step, as before
+    assert echo.calls[7][0] == due(7) + 3 * MS  # and it does not time that step: it arrived for step 4
+    assert eng.stats.counters.answered == 0
+
+
+def test_wakeup_after_window_and_tolerance_is_a_miss_with_fallback() -> None:
+    clock, sink, eng, echo = make()
+    clock.start(at_ns=T0)
+    play(eng, [(due(2), 60, 90)], due(3))
+    assert on_times(sink) == {60: [due(2)]}
+    clock.time.set(due(3) + 31 * MS)  # stalled past T_3 + the maximum window: no late decision
+    eng.step_once()
+    c = eng.stats.counters
+    assert c.misses == 1 and c.decisions == 3  # steps 0..2 decided, step 3 missed
+    assert 60 in sink.sounding  # the fallback while a note sounds is HOLD
+    eng.run_until(due(6))
+    assert c.misses == 1 and echo.calls[3][0] == due(4) + 3 * MS  # step 4: on time again
+    assert_notes_paired(eng, sink)
+
+
+def test_slow_decision_past_the_deadline_is_a_miss() -> None:
+    clock = ManualClock(bpm=125)
+    calls = {"n": 0}
+
+    def slow(n: int) -> None:
+        calls["n"] = n
+        if n == 3:
+            clock.time.advance(40 * MS)
+
+    pol = script_policy({2: onset(50), 3: onset(55)}, default=HOLD, mode="follow", on_call=slow)
+    sink = FakeSink(now=clock.time)
+    eng = Engine(pol, sink, clock, EngineConfig(warmup_calls=0))
+    clock.start(at_ns=T0)
+    eng.run_until(due(5))
+    assert sink.of("on") == [("on", due(2) + 3 * MS, 50, 80)]  # 55 never played late
+    assert eng.stats.counters.misses == 1 and eng.stats.counters.decisions == 4  # steps 0, 1, 2, 4
+
+
+def test_follow_control_fixes_and_frees_the_window_and_bad_values_are_counted() -> None:
+    clock, sink, eng, echo = make()
+    clock.start(at_ns=T0)
+    eng.submit(ControlEvent(T0, Control.FOLLOW, 8.0))
+    eng.run_until(due(3))
+    assert not eng.follow.adaptive and decision_time(echo, 2) == due(2) + 8 * MS
+    st = eng.status()
+    assert st["follow_window_ms"] == 8.0 and st["follow_adaptive"] is False and st["timing"] == "follow"
+    for bad in (-1.0, math.nan, math.inf, 1e9):
+        eng.submit(ControlEvent(due(3), Control.FOLLOW, bad))
+    eng.run_until(due(4))
+    assert eng.stats.counters.input_errors == 4 and eng.follow.window_ns == 8 * MS
+    errors = sink.of("error")
+    assert len(errors) == 1 and "follow window" in str(errors[0][2])  # rate limited: one report
+    eng.submit(ControlEvent(due(4), Control.FOLLOW, 0.0))
+    eng.run_until(due(6))
+    assert eng.follow.adaptive and decision_time(echo, 5) == due(5) + 3 * MS
+    assert eng.stats.counters.misses == 0
+
+
+def test_config_window_and_react_delay_alias_and_validation() -> None:
+    assert EngineConfig().follow_window_ms == 0.0
+    assert EngineConfig(follow_window_ms=12.0).follow_window_ms == 12.0
+    assert EngineConfig(react_delay_ms=5.0).follow_window_ms == 5.0
+    for bad in (
+        {"follow_window_ms": -1.0},
+        {"follow_window_ms": math.nan},
+        {"follow_window_ms": 500.0},
+        {"follow_window_min_ms": 40.0},  # above the maximum
+        {"follow_window_max_ms": 1000.0},
+        {"follow_window_percentile": 0.0},
+        {"follow_window_onsets": 0},
+        {"react_delay_ms": -3.0},
+    ):
+        with pytest.raises(ValueError):
+            EngineConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_follow_window_percentile_clamp_and_ring() -> None:
+    w = FollowWindow()
+    assert w.update() == 3 * MS and w.adaptive  # nothing measured: the minimum
+    for x in (-20, -10, -5):
+        w.observe(x * MS)
+    assert w.update() == 3 * MS  # early onsets only
+    for x in (4, 6, 8, 10, 12, 14, 16, 18, 20, 22):
+        w.observe(x * MS)
+    # p90 of the 10 positive offsets (linear interpolation: 20.2 ms) + 2 ms
+    assert w.update() == round(20.2 * MS) + 2 * MS
+    assert w.offset_p50_ns == 10 * MS  # the median of all 13
+    for _ in range(32):  # the ring forgets: 32 onsets 60 ms late push it to the clamp
+        w.observe(60 * MS)
+    assert w.update() == 30 * MS
+    w.fix(7.5)
+    assert w.window_ns == 7_500_000 and not w.adaptive and w.adaptive_ns == 30 * MS
+    w.fix(0)
+    assert w.adaptive and w.window_ns == 30 * MS
+    for bad in (-0.1, math.nan, 101.0):
+        with pytest.raises(ValueError):
+            w.fix(bad)
+    w2 = FollowWindow(min_ms=0.0, max_ms=50.0, margin_ms=0.0, percentile=50.0, size=4)
+    for x in (1, 2, 3, 4, 100, 100):
+        w2.observe(x * MS)
+    assert w2.update() == 50 * MS  # last four: 3, 4, 100, 100 -> p50 52 ms, clamped
+
+
+def test_osc_follow_address_decodes_and_rejects_bad_values() -> None:
+    ev = decode("/liveagent/follow", [12.5], 3, None)
+    assert isinstance(ev, ControlEvent) and ev.kind is Control.FOLLOW and ev.value == 12.5
+    assert decode("/liveagent/follow", [0], 3, None).value == 0.0  # type: ignore[union-attr]
+    for params, kind in (
+        ([-1.0], "range"),
+        ([1e6], "range"),
+        ([math.nan], "nonfinite"),
+        (["fast"], "type"),
+        ([], "arity"),
+        ([1.0, 2.0], "arity"),
+    ):
+        with pytest.raises(MessageError) as e:
+            decode("/liveagent/follow", params, 3, None)
+        assert e.value.kind == kind, params
+
+
+def test_swap_at_the_bar_line_into_a_react_policy_switches_to_follow_timing() -> None:
+    clock = ManualClock(bpm=125)
+    old = script_policy(default=REST, name="old")
+    echo = Echo(clock, mode="react")
+    sink = FakeSink(now=clock.time)
+    eng = Engine(old, sink, clock, EngineConfig(warmup_calls=0, load_in_thread=False, lead_ms=5))
+    clock.start(at_ns=T0)
+    eng.run_until(due(5))
+    eng.swap_policy(echo.policy)
+    play(eng, [(due(16) + 4 * MS, 67, 90), (due(18), 67, 0)], due(20))
+    assert eng.policy is echo.policy and eng.status()["timing"] == "follow"
+    assert echo.calls[0][0] == due(16) + 3 * MS  # the new policy's first step: decided when the window closed
+    assert eng.stats.counters.late_amended == 1  # the onset 4 ms late came after it
+    assert echo.calls[1][1][-2:] == [onset(67), HOLD] and sink.of("on") == []
+    assert_notes_paired(eng, sink)
