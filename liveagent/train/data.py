@@ -210,6 +210,29 @@ def transpose_windows(tokens: torch.Tensor, shift: torch.Tensor) -> torch.Tensor
     return torch.where(tokens >= ONSET_BASE, tokens + shift.view(shape), tokens)
 
 
+def shift_past(
+    performer: npt.NDArray[np.int64],
+    agent: npt.NDArray[np.int64],
+    rng: np.random.Generator,
+    prob: float,
+    recent: int,
+) -> None:
+    """In place: in a ``prob`` share of rows, move every onset before a random cut among the last
+    ``recent`` steps by a random 1-6 semitones either way (a key change the windows have just crossed).
+    Onsets that would leave MIDI stay where they are."""
+    n, w = performer.shape
+    hit = rng.random(n) < prob
+    if not hit.any():
+        return
+    cut = rng.integers(max(1, w - recent), w, size=n)
+    by = rng.choice(np.array([-6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6]), size=n)
+    old = hit[:, None] & (np.arange(w)[None, :] < cut[:, None])
+    for arr in (performer, agent):
+        moved = arr + by[:, None]
+        ok = old & (arr >= ONSET_BASE) & (moved >= ONSET_BASE) & (moved < ONSET_BASE + 128)
+        np.copyto(arr, moved, where=ok)
+
+
 @dataclass
 class TrainBatch:
     """One batch of windows as int64 tensors, all moved to the same random keys."""
@@ -230,6 +253,8 @@ def sample_training_batch(
     rng: np.random.Generator,
     agent_noise: float = 0.0,
     late_onset_prob: float = 0.0,
+    key_change_prob: float = 0.0,
+    key_change_steps: int = 32,
 ) -> TrainBatch:
     """The windows of rows ``index``, randomly transposed, with the training noise applied.
 
@@ -237,13 +262,19 @@ def sample_training_batch(
     HOLD/REST swap): the policy learns to recover from its own slips instead of trusting a perfect past.
     ``late_onset_prob`` (follow/react windows): that share of the performer's onsets at the decided step
     are not yet heard (:func:`~liveagent.music.features.hide_current_onsets`), as on stage when the
-    performer is later than the follow window.
+    performer is later than the follow window. ``key_change_prob``: that share of windows had their past
+    in another key: everything before a cut in the last ``key_change_steps`` steps is moved by 1-6
+    semitones, so the policy learns to follow a performer who has just changed key (and to trust the
+    recent bars over the older ones).
     """
     perf_np = ws.performer[index].astype(np.int64)
+    agent_np = ws.agent[index].astype(np.int64)
+    if key_change_prob > 0.0:
+        shift_past(perf_np, agent_np, rng, key_change_prob, key_change_steps)
     if late_onset_prob > 0.0:
         hide_current_onsets(perf_np, rng.random(len(index)) < late_onset_prob)
     perf = torch.from_numpy(perf_np)
-    agent = torch.from_numpy(ws.agent[index].astype(np.int64))
+    agent = torch.from_numpy(agent_np)
     pos = torch.from_numpy(ws.position[index])
     target = torch.from_numpy(ws.target[index].astype(np.int64))
     perf_next = torch.from_numpy(ws.perf_next[index].astype(np.int64))

@@ -67,6 +67,9 @@ class MLEConfig:
     late_onset_prob: float = 0.0
     """Follow/react: share of the performer's onsets at the decided step hidden from the window (the
     performer later than the follow window), as :class:`~liveagent.env.config.EnvConfig` does in RL."""
+    key_change_prob: float = 0.0
+    """Share of windows whose past (before a cut in the last two bars) is moved to another key: the prior
+    learns to follow a performer who has just changed key (ReaLchords' adaptation test)."""
     grad_clip: float = 1.0
     """Global gradient-norm clip."""
     log_every: int = 100
@@ -178,7 +181,8 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
             idx = rng.integers(0, len(train_ws), size=cfg.batch_size)
             batch = sample_training_batch(
                 train_ws, idx, transpose=max_shift > 0, rng=rng, agent_noise=cfg.agent_noise,
-                late_onset_prob=cfg.late_onset_prob,
+                late_onset_prob=cfg.late_onset_prob, key_change_prob=cfg.key_change_prob,
+                key_change_steps=2 * grid.steps_per_bar,
             )  # fmt: skip
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg)

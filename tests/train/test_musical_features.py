@@ -118,3 +118,23 @@ def test_ec_weight_moves_the_argmax_towards_consonance() -> None:
     table = torch.tensor([True, False, False, True, True, False, False, True, True, True, False, False])
     for i, p in enumerate(onsets.tolist()):
         assert table[(60 + i - p) % 12], f"melody {60 + i}: chose {p}"
+
+
+def test_shift_past_moves_only_the_steps_before_the_cut() -> None:
+    from liveagent.train.data import shift_past
+
+    rng = np.random.default_rng(0)
+    perf = np.tile(np.array([onset(60), HOLD, onset(62), HOLD] * 8, dtype=np.int64), (200, 1))
+    agent = np.tile(np.array([onset(48), HOLD, HOLD, REST] * 8, dtype=np.int64), (200, 1))
+    p0, a0 = perf.copy(), agent.copy()
+    shift_past(perf, agent, rng, 0.5, recent=16)
+    changed = (perf != p0).any(axis=1)
+    assert 60 < changed.sum() < 140
+    for r in np.flatnonzero(changed):
+        diff = np.flatnonzero(perf[r] != p0[r])
+        d = int(perf[r, diff[0]] - p0[r, diff[0]])
+        assert 1 <= abs(d) <= 6 and diff.max() < 32 and diff.max() >= 32 - 16 - 4
+        # Everything after the last moved step is untouched; HOLD and REST never move.
+        assert (perf[r, diff.max() + 1 :] == p0[r, diff.max() + 1 :]).all()
+        assert ((agent[r] - a0[r])[a0[r] >= 2] == d).sum() >= 1
+        assert (agent[r][a0[r] < 2] == a0[r][a0[r] < 2]).all()
