@@ -4,6 +4,7 @@ own step, the adaptive window, misses, beats on the grid, and the controls that 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -31,15 +32,15 @@ class Echo:
     """A follow-mode policy that plays the performer's current step back (ONSET -> the same onset, HOLD ->
     HOLD, REST -> REST) and records, per call, the time and the performer window it saw."""
 
-    def __init__(self, clock: ManualClock, mode: str = "follow", window: int = 4) -> None:
-        self.clock = clock
+    def __init__(self, now: Callable[[], int], mode: str = "follow", window: int = 4) -> None:
+        self.now = now
         self.calls: list[tuple[int, list[int]]] = []
         self._out = np.zeros((1, VOCAB_SIZE), dtype=np.float32)
         meta = PolicyMeta(window=window, mode=mode)  # type: ignore[arg-type]
         self.policy = CallablePolicy(self._fn, meta, "echo")
 
     def _fn(self, obs: ObservationBuffers) -> np.ndarray:
-        self.calls.append((self.clock.time(), obs.performer[0].tolist()))
+        self.calls.append((self.now(), obs.performer[0].tolist()))
         self._out.fill(0.0)
         self._out[0, int(obs.performer[0, -1])] = 1.0
         return self._out
@@ -49,7 +50,7 @@ def make(
     clock: ManualClock | None = None, mode: str = "follow", **cfg: object
 ) -> tuple[ManualClock, FakeSink, Engine, Echo]:
     clock = clock or ManualClock(bpm=125)
-    echo = Echo(clock, mode)
+    echo = Echo(clock.time, mode)
     sink = FakeSink(now=clock.time)
     cfg.setdefault("warmup_calls", 0)
     eng = Engine(echo.policy, sink, clock, EngineConfig(**cfg))  # type: ignore[arg-type]
@@ -357,7 +358,7 @@ def test_osc_follow_address_decodes_and_rejects_bad_values() -> None:
 def test_swap_at_the_bar_line_into_a_react_policy_switches_to_follow_timing() -> None:
     clock = ManualClock(bpm=125)
     old = script_policy(default=REST, name="old")
-    echo = Echo(clock, mode="react")
+    echo = Echo(clock.time, mode="react")
     sink = FakeSink(now=clock.time)
     eng = Engine(old, sink, clock, EngineConfig(warmup_calls=0, load_in_thread=False, lead_ms=5))
     clock.start(at_ns=T0)
@@ -369,3 +370,31 @@ def test_swap_at_the_bar_line_into_a_react_policy_switches_to_follow_timing() ->
     assert eng.stats.counters.late_amended == 1  # the onset 4 ms late came after it
     assert echo.calls[1][1][-2:] == [onset(67), HOLD] and sink.of("on") == []
     assert_notes_paired(eng, sink)
+
+
+def test_midi_clock_follow_waits_for_the_tick_then_the_window() -> None:
+    from liveagent.live.clocks import ManualTime, MidiClockFollower
+
+    t = ManualTime(0)
+    clock = MidiClockFollower(now=t)
+    echo = Echo(t, "follow")
+    sink = FakeSink(now=t)
+    eng = Engine(echo.policy, sink, clock, EngineConfig(warmup_calls=0, follow_window_ms=5.0))
+    tick = round(60e9 / (120 * 24))  # 120 BPM: a 16th = 6 ticks = 125 ms
+    eng.submit(ControlEvent(0, Control.START))
+    eng.step_once()
+    tick_at = [1 * MS + i * tick for i in range(6 * 6)]
+    onset_at = tick_at[12] - 4 * MS  # step 2's onset, 4 ms before its tick
+    for i, ti in enumerate(tick_at):
+        if i == 12:
+            eng.run_until(onset_at)
+            eng.submit(NoteEvent(onset_at, 64, 90))
+        eng.run_until(ti)
+        eng.submit(ControlEvent(ti, Control.CLOCK_TICK))
+        eng.step_once()
+    times = [c[0] for c in echo.calls]
+    assert times[0] == tick_at[0] + 5 * MS and times[1] == tick_at[6] + 5 * MS  # tick + window
+    assert times[2] == onset_at  # the onset decided step 2 before its tick
+    assert [c[1:3] for c in sink.of("on")] == [(onset_at, 64)]
+    assert [int(c[1]) for c in sink.of("beat")] == [tick_at[0], tick_at[24]]  # type: ignore[call-overload]
+    assert eng.stats.counters.misses == 0 and eng.stats.counters.answered == 1
