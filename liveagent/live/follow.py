@@ -12,7 +12,8 @@ one; 0 frees it again.
 
 Offsets go into a preallocated int64 ring; :meth:`FollowWindow.update` sorts a preallocated scratch copy
 in place (a few microseconds for 32 samples), so neither allocates an array. The engine thread owns the
-object: it observes offsets when a note arrives and updates the window in its slack time.
+object: it observes an offset when a step's first note-on arrives, and updates the window right after the
+answer to it was sent (or at once for an onset that came too late to be answered), and in slack time.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ FOLLOW_WINDOW_LIMIT_MS = 100.0
 """The largest fixed window accepted (``--follow-window-ms``, ``/liveagent/follow``, the config)."""
 
 MS = 1_000_000
+_EMPTY = np.iinfo(np.int64).max
 
 
 def check_window_ms(value: float, what: str = "follow window") -> float:
@@ -64,7 +66,8 @@ class FollowWindow:
         self.max_ns = round(max_ms * MS)
         self.margin_ns = round(margin_ms * MS)
         self.percentile = float(percentile)
-        self._ring: npt.NDArray[np.int64] = np.zeros(size, dtype=np.int64)
+        self._ring: npt.NDArray[np.int64] = np.full(size, _EMPTY, dtype=np.int64)
+        """Offsets; unused slots hold ``_EMPTY``, which sorts last (so no slice is ever taken)."""
         self._scratch: npt.NDArray[np.int64] = np.zeros(size, dtype=np.int64)
         self.count = 0
         """Onset offsets observed so far (the ring holds the last ``size``)."""
@@ -99,6 +102,7 @@ class FollowWindow:
         self._dirty = True
 
     def clear(self) -> None:
+        self._ring.fill(_EMPTY)
         self.count = 0
         self.adaptive_ns = self.min_ns
         self.offset_p50_ns = 0
@@ -106,15 +110,15 @@ class FollowWindow:
 
     def update(self) -> int:
         """Recompute the adaptive window from the offsets held (slack time); returns the current window."""
-        if not self._dirty:
+        if not self._dirty or self.count == 0:
             return self.window_ns
         self._dirty = False
         n = min(self.count, self._ring.size)
-        v = self._scratch[:n]
-        np.copyto(v, self._ring[:n])
-        v.sort()  # in place, on the preallocated scratch
-        self.offset_p50_ns = int(v[(n - 1) // 2] + v[n // 2]) // 2
-        first = int(np.searchsorted(v, 0, side="right"))  # the positive offsets are v[first:]
+        v = self._scratch
+        np.copyto(v, self._ring)
+        v.sort()  # in place, on the preallocated scratch: the n offsets first, then the empty slots
+        self.offset_p50_ns = (int(v[(n - 1) // 2]) + int(v[n // 2])) // 2
+        first = int(np.searchsorted(v, 0, side="right"))  # the positive offsets are v[first:n]
         m = n - first
         if m == 0:
             w = self.min_ns
