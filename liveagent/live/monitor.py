@@ -77,6 +77,13 @@ def render(st: Mapping[str, Any], title: str = "liveagent", extra: Mapping[str, 
         _f(st.get("lateness_p99_us"), "{:.0f}"),
         _f(st.get("lateness_max_us"), "{:.0f}"),
     )
+    if st.get("timing") == "follow":
+        t.add_row(
+            "answer latency (us)",
+            _f(st.get("answer_p50_us"), "{:.0f}"),
+            _f(st.get("answer_p99_us"), "{:.0f}"),
+            _f(st.get("answer_max_us"), "{:.0f}"),
+        )
     c = Table.grid(padding=(0, 3))
     misses = int(st.get("misses", 0) or 0)
     errors = int(st.get("input_errors", 0) or 0) + int(st.get("policy_errors", 0) or 0)
@@ -89,6 +96,16 @@ def render(st: Mapping[str, Any], title: str = "liveagent", extra: Mapping[str, 
         f"sounding {_pitches(st.get('sounding'))}",
     )
     rows: list[Any] = [top, t, c]
+    if st.get("timing") == "follow":
+        f = Table.grid(padding=(0, 3))
+        how = "adaptive" if st.get("follow_adaptive") else "fixed"
+        f.add_row(
+            f"follow window {_f(st.get('follow_window_ms'), '{:.1f}')} ms ({how})",
+            f"performer {_f(st.get('follow_offset_p50_ms'), '{:+.1f}')} ms vs grid",
+            f"answered {st.get('answered', 0)}",
+            f"late amended {st.get('late_amended', 0)}",
+        )
+        rows.append(f)
     if extra:
         e = Table.grid(padding=(0, 3))
         e.add_row(*[f"{k} {v}" for k, v in extra.items()])

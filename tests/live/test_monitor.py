@@ -53,6 +53,27 @@ def test_render_shows_the_numbers() -> None:
     assert "misses 3" in txt and "errors 2" in txt and "C3" in txt
 
 
+def test_render_shows_follow_timing_only_for_follow_policies() -> None:
+    assert "answer latency" not in _text(STATUS) and "follow window" not in _text(STATUS)
+    st = {
+        **STATUS,
+        "mode": "react",
+        "timing": "follow",
+        "answer_p50_us": 812.0,
+        "answer_p99_us": 1375.0,
+        "answer_max_us": 2210.0,
+        "follow_window_ms": 12.4,
+        "follow_adaptive": 1,
+        "follow_offset_p50_ms": 10.3,
+        "answered": 29,
+        "late_amended": 3,
+    }
+    txt = _text(st)
+    for needle in ("answer latency", "812", "1375", "2210", "follow window 12.4 ms (adaptive)", "+10.3 ms"):
+        assert needle in txt, (needle, txt)
+    assert "answered 29" in txt and "late amended 3" in txt
+
+
 def test_render_survives_an_empty_or_odd_snapshot() -> None:
     txt = _text({})
     assert "stopped" in txt and "-:-" in txt
