@@ -221,7 +221,7 @@ def shift_past(
     ``recent`` steps by a random 1-6 semitones either way (a key change the windows have just crossed).
     Onsets that would leave MIDI stay where they are."""
     n, w = performer.shape
-    hit = rng.random(n) < prob
+    hit = np.less(rng.random(n), prob)
     if not hit.any():
         return
     cut = rng.integers(max(1, w - recent), w, size=n)

@@ -409,8 +409,10 @@ def export_checkpoint(
     if export_cfg.get("prior"):
         meta["prior"] = str(export_cfg["prior"])  # `liveagent eval` reports KL and agreement to it
     base = ck.build_net()
-    if base.ec_weight is not None:
-        meta["ec_weight"] = f"{float(base.ec_weight.detach()):.4f}"
+    for name in ("ec_weight", "parallel_weight"):
+        weight = getattr(base, name)
+        if weight is not None:
+            meta[name] = f"{float(weight.detach()):.4f}"
     outputs: tuple[str, ...] = (OUTPUT_NAME,)
     exported: nn.Module = net
     if isinstance(net, PolicyNet) and net.aux_head is not None:

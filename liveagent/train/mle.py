@@ -152,7 +152,7 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
     net = PolicyNet(net_cfg)
     # The expected-consonance weight is fixed while imitating (Bach's bass would teach it little: he
     # chose knowing the melody); RL and the recipe set it.
-    trained = [p for name, p in net.named_parameters() if name != "ec_weight"]
+    trained = [p for name, p in net.named_parameters() if name not in ("ec_weight", "parallel_weight")]
     opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(seed)
     step, best_loss = 0, float("inf")

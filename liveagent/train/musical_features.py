@@ -19,6 +19,8 @@ a per-token score: +1 for a token whose sounding pitch is consonant with it, -1 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from torch.nn import functional as nnf
@@ -70,6 +72,17 @@ def feature_dim() -> int:
     return 2 * line + 12 + 12 + 24 + 1
 
 
+class Sounding(NamedTuple):
+    """Sounding pitches as ``pitch + 1`` (0 = silent), ``[B]`` each."""
+
+    performer: torch.Tensor
+    """The performer at the end of its window (t in follow mode, t-1 in anticipate mode)."""
+    agent: torch.Tensor
+    """The agent at t-1 (its last step)."""
+    performer_aligned: torch.Tensor
+    """The performer at t-1: the step the agent's last note was heard against."""
+
+
 class MusicalFeatures(torch.nn.Module):
     """``(performer [B, W], agent [B, W]) -> (float32 [B, feature_dim()], performer pitch, agent pitch)``.
 
@@ -78,6 +91,13 @@ class MusicalFeatures(torch.nn.Module):
     ends at the decided step t (follow/react) instead of t-1, so the step both windows share (for the
     vertical interval the agent's last note made) is the performer's second-to-last.
     """
+
+    steps1: torch.Tensor
+    key_profiles: torch.Tensor
+    pitch_pc: torch.Tensor
+    ic_hot: torch.Tensor
+    move_hot: torch.Tensor
+    token_pc: torch.Tensor
 
     def __init__(self, window: int, hears_current: bool) -> None:
         super().__init__()
@@ -128,10 +148,8 @@ class MusicalFeatures(torch.nn.Module):
         both = (upper1 > 0) & (lower1 > 0)
         return nnf.embedding(torch.where(both, torch.remainder(upper1 - lower1, 12) + 1, 0), self.ic_hot)
 
-    def forward(
-        self, performer: torch.Tensor, agent: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(features [B, F], performer pitch + 1 [B], agent pitch + 1 [B])`` (0 = silent)."""
+    def forward(self, performer: torch.Tensor, agent: torch.Tensor) -> tuple[torch.Tensor, Sounding]:
+        """``(features [B, F], the sounding pitches)``."""
         perf1 = self.sounding1(performer)
         agent1 = self.sounding1(agent)
         aligned1 = self.sounding1(performer, before_last=True) if self.hears_current else perf1
@@ -149,7 +167,7 @@ class MusicalFeatures(torch.nn.Module):
             key,
             gap,
         ]
-        return torch.cat(feats, 1), perf1, agent1
+        return torch.cat(feats, 1), Sounding(perf1, agent1, aligned1)
 
 
 class ExpectedConsonance(torch.nn.Module):
@@ -160,12 +178,20 @@ class ExpectedConsonance(torch.nn.Module):
     by the agent's sounding pitch class (0 when silent), REST scores 0.
     """
 
+    signs_t: torch.Tensor
+    token_pc: torch.Tensor
+    token_pc_t: torch.Tensor
+    pitch_pc: torch.Tensor
+    classes: torch.Tensor
+    hold_col: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("signs_t", _consonance_signs().T.contiguous(), persistent=False)
         self.register_buffer("token_pc", _token_pitch_class(), persistent=False)
         self.register_buffer("token_pc_t", _token_pitch_class().T.contiguous(), persistent=False)
         self.register_buffer("pitch_pc", _one_hot_table(128, 12, period=12), persistent=False)
+        self.register_buffer("classes", torch.arange(12, dtype=torch.int64).unsqueeze(0), persistent=False)
         hold = torch.zeros(VOCAB_SIZE)
         hold[HOLD] = 1.0
         self.register_buffer("hold_col", hold, persistent=False)
@@ -174,6 +200,21 @@ class ExpectedConsonance(torch.nn.Module):
         by_pc = perf_pc_probs @ self.signs_t  # [B, 12]: expected sign for each agent pitch class
         held = (by_pc * nnf.embedding(agent1, self.pitch_pc)).sum(dim=1, keepdim=True)
         return by_pc @ self.token_pc_t + held * self.hold_col  # REST stays 0
+
+    def parallels(self, perf_pc_probs: torch.Tensor, sounding: Sounding) -> torch.Tensor:
+        """Per-token risk in [0, 1] of a parallel fifth or octave with the performer's note at the step.
+
+        When the agent's last note made a perfect interval with the performer (at t-1), an onset of pitch
+        class ``q`` (not the agent's own) makes the same interval again exactly when the performer moves
+        to class ``q + interval``: the risk is that class's probability (Fux: parallel perfect intervals
+        are forbidden; both voices move). HOLD and REST carry no risk.
+        """
+        agent1, aligned1 = sounding.agent, sounding.performer_aligned
+        ic = torch.remainder(aligned1 - agent1, 12)
+        perfect = ((agent1 > 0) & (aligned1 > 0) & ((ic == 0) | (ic == 7))).float().unsqueeze(1)
+        same = perf_pc_probs.gather(1, torch.remainder(self.classes + ic.unsqueeze(1), 12))  # [B, 12]
+        risk = same * (1.0 - self.pc_of(agent1)) * perfect
+        return risk @ self.token_pc_t
 
     def pc_of(self, pitch1: torch.Tensor) -> torch.Tensor:
         """[B, 12] one-hot pitch class of ``pitch + 1`` (zeros when silent)."""

@@ -28,7 +28,7 @@ from torch import nn
 
 from liveagent.music.features import Mode, check_mode, hears_current_step
 from liveagent.music.tokens import VOCAB_SIZE
-from liveagent.train.musical_features import ExpectedConsonance, MusicalFeatures, feature_dim
+from liveagent.train.musical_features import ExpectedConsonance, MusicalFeatures, Sounding, feature_dim
 
 
 @dataclass
@@ -78,6 +78,9 @@ class NetConfig:
     ec_weight: float = 0.0
     """Initial weight of the expected-consonance term added to the logits (0 = off). In anticipate mode
     the performer's pitch class comes from the aux head; in follow/react mode it is the one heard."""
+    parallel_weight: float = 0.0
+    """Initial weight of the expected-parallels term subtracted from the logits (0 = off): the chance an
+    onset makes a parallel fifth or octave with the performer's note at the decided step."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form notes an algorithm wants kept with the architecture (must be plain JSON-like data)."""
 
@@ -91,8 +94,10 @@ class NetConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.recent <= self.window:
             raise ValueError(f"recent must be in 0..window ({self.window}), got {self.recent}")
-        if self.ec_weight != 0.0 and self.mode == "anticipate" and not self.aux_head:
-            raise ValueError("the expected-consonance term in anticipate mode needs aux_head = true")
+        if self.uses_ec and self.mode == "anticipate" and not self.aux_head:
+            raise ValueError("the expected-consonance terms in anticipate mode need aux_head = true")
+        if self.uses_ec and not self.musical_features:
+            raise ValueError("the expected-consonance terms need musical_features = true")
 
     @property
     def embedded_steps(self) -> int:
@@ -101,7 +106,8 @@ class NetConfig:
 
     @property
     def uses_ec(self) -> bool:
-        return self.ec_weight != 0.0
+        """The graph has the expected-consonance and/or expected-parallels terms."""
+        return self.ec_weight != 0.0 or self.parallel_weight != 0.0
 
     @property
     def steps_per_bar(self) -> int:
@@ -148,7 +154,10 @@ class PolicyNet(nn.Module):
         self.value_head: nn.Linear | None = nn.Linear(c.hidden, 1) if c.value_head else None
         self.aux_head: nn.Linear | None = nn.Linear(c.hidden, VOCAB_SIZE) if c.aux_head else None
         self.ec: ExpectedConsonance | None = ExpectedConsonance() if c.uses_ec else None
-        self.ec_weight = nn.Parameter(torch.tensor(float(c.ec_weight))) if c.uses_ec else None
+        self.ec_weight = nn.Parameter(torch.tensor(float(c.ec_weight))) if c.ec_weight != 0.0 else None
+        self.parallel_weight = (
+            nn.Parameter(torch.tensor(float(c.parallel_weight))) if c.parallel_weight != 0.0 else None
+        )
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -163,9 +172,8 @@ class PolicyNet(nn.Module):
 
     def trunk_and_context(
         self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """``(trunk output [B, hidden], performer pitch + 1, agent pitch + 1)`` (0 = silent; the pitches
-        only with musical features)."""
+    ) -> tuple[torch.Tensor, Sounding | None]:
+        """``(trunk output [B, hidden], the sounding pitches)`` (the pitches only with musical features)."""
         b = performer.shape[0]
         performer = performer.clamp(0, VOCAB_SIZE - 1)
         agent = agent.clamp(0, VOCAB_SIZE - 1)
@@ -174,11 +182,11 @@ class PolicyNet(nn.Module):
         ag = self.agent_embed(agent[:, -k:]).reshape(b, -1)
         pos = self.position_embed(torch.remainder(position, self.config.steps_per_bar))
         parts = [perf, ag, pos]
-        perf_pitch = agent_pitch = None
+        sounding = None
         if self.musical is not None:
-            feats, perf_pitch, agent_pitch = self.musical(performer, agent)
+            feats, sounding = self.musical(performer, agent)
             parts.append(feats)
-        return self.trunk(torch.cat(parts, dim=1)), perf_pitch, agent_pitch
+        return self.trunk(torch.cat(parts, dim=1)), sounding
 
     def features(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """The shared trunk's output ``[B, hidden]``."""
@@ -188,17 +196,22 @@ class PolicyNet(nn.Module):
         self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(logits [B, 130], trunk [B, hidden], aux logits [B, 130] or None)`` from one trunk pass."""
-        h, perf_pitch, agent_pitch = self.trunk_and_context(performer, agent, position)
+        h, sounding = self.trunk_and_context(performer, agent, position)
         logits = self.policy_head(h)
         aux = self.aux_head(h) if self.aux_head is not None else None
-        if self.ec is not None and self.ec_weight is not None:
-            assert perf_pitch is not None and agent_pitch is not None, "the EC term needs musical features"
+        if self.ec is not None:
+            assert sounding is not None, "the expected-consonance terms need musical features"
+            # The performer's pitch class at the decided step: heard (follow) or predicted (anticipate).
             if hears_current_step(self.config.mode):
-                pc_probs = self.ec.pc_of(perf_pitch)
+                pc_probs = self.ec.pc_of(sounding.performer)
             else:
                 assert aux is not None
-                pc_probs = self.ec.pc_probs_from_tokens(torch.softmax(aux.detach(), dim=1), perf_pitch)
-            logits = logits + self.ec_weight * self.ec(pc_probs, agent_pitch)
+                probs = torch.softmax(aux.detach(), dim=1)
+                pc_probs = self.ec.pc_probs_from_tokens(probs, sounding.performer)
+            if self.ec_weight is not None:
+                logits = logits + self.ec_weight * self.ec(pc_probs, sounding.agent)
+            if self.parallel_weight is not None:
+                logits = logits - self.parallel_weight * self.ec.parallels(pc_probs, sounding)
         return logits, h, aux
 
     def forward(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:

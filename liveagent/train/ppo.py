@@ -116,6 +116,8 @@ class PPOConfig:
     """Initial weight of the actor's expected-consonance term (0 = the prior's architecture as is); PPO
     then learns it with the rest of the actor. Needs a prior with musical features (and an aux head in
     anticipate mode)."""
+    parallel_weight: float = 0.0
+    """Initial weight of the actor's expected-parallels term (0 = none); learned like ``ec_weight``."""
     threads: int = 1
     """torch intra-op threads (the machine is shared)."""
     max_minutes: float = 0.0
@@ -372,17 +374,20 @@ def train_ppo(
 ALGO = "ppo"
 
 
-def build_actor(setup: RLSetup, resume_from: Path | None = None, ec_weight: float = 0.0) -> PolicyNet:
+def build_actor(
+    setup: RLSetup, resume_from: Path | None = None, ec_weight: float = 0.0, parallel_weight: float = 0.0
+) -> PolicyNet:
     """The actor: a trainable copy of the prior (fine-tuning), or the weights of a run being resumed.
 
-    ``ec_weight`` != 0 gives the actor an expected-consonance term the prior lacks (its only new weight).
+    ``ec_weight`` / ``parallel_weight`` != 0 give the actor expected-consonance / expected-parallels terms
+    the prior lacks (their weights are its only new parameters).
     """
     config = setup.prior.config
-    if ec_weight != 0.0:
-        config = dataclasses.replace(config, ec_weight=ec_weight)
+    if ec_weight != 0.0 or parallel_weight != 0.0:
+        config = dataclasses.replace(config, ec_weight=ec_weight, parallel_weight=parallel_weight)
     actor = PolicyNet(config)
     missing, unexpected = actor.load_state_dict(setup.prior.state_dict(), strict=False)
-    if unexpected or set(missing) - {"ec_weight"}:
+    if unexpected or set(missing) - {"ec_weight", "parallel_weight"}:
         raise ValueError(f"prior and actor differ: missing {missing}, unexpected {unexpected}")
     if resume_from is not None and resume_from.exists():
         actor.load_state_dict(load_checkpoint(resume_from).model)
@@ -401,7 +406,7 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
     cfg = from_table(PPOConfig, recipe.get(ALGO), ALGO)
     setup = setup_run(recipe, out_dir, cfg.prior, resume)
     cfg = dataclasses.replace(cfg, seed=setup.seed, threads=setup.threads)
-    actor = build_actor(setup, setup.out / "last.pt" if resume else None, cfg.ec_weight)
+    actor = build_actor(setup, setup.out / "last.pt" if resume else None, cfg.ec_weight, cfg.parallel_weight)
     env = BatchedAccompanimentEnv(
         setup.pieces, cfg.num_envs, setup.env_config, seed=setup.seed, copy_obs=False
     )

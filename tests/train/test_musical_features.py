@@ -33,9 +33,9 @@ def test_line_features_melodic_interval_since_and_histogram() -> None:
     f = MusicalFeatures(window=8, hears_current=False)
     perf = windows([onset(60), HOLD, onset(64), HOLD, onset(67), HOLD, HOLD, HOLD])
     agent = windows([onset(48), HOLD, HOLD, HOLD, HOLD, HOLD, HOLD, HOLD])
-    feats, perf1, agent1 = f(perf, agent)
+    feats, sounding = f(perf, agent)
     assert feats.shape == (1, feature_dim())
-    assert (perf1 - 1).tolist() == [67] and (agent1 - 1).tolist() == [48]
+    assert (sounding.performer - 1).tolist() == [67] and (sounding.agent - 1).tolist() == [48]
     line = feats[0, : 12 + 2 + 25 + 1 + 12]
     assert line[:12].argmax().item() == 7 and line[:12].sum().item() == 1.0  # G
     assert line[12].item() == 1.0 and line[13].item() == pytest.approx(68 / 128)  # present, register
@@ -138,3 +138,36 @@ def test_shift_past_moves_only_the_steps_before_the_cut() -> None:
         assert (perf[r, diff.max() + 1 :] == p0[r, diff.max() + 1 :]).all()
         assert ((agent[r] - a0[r])[a0[r] >= 2] == d).sum() >= 1
         assert (agent[r][a0[r] < 2] == a0[r][a0[r] < 2]).all()
+
+
+def test_parallel_risk_marks_the_onsets_that_repeat_a_perfect_interval() -> None:
+    from liveagent.train.musical_features import Sounding
+
+    ec = ExpectedConsonance()
+    # Agent C3 under the performer's G4 (a fifth) at t-1; the performer is sure to sound A4 at t.
+    sounding = Sounding(
+        performer=torch.tensor([69 + 1]),
+        agent=torch.tensor([48 + 1]),
+        performer_aligned=torch.tensor([67 + 1]),
+    )
+    sure_a = ec.pc_of(torch.tensor([69 + 1]))
+    risk = ec.parallels(sure_a, sounding)[0]
+    assert risk[onset(50)].item() == 1.0 and risk[onset(38)].item() == 1.0  # D: D-A is a fifth again
+    assert risk[onset(53)].item() == 0.0 and risk[HOLD].item() == 0.0 and risk[REST].item() == 0.0
+    # From a third (E3 under G4) nothing is parallel.
+    third = Sounding(sounding.performer, torch.tensor([52 + 1]), sounding.performer_aligned)
+    assert not ec.parallels(sure_a, third).any()
+
+
+def test_parallel_weight_steers_a_follow_policy_off_parallel_octaves() -> None:
+    torch.manual_seed(0)
+    cfg = NetConfig(
+        window=16, mode="follow", musical_features=True, parallel_weight=100.0, pitch_min=36, pitch_max=64
+    )
+    net = PolicyNet(cfg).eval()
+    with torch.no_grad():
+        net.policy_head.bias[onset(50)] = 20.0  # the net wants D3 ...
+        perf = windows([REST] * 14 + [onset(60), onset(62)])  # ... where the melody goes C4 -> D4
+        agent = windows([REST] * 15 + [onset(48)])  # from C3: C-C then D-D would be parallel octaves
+        choice = net(perf, agent, torch.zeros(1, dtype=torch.int64))[0, 2:].argmax().item()
+    assert choice % 12 != 2
