@@ -265,4 +265,10 @@ def run(args: argparse.Namespace) -> int:
         f"decision latency p50 {_num(final.get('decision_p50_us'))} us, "
         f"p99 {_num(final.get('decision_p99_us'))} us"
     )
+    if final.get("timing") == "follow":
+        print(
+            f"follow timing: answer latency p50 {_num(final.get('answer_p50_us'))} us, "
+            f"p95 {_num(final.get('answer_p95_us'))} us over {final.get('answered')} onsets; window "
+            f"{_num(final.get('follow_window_ms'))} ms; late onsets amended {final.get('late_amended')}"
+        )
     return 0
