@@ -75,7 +75,7 @@ def build_abstraction() -> str:
     c.text(
         690,
         70,
-        "temperature F / mute 0|1 / panic / policy S / status / connect HOST PORT / listen PORT",
+        "temperature F / follow MS / mute 0|1 / panic / policy S / status / connect HOST PORT / listen PORT",
         width=40,
     )
     notes = _sender(
@@ -110,6 +110,7 @@ def build_abstraction() -> str:
         "send-controls",
         [
             ("temperature", ["oscformat -f f liveagent temperature"], ""),
+            ("follow", ["oscformat -f f liveagent follow"], ""),
             ("mute", ["route bang", "msg:1", "oscformat -f i liveagent mute"], "last"),
             ("panic", ["oscformat liveagent panic"], ""),
             # "policy foo" leaves [route] as the message "foo": [list] makes it the list "foo"
@@ -444,8 +445,8 @@ def build_help() -> str:
         800,
         215,
         "inlets: 1 notes (pitch velocity, velocity 0 = off / noteoff P) 2 transport (start, stop, continue,"
-        " tempo F, beat [I]) 3 controls (temperature F, mute 0|1, panic, policy NAME, status, connect HOST"
-        " PORT, listen PORT)",
+        " tempo F, beat [I]) 3 controls (temperature F, follow MS, mute 0|1, panic, policy NAME, status,"
+        " connect HOST PORT, listen PORT)",
         width=36,
     )
     c.text(
