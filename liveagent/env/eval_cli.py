@@ -136,18 +136,24 @@ def _fmt(value: float, spec: str) -> str:
 
 
 def markdown_table(results: Sequence[PolicyResult]) -> str:
-    """The table in GitHub Markdown (one row per policy)."""
-    from liveagent.env.metrics import COLUMNS
+    """The table in GitHub Markdown, one row per policy: the main columns, then the others (RL Tuner's
+    statistics and similarity to the real part) in a second table."""
+    from liveagent.env.metrics import COLUMNS, MAIN_COLUMNS
 
-    head = "| policy | " + " | ".join(c.header for c in COLUMNS) + " | mean reward |"
-    sep = "|---|" + "|".join("---:" for _ in COLUMNS) + "|---:|"
-    rows = [
-        f"| {r.name} | "
-        + " | ".join(_fmt(r.row.get(c.key, math.nan), c.fmt) for c in COLUMNS)
-        + f" | {_fmt(r.rewards.get('total', math.nan), '.3f')} |"
-        for r in results
-    ]
-    return "\n".join([head, sep, *rows]) + "\n"
+    main = [c for c in COLUMNS if c.key in MAIN_COLUMNS]
+    rest = [c for c in COLUMNS if c.key not in MAIN_COLUMNS]
+    tables = []
+    for cols, reward in ((main, False), (rest, True)):
+        head = "| policy | " + " | ".join(c.header for c in cols) + (" | mean reward |" if reward else " |")
+        sep = "|---|" + "|".join("---:" for _ in cols) + ("|---:|" if reward else "|")
+        rows = [
+            f"| {r.name} | "
+            + " | ".join(_fmt(r.row.get(c.key, math.nan), c.fmt) for c in cols)
+            + (f" | {_fmt(r.rewards.get('total', math.nan), '.3f')} |" if reward else " |")
+            for r in results
+        ]
+        tables.append("\n".join([head, sep, *rows]) + "\n")
+    return "\n".join(tables)
 
 
 def print_table(results: Sequence[PolicyResult], title: str) -> None:

@@ -413,6 +413,13 @@ COLUMNS: tuple[Column, ...] = (
 """The metric columns of a row, in table order (besides ``policy`` and ``pieces``)."""
 
 
+MAIN_COLUMNS = (
+    "consonance_pct", "time_consonance_pct", "change_consonance_pct", "parallels_per_100", "not_in_key_pct",
+    "repeated_pct", "notes_per_bar", "density_ratio", "offbeat_pct", "kl_prior", "prior_agree_pct",
+    "tritone_bar1_pct", "tritone_bar2_pct",
+)  # fmt: skip
+"""The columns of the README's first table (the issue-8 figures); the rest go in the second."""
+
 PLAY_COLUMNS = ("kl_prior", "prior_agree_pct", "tritone_bar1_pct", "tritone_bar2_pct")
 """Columns the evaluator fills while playing (NaN in a row built from lines alone)."""
 

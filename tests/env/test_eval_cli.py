@@ -67,8 +67,10 @@ def test_eval_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     md = out_md.read_text()
     assert md.startswith("`liveagent eval --split test --policy random bach --limit 2`")
     assert "| random |" in md and "| bach |" in md
-    header = next(ln for ln in md.splitlines() if ln.startswith("| policy"))
-    assert header.count("|") == len(COLUMNS) + 3
+    headers = [ln for ln in md.splitlines() if ln.startswith("| policy")]
+    # Two tables: every column once, plus the policy column in each and the mean reward in the second.
+    assert len(headers) == 2 and sum(h.count("|") for h in headers) == len(COLUMNS) + 5
+    assert md.count("| random |") == 2
 
 
 def test_eval_cli_default_rows_include_rules_when_present(
