@@ -598,6 +598,7 @@ def play_piece(
 # -- scoring ------------------------------------------------------------------------------------------
 
 LIVE_COLUMNS: tuple[Column, ...] = (
+    Column("notes", "notes", "d", "real"),
     Column("answer_p50_ms", "answer p50 ms", ".1f", "low"),
     Column("answer_p95_ms", "answer p95 ms", ".1f", "low"),
     Column("answer_p99_ms", "answer p99 ms", ".1f", "low"),
@@ -754,18 +755,26 @@ def evaluate_through_serve(
 
 
 def markdown_table(results: Sequence[PolicyResult]) -> str:
-    """``liveagent eval``'s Markdown table with the :data:`LIVE_COLUMNS` appended."""
+    """``liveagent eval``'s Markdown table(s), with the :data:`LIVE_COLUMNS` appended to the first (the main
+    figures); a live column already in that table (by header) is not repeated."""
     from liveagent.env.eval_cli import _fmt
     from liveagent.env.eval_cli import markdown_table as eval_table
 
-    lines = eval_table(results).rstrip("\n").split("\n")
-    head = lines[0] + " " + " | ".join(c.header for c in LIVE_COLUMNS) + " |"
-    sep = lines[1] + "|".join("---:" for _ in LIVE_COLUMNS) + "|"
-    rows = [
-        line + " " + " | ".join(_fmt(r.row.get(c.key, math.nan), c.fmt) for c in LIVE_COLUMNS) + " |"
-        for line, r in zip(lines[2:], results, strict=True)
+    blocks = [b.split("\n") for b in eval_table(results).strip("\n").split("\n\n")]
+    head, sep, *rows = blocks[0]
+    if len(rows) != len(results):
+        raise ValueError(f"eval's table has {len(rows)} rows for {len(results)} results")
+    present = {h.strip() for h in head.strip("|").split("|")}
+    live = [c for c in LIVE_COLUMNS if c.header not in present]
+    blocks[0] = [
+        head + " " + " | ".join(c.header for c in live) + " |",
+        sep + "".join("---:|" for _ in live),
+        *(
+            line + " " + " | ".join(_fmt(r.row.get(c.key, math.nan), c.fmt) for c in live) + " |"
+            for line, r in zip(rows, results, strict=True)
+        ),
     ]
-    return "\n".join([head, sep, *rows]) + "\n"
+    return "\n\n".join("\n".join(b) for b in blocks) + "\n"
 
 
 def trim(piece: Piece, steps: int) -> Piece:
