@@ -15,9 +15,9 @@ Timing (DESIGN.md), by the policy's ``meta.mode``:
   a HOLD on the next, never a phantom off-beat onset to re-strike. Answer latency (emission minus the
   onset's arrival) is measured for the steps decided on an onset.
 
-No decision at its deadline (T_k in anticipate; the window's close in follow, given up to
-``follow_window_max_ms`` of grace, plus ``miss_tolerance_ms`` in both) means a fallback token (HOLD while a
-note sounds, else REST) and a counted miss; an engine that wakes up more than a step late skips to the
+No decision at its deadline (T_k in anticipate; the window's close + ``follow_budget_ms`` in follow; plus
+``miss_tolerance_ms`` in both) means a fallback token (HOLD while a note sounds, else REST) and a counted
+miss; an engine that wakes up more than a step late skips to the
 current step (counted) and never plays a late burst. Beats (``sink.beat``) go out on the grid at T_k in
 either timing.
 
@@ -109,6 +109,7 @@ class Engine:
         """Follow timing's window (fixed or adaptive); updated in slack time."""
         self._early_ns = self.follow.max_ns
         """Follow timing: an early onset for step k is answered no earlier than T_k - this."""
+        self._budget_ns = int(cfg.follow_budget_ms * 1e6)
         self._beat_k = 0
         """The next step whose beat (if it starts one) goes out when the step opens."""
         self._offset_step = _NO_STEP
@@ -377,13 +378,13 @@ class Engine:
             now = self._now()
 
     def _follow_deadline(self, k: int, now: int) -> int | None:
-        """Follow timing: past this time step k is a miss (None while step k has not opened)."""
+        """Follow timing: past this time step k is a miss (None while step k has not opened): its window's
+        close plus the decision budget and the miss tolerance."""
         clock = self.clock
         if not clock.opened(k, now):
             return None
-        half = round(clock.period_ns() * 0.5)
-        grace = max(min(self.follow.window_ns, half), min(self._early_ns, half))
-        return clock.open_time(k) + grace + self._tol_ns
+        w = min(self.follow.window_ns, round(clock.period_ns() * 0.5))
+        return clock.open_time(k) + w + self._budget_ns + self._tol_ns
 
     def _follow(self, k: int, now: int, swap_here: bool) -> int | None:
         """Follow timing for step k: decide and emit it on its onset or when its window has closed (then

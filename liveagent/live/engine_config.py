@@ -25,8 +25,12 @@ class EngineConfig:
     k, or when this window after T_k closes without one. 0 = adaptive (see the ``follow_window_*``
     fields and :mod:`liveagent.live.follow`); a value fixes it (at most 100 ms). Never more than half a
     step is used (a later onset is nearer the next step)."""
+    follow_budget_ms: float = 5.0
+    """Follow timing: a step's decision may be emitted up to this long after its window closed (the engine
+    woke up late, the policy was slow) before it is a miss (fallback token); ``miss_tolerance_ms`` adds to
+    it. The follow counterpart of anticipate's ``lead_ms``."""
     follow_window_min_ms: float = 3.0
-    """Adaptive follow window: its lower clamp (and its value before any late onset was measured)."""
+    """Adaptive follow window: its lower clamp (the window of a performer who is never late)."""
     follow_window_max_ms: float = 30.0
     """Adaptive follow window: its upper clamp, and the earliest an early onset is answered (T_k - this).
     30 ms: ensemble onset asynchrony of 30-50 ms is not heard as uneven (Rasch 1979)."""
@@ -36,6 +40,9 @@ class EngineConfig:
     """Adaptive follow window: which percentile of the positive onset offsets it covers."""
     follow_window_onsets: int = 32
     """Adaptive follow window: how many recent onsets it is measured over (a preallocated ring)."""
+    follow_window_warmup_onsets: int = 8
+    """Adaptive follow window: until this many onsets are measured it is ``follow_window_max_ms`` (a
+    performer not yet heard is not cut short); at most ``follow_window_onsets``."""
     react_delay_ms: float | None = None
     """Deprecated alias of ``follow_window_ms`` (react policies were decided this long after T_k; they now
     use follow timing): when given and ``follow_window_ms`` is 0, it fixes the follow window."""
@@ -100,12 +107,15 @@ class EngineConfig:
         if self.react_delay_ms is not None and self.follow_window_ms == 0.0:
             self.follow_window_ms = self.react_delay_ms
         check_window_ms(self.follow_window_ms, "follow_window_ms")
+        if not (math.isfinite(self.follow_budget_ms) and 0.0 <= self.follow_budget_ms <= 100.0):
+            raise ValueError(f"follow_budget_ms must be in 0..100, got {self.follow_budget_ms}")
         FollowWindow(  # validates the adaptive window's settings
             min_ms=self.follow_window_min_ms,
             max_ms=self.follow_window_max_ms,
             margin_ms=self.follow_window_margin_ms,
             percentile=self.follow_window_percentile,
             size=self.follow_window_onsets,
+            warmup=self.follow_window_warmup_onsets,
         )
         if not (math.isfinite(self.status_interval_ms) and 1.0 <= self.status_interval_ms <= 60_000.0):
             raise ValueError(f"status_interval_ms must be in 1..60000, got {self.status_interval_ms}")
@@ -135,6 +145,7 @@ def follow_window(cfg: EngineConfig) -> FollowWindow:
         margin_ms=cfg.follow_window_margin_ms,
         percentile=cfg.follow_window_percentile,
         size=cfg.follow_window_onsets,
+        warmup=cfg.follow_window_warmup_onsets,
     )
 
 

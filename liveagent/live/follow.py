@@ -6,9 +6,11 @@ or rests). The window adapts to the performer: it is a high percentile (``percen
 positive onset offsets among the last ``size`` onsets (arrival time minus T of the step the onset is
 quantized to), plus ``margin_ms``, clamped to ``[min_ms, max_ms]``. The default maximum is 30 ms: an
 ensemble's onset asynchrony of 30-50 ms is not heard as uneven (Rasch 1979), and live electronics aim
-at about 10 ms of response (Wessel & Wright 2002). With no late onset measured the window is
-``min_ms``. A fixed window (``--follow-window-ms``, OSC ``/liveagent/follow``) replaces the adaptive
-one; 0 frees it again.
+at about 10 ms of response (Wessel & Wright 2002). Until ``warmup`` onsets have been measured the window
+is ``max_ms``: a performer not yet heard gets the benefit of the doubt (a hold waits up to 30 ms, rather
+than a late onset being decided without); once measured, only late onsets count, and a performer who is
+never late gets ``min_ms``. A fixed window (``--follow-window-ms``, OSC ``/liveagent/follow``) replaces
+the adaptive one; 0 frees it again.
 
 Offsets go into a preallocated int64 ring; :meth:`FollowWindow.update` sorts a preallocated scratch copy
 in place (a few microseconds for 32 samples), so neither allocates an array. The engine thread owns the
@@ -51,6 +53,7 @@ class FollowWindow:
         margin_ms: float = 2.0,
         percentile: float = 90.0,
         size: int = 32,
+        warmup: int = 8,
     ) -> None:
         if not (math.isfinite(min_ms) and math.isfinite(max_ms) and 0.0 <= min_ms <= max_ms):
             raise ValueError(f"need 0 <= follow window min <= max, got {min_ms} and {max_ms}")
@@ -62,10 +65,13 @@ class FollowWindow:
             raise ValueError(f"follow window percentile must be in (0, 100], got {percentile}")
         if not 1 <= size <= 4096:
             raise ValueError(f"follow window ring size must be 1..4096, got {size}")
+        if not 0 <= warmup <= size:
+            raise ValueError(f"follow window warm-up must be 0..{size} onsets (the ring size), got {warmup}")
         self.min_ns = round(min_ms * MS)
         self.max_ns = round(max_ms * MS)
         self.margin_ns = round(margin_ms * MS)
         self.percentile = float(percentile)
+        self.warmup = warmup
         self._ring: npt.NDArray[np.int64] = np.full(size, _EMPTY, dtype=np.int64)
         """Offsets; unused slots hold ``_EMPTY``, which sorts last (so no slice is ever taken)."""
         self._scratch: npt.NDArray[np.int64] = np.zeros(size, dtype=np.int64)
@@ -74,7 +80,7 @@ class FollowWindow:
         self._dirty = False
         self.fixed_ns: int | None = None
         """The fixed window, or None when adaptive."""
-        self.adaptive_ns = self.min_ns
+        self.adaptive_ns = self.max_ns if warmup > 0 else self.min_ns
         """What the adaptive rule gives for the offsets held (kept up to date even while fixed)."""
         self.offset_p50_ns = 0
         """Median onset offset (all signs) of the offsets held: how late (+) or early (-) the performer
@@ -104,7 +110,7 @@ class FollowWindow:
     def clear(self) -> None:
         self._ring.fill(_EMPTY)
         self.count = 0
-        self.adaptive_ns = self.min_ns
+        self.adaptive_ns = self.max_ns if self.warmup > 0 else self.min_ns
         self.offset_p50_ns = 0
         self._dirty = False
 
@@ -120,7 +126,9 @@ class FollowWindow:
         self.offset_p50_ns = (int(v[(n - 1) // 2]) + int(v[n // 2])) // 2
         first = int(np.searchsorted(v, 0, side="right"))  # the positive offsets are v[first:n]
         m = n - first
-        if m == 0:
+        if n < self.warmup:
+            w = self.max_ns
+        elif m == 0:
             w = self.min_ns
         else:
             pos = (m - 1) * self.percentile / 100.0
@@ -136,4 +144,5 @@ class FollowWindow:
             "follow_window_ms": round(self.window_ns / MS, 2),
             "follow_adaptive": self.adaptive,
             "follow_offset_p50_ms": round(self.offset_p50_ns / MS, 2),
+            "follow_onsets": self.count,
         }

@@ -103,40 +103,46 @@ def test_on_the_grid_every_onset_is_answered_at_once_and_holds_wait_the_window()
     play(eng, melody(steps, [0] * len(steps), PITCHES[: len(steps)]), due(70))
     c = eng.stats.counters
     assert c.answered == len(steps) and c.misses == 0 and c.late_amended == 0 and c.late_inputs == 0
-    assert eng.follow.window_ns == 3 * MS  # no late onset measured: the minimum
+    assert eng.follow.window_ns == 3 * MS  # never late: the minimum
     ons = on_times(sink)
     for k, p in zip(steps, PITCHES, strict=False):
         assert due(k) in ons[p]  # answered at the onset's arrival, on the grid
     assert eng.stats.answer_ns.values().max() == 0
+    warm = steps[7]  # the 8th onset: until it was measured the window is the maximum
     for k in range(70):
         wait = decision_time(echo, k) - due(k)
-        assert wait == (0 if k in steps else 3 * MS), k  # a hold or rest waits exactly the window
+        hold = 30 * MS if k < warm else 3 * MS
+        assert wait == (0 if k in steps else hold), k  # a hold or rest waits exactly the window
     assert_notes_paired(eng, sink)
 
 
-def test_ten_ms_late_the_window_adapts_and_the_first_late_onset_is_amended_into_its_own_step() -> None:
+def test_ten_ms_late_every_onset_answered_and_a_later_one_is_amended_into_its_own_step() -> None:
     clock, sink, eng, echo = make()
     clock.start(at_ns=T0)
     steps = list(range(4, 68, 4))
-    play(eng, melody(steps, [10 * MS] * len(steps), PITCHES[: len(steps)]), due(70))
+    events = melody(steps, [10 * MS] * len(steps), PITCHES[: len(steps)])
+    events += [(due(68) + 25 * MS, 80, 90), (due(71), 80, 0)]  # then one onset 25 ms late
+    play(eng, events, due(74))
     c = eng.stats.counters
-    # The first onset came after the 3 ms window of an unmeasured performer: folded into step 4.
-    assert c.late_amended == 1 and c.late_inputs == 0 and c.misses == 0
-    assert eng.view.performer_token(4) == onset(60) and eng.view.performer_token(5) == HOLD
-    assert echo.calls[5][1][-2:] == [onset(60), HOLD]  # what the policy heard at step 5: no phantom onset
-    assert [t for t in on_times(sink)[60] if t < due(8)] == []  # never answered with a strike off its step
-    # Then the window is p90 of the measured offsets + 2 ms, and every later onset is answered at once.
-    assert eng.follow.window_ns == 12 * MS and eng.follow.adaptive
-    assert c.answered == len(steps) - 1
+    assert c.answered == len(steps) and c.late_inputs == 0 and c.misses == 0
     ons = on_times(sink)
-    for k, p in zip(steps[1:], PITCHES[1:], strict=False):
-        assert due(k) + 10 * MS in ons[p]
-    for k in range(5, 70):
+    for k, p in zip(steps, PITCHES, strict=False):
+        assert due(k) + 10 * MS in ons[p]  # answered on arrival
+    # The window: the maximum until 8 onsets were measured, then p90 of the offsets + 2 ms.
+    assert eng.follow.window_ns == 12 * MS and eng.follow.adaptive
+    for k in range(steps[7] + 1, 68):
         if k not in steps:
             assert decision_time(echo, k) - due(k) == 12 * MS, k  # holds are not delayed beyond it
+    # The onset 25 ms late came after step 68 was closed: folded into step 68, a HOLD at 69.
+    assert c.late_amended == 1
+    assert eng.view.performer_token(68) == onset(80) and eng.view.performer_token(69) == HOLD
+    assert echo.calls[68][1][-1] == REST  # step 68 was decided without it
+    assert echo.calls[69][1][-2:] == [onset(80), HOLD]  # what the policy heard at step 69: no phantom onset
+    assert 80 not in ons  # never answered with a strike off its step
     st = eng.status()
-    assert st["late_amended"] == 1 and st["follow_window_ms"] == 12.0 and st["follow_adaptive"] is True
+    assert st["late_amended"] == 1 and st["follow_adaptive"] is True and st["follow_onsets"] == 17
     assert st["answer_p50_us"] == 0.0 and st["follow_offset_p50_ms"] == 10.0
+    assert st["follow_window_ms"] == 12.0  # p90 of 16 x 10 ms and one 25 ms is still 10 ms: + 2
     assert_notes_paired(eng, sink)
 
 
@@ -178,19 +184,24 @@ def test_jittered_performer_answered_on_arrival_or_amended_never_restruck() -> N
 def test_early_player_is_answered_before_the_grid_but_not_before_the_earliest_moment() -> None:
     clock, sink, eng, echo = make()
     clock.start(at_ns=T0)
-    steps = [4, 8, 12, 16, 20]
-    offs = [-20 * MS, -20 * MS, -45 * MS, -20 * MS, -2 * MS]
-    play(eng, melody(steps, offs, [60, 62, 64, 65, 67]), due(24))
+    steps = list(range(4, 44, 4))
+    offs = [-20 * MS] * len(steps)
+    offs[2], offs[9] = -45 * MS, -2 * MS
+    play(eng, melody(steps, offs, PITCHES[: len(steps)]), due(48))
     ons = on_times(sink)
-    assert ons[60] == [due(4) - 20 * MS] and ons[62] == [due(8) - 20 * MS]
-    assert ons[64] == [due(12) - 30 * MS]  # 45 ms early: held back to T_k - follow_window_max_ms
-    assert ons[65] == [due(16) - 20 * MS] and ons[67] == [due(20) - 2 * MS]
-    assert decision_time(echo, 11) == due(11) + 3 * MS < decision_time(echo, 12)  # step 11 came first
-    assert sorted(eng.stats.answer_ns.values().tolist()) == [0, 0, 0, 0, 15 * MS]
-    assert eng.follow.window_ns == 3 * MS and eng.stats.counters.late_amended == 0
+    for k, off, p in zip(steps, offs, PITCHES, strict=False):
+        if k == 12:
+            assert ons[p] == [due(12) - 30 * MS]  # 45 ms early: held back to T_k - follow_window_max_ms
+        else:
+            assert due(k) + off in ons[p], k
+    assert decision_time(echo, 11) == due(11) + 30 * MS < decision_time(echo, 12)  # step 11 came first
+    assert sorted(eng.stats.answer_ns.values().tolist()) == [0] * 9 + [15 * MS]
+    assert eng.follow.window_ns == 3 * MS and eng.stats.counters.late_amended == 0  # never late
+    assert decision_time(echo, 43) == due(43) + 3 * MS
     assert eng.stats.lateness_ns.values().min() == -30 * MS  # lateness stays relative to the grid
     # Beats stay on the grid although the steps that open them were played early.
-    assert [int(c[1]) for c in sink.of("beat")[:6]] == [due(4 * b) for b in range(6)]  # type: ignore[call-overload]
+    beats = [int(c[1]) for c in sink.of("beat")]  # type: ignore[call-overload]
+    assert beats[:12] == [due(4 * b) for b in range(12)]
     assert_notes_paired(eng, sink)
 
 
@@ -230,13 +241,13 @@ def test_onsets_later_than_the_maximum_window_are_all_amended_and_the_window_is_
 def test_late_onset_more_than_a_step_behind_goes_to_the_next_open_step() -> None:
     clock, _sink, eng, echo = make()
     clock.start(at_ns=T0)
-    eng.run_until(due(6) + 5 * MS)  # steps up to 6 decided
-    eng.submit(NoteEvent(due(4) + 10 * MS, 60, 90))  # stamped in step 4, handled only now (a stalled input)
+    eng.run_until(due(6) + 35 * MS)  # steps up to 6 decided (a 30 ms window: nothing measured yet)
+    eng.submit(NoteEvent(due(4) + 10 * MS, 60, 90))  # stamped in step 4, handled only now (stalled input)
     eng.run_until(due(8))
     c = eng.stats.counters
     assert c.late_inputs == 1 and c.late_amended == 0
     assert eng.view.performer_token(7) == onset(60)  # moved to the next open step, as before
-    assert echo.calls[7][0] == due(7) + 3 * MS  # and it does not time that step: it arrived for step 4
+    assert echo.calls[7][0] == due(7) + 30 * MS  # and it does not time that step: it arrived for step 4
     assert eng.stats.counters.answered == 0
 
 
@@ -245,13 +256,17 @@ def test_wakeup_after_window_and_tolerance_is_a_miss_with_fallback() -> None:
     clock.start(at_ns=T0)
     play(eng, [(due(2), 60, 90)], due(3))
     assert on_times(sink) == {60: [due(2)]}
-    clock.time.set(due(3) + 31 * MS)  # stalled past T_3 + the maximum window: no late decision
+    clock.time.set(due(3) + 30 * MS + 4 * MS)  # woke up 4 ms after step 3's window closed: still in time
+    eng.step_once()
+    assert eng.stats.counters.misses == 0 and eng.stats.counters.decisions == 4
+    eng.run_until(due(4))
+    clock.time.set(due(4) + 36 * MS)  # stalled past T_4 + the (30 ms) window + the 5 ms budget
     eng.step_once()
     c = eng.stats.counters
-    assert c.misses == 1 and c.decisions == 3  # steps 0..2 decided, step 3 missed
+    assert c.misses == 1 and c.decisions == 4  # steps 0..3 decided, step 4 missed
     assert 60 in sink.sounding  # the fallback while a note sounds is HOLD
     eng.run_until(due(6))
-    assert c.misses == 1 and echo.calls[3][0] == due(4) + 3 * MS  # step 4: on time again
+    assert c.misses == 1 and echo.calls[4][0] == due(5) + 30 * MS  # step 5: on time again (warm-up window)
     assert_notes_paired(eng, sink)
 
 
@@ -266,10 +281,10 @@ def test_slow_decision_past_the_deadline_is_a_miss() -> None:
 
     pol = script_policy({2: onset(50), 3: onset(55)}, default=HOLD, mode="follow", on_call=slow)
     sink = FakeSink(now=clock.time)
-    eng = Engine(pol, sink, clock, EngineConfig(warmup_calls=0))
+    eng = Engine(pol, sink, clock, EngineConfig(warmup_calls=0))  # nothing measured: a 30 ms window
     clock.start(at_ns=T0)
     eng.run_until(due(5))
-    assert sink.of("on") == [("on", due(2) + 3 * MS, 50, 80)]  # 55 never played late
+    assert sink.of("on") == [("on", due(2) + 30 * MS, 50, 80)]  # 55 never played late
     assert eng.stats.counters.misses == 1 and eng.stats.counters.decisions == 4  # steps 0, 1, 2, 4
 
 
@@ -289,7 +304,7 @@ def test_follow_control_fixes_and_frees_the_window_and_bad_values_are_counted() 
     assert len(errors) == 1 and "follow window" in str(errors[0][2])  # rate limited: one report
     eng.submit(ControlEvent(due(4), Control.FOLLOW, 0.0))
     eng.run_until(due(6))
-    assert eng.follow.adaptive and decision_time(echo, 5) == due(5) + 3 * MS
+    assert eng.follow.adaptive and decision_time(echo, 5) == due(5) + 30 * MS  # nothing measured yet
     assert eng.stats.counters.misses == 0
 
 
@@ -298,6 +313,7 @@ def test_config_window_and_react_delay_alias_and_validation() -> None:
     assert EngineConfig(follow_window_ms=12.0).follow_window_ms == 12.0
     assert EngineConfig(react_delay_ms=5.0).follow_window_ms == 5.0
     for bad in (
+        {"follow_budget_ms": -1.0},
         {"follow_window_ms": -1.0},
         {"follow_window_ms": math.nan},
         {"follow_window_ms": 500.0},
@@ -305,6 +321,7 @@ def test_config_window_and_react_delay_alias_and_validation() -> None:
         {"follow_window_max_ms": 1000.0},
         {"follow_window_percentile": 0.0},
         {"follow_window_onsets": 0},
+        {"follow_window_warmup_onsets": 33},
         {"react_delay_ms": -3.0},
     ):
         with pytest.raises(ValueError):
@@ -313,10 +330,14 @@ def test_config_window_and_react_delay_alias_and_validation() -> None:
 
 def test_follow_window_percentile_clamp_and_ring() -> None:
     w = FollowWindow()
-    assert w.update() == 3 * MS and w.adaptive  # nothing measured: the minimum
+    assert w.update() == 30 * MS and w.adaptive  # nothing measured: the maximum
     for x in (-20, -10, -5):
         w.observe(x * MS)
-    assert w.update() == 3 * MS  # early onsets only
+    assert w.update() == 30 * MS  # fewer than 8 onsets measured: still the maximum
+    w = FollowWindow(warmup=3)
+    for x in (-20, -10, -5):
+        w.observe(x * MS)
+    assert w.update() == 3 * MS  # early onsets only: the minimum
     for x in (4, 6, 8, 10, 12, 14, 16, 18, 20, 22):
         w.observe(x * MS)
     # p90 of the 10 positive offsets (linear interpolation: 20.2 ms) + 2 ms
@@ -332,7 +353,9 @@ def test_follow_window_percentile_clamp_and_ring() -> None:
     for bad in (-0.1, math.nan, 101.0):
         with pytest.raises(ValueError):
             w.fix(bad)
-    w2 = FollowWindow(min_ms=0.0, max_ms=50.0, margin_ms=0.0, percentile=50.0, size=4)
+    with pytest.raises(ValueError):
+        FollowWindow(size=4, warmup=5)  # would never leave its warm-up
+    w2 = FollowWindow(min_ms=0.0, max_ms=50.0, margin_ms=0.0, percentile=50.0, size=4, warmup=4)
     for x in (1, 2, 3, 4, 100, 100):
         w2.observe(x * MS)
     assert w2.update() == 50 * MS  # last four: 3, 4, 100, 100 -> p50 52 ms, clamped
@@ -366,9 +389,10 @@ def test_swap_at_the_bar_line_into_a_react_policy_switches_to_follow_timing() ->
     eng.swap_policy(echo.policy)
     play(eng, [(due(16) + 4 * MS, 67, 90), (due(18), 67, 0)], due(20))
     assert eng.policy is echo.policy and eng.status()["timing"] == "follow"
-    assert echo.calls[0][0] == due(16) + 3 * MS  # the new policy's first step: decided when the window closed
-    assert eng.stats.counters.late_amended == 1  # the onset 4 ms late came after it
-    assert echo.calls[1][1][-2:] == [onset(67), HOLD] and sink.of("on") == []
+    assert echo.calls[0][0] == due(16) + 4 * MS  # the new policy's first step: decided on the onset
+    assert [c[1:3] for c in sink.of("on")] == [(due(16) + 4 * MS, 67)]
+    assert echo.calls[1][0] == due(17) + 30 * MS  # a hold: the window (the maximum, 1 onset measured)
+    assert eng.stats.counters.answered == 1 and eng.stats.counters.late_amended == 0
     assert_notes_paired(eng, sink)
 
 
