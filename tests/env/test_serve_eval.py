@@ -332,12 +332,6 @@ def test_through_a_real_serve_on_the_grid(through_serve: dict[str, Any]) -> None
     assert abs(grid["notes"] - offline["notes"]) <= 0.25 * offline["notes"], figures
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the adaptive follow window starts at its 3 ms minimum, so a jittered performer's first late "
-    "onsets are decided without them and the react policy drifts onto off-beats (a fixed "
-    "--follow-window-ms 30 plays the on-grid line exactly); remove this mark when the window is fixed",
-)
 @pytest.mark.timeout(150)
 def test_through_a_real_serve_holds_up_under_jitter(through_serve: dict[str, Any]) -> None:
     rows, figures = through_serve["rows"], through_serve["figures"]
