@@ -520,7 +520,9 @@ def play_piece(
     plan = plan_performance(piece.performer, timing, step_ns, piece_index=index)
     t_piece = t0 + count_in * step_ns
     if t_piece - time.perf_counter_ns() < 0.25e9:
-        raise ServeEvalError("the count-in is too short to learn the server's grid (raise --count-in-bars)")
+        raise ServeEvalError(
+            "the server reported its grid too late for the count-in (is the machine overloaded?)"
+        )
     # (deadline, datagram, event or None): the unmute half a step before the piece, then the performer.
     schedule: list[tuple[int, bytes, PerformerEvent | None]] = [
         (round(t_piece - step_ns / 2), build_message("/liveagent/mute", [0]), None)
