@@ -174,7 +174,8 @@ class StreamingObservation:
     def fill(self, out: ObservationBuffers, t: int) -> ObservationBuffers:
         """Write the observation for deciding step ``t`` into row 0 of ``out``.
 
-        Requires ``t`` agent steps pushed, and ``t`` (anticipate) or ``t + 1`` (react, follow) performer steps.
+        Requires ``t`` agent steps pushed, and ``t`` (anticipate) or ``t + 1`` (react, follow) performer
+        steps.
         """
         perf_end = t + 1 if hears_current_step(self.mode) else t
         if self.agent_steps != t or self.performer_steps != perf_end:
