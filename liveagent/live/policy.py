@@ -66,7 +66,7 @@ class PolicyMeta:
     window: int = 32
     """W: steps of history in the ``performer`` and ``agent`` inputs."""
     mode: Mode = "anticipate"
-    """``anticipate`` (decide before hearing step t) or ``react`` (after)."""
+    """``anticipate`` (decide before hearing step t), ``follow`` or v1's ``react`` (both hear step t)."""
     part: str = "bass"
     """Which voice it plays (free text: bass, alto, ...)."""
     pitch_min: int = 0
@@ -79,6 +79,8 @@ class PolicyMeta:
     """Training corpus."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """The eval table row (JSON)."""
+    prior: str = ""
+    """Optional (1.1): the policy it was fine-tuned from (`liveagent eval` reports KL and agreement to it)."""
 
     @property
     def steps_per_bar(self) -> int:
@@ -132,6 +134,7 @@ class PolicyMeta:
             algo=props["algo"],
             dataset=props["dataset"],
             metrics=metrics,
+            prior=props.get("prior", ""),
         )
 
 

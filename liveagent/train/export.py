@@ -395,7 +395,9 @@ def export_checkpoint(
     network in :class:`OnsetBoost`; the parity checks then compare against the wrapped torch module.
     """
     ck = load_checkpoint(checkpoint)
-    net: nn.Module = ck.build_net()
+    base = ck.build_net()
+    set_term_weights(base, ck.recipe.get("export", {}))
+    net: nn.Module = base
     n_params = param_count(net) - _value_params(ck.build_net())
     if onset_boost is None:
         onset_boost = float(ck.recipe.get("export", {}).get("onset_boost", 0.0))
@@ -408,8 +410,7 @@ def export_checkpoint(
     export_cfg = ck.recipe.get("export", {})
     if export_cfg.get("prior"):
         meta["prior"] = str(export_cfg["prior"])  # `liveagent eval` reports KL and agreement to it
-    base = ck.build_net()
-    for name in ("ec_weight", "parallel_weight"):
+    for name in TERM_WEIGHTS:
         weight = getattr(base, name)
         if weight is not None:
             meta[name] = f"{float(weight.detach()):.4f}"
@@ -426,11 +427,37 @@ def export_checkpoint(
         raise
     training = {"checkpoint": str(checkpoint), "step": ck.step, "metrics": ck.metrics, "parameters": n_params,
                 "onset_boost": onset_boost}  # fmt: skip
+    learned = ck.build_net()
+    training["learned_term_weights"] = {
+        name: float(getattr(learned, name).detach())
+        for name in TERM_WEIGHTS
+        if getattr(learned, name) is not None
+    }
     card_path, recipe_path, card = write_card(
         out_path, config=ck.net_config, metadata=meta, recipe=ck.recipe, training=training,
         verification=verification, eval_row=eval_row,
     )  # fmt: skip
     return ExportResult(out_path, card_path, recipe_path, card)
+
+
+TERM_WEIGHTS = ("ec_weight", "parallel_weight")
+
+
+def set_term_weights(net: PolicyNet, export_cfg: dict[str, Any]) -> None:
+    """Apply the recipe's ``[export]`` overrides of the graph's term weights (a value chosen on the valid
+    split after training); the learned value is kept in the card's training metrics."""
+    for name in TERM_WEIGHTS:
+        if name not in export_cfg:
+            continue
+        weight = getattr(net, name)
+        if weight is None:
+            raise ExportError(f"[export] {name} given, but the network has no such term")
+        learned = float(weight.detach())
+        with torch.no_grad():
+            weight.fill_(float(export_cfg[name]))
+        log.info(
+            "export: %s %.4f (learned) -> %.4f (recipe [export])", name, learned, float(export_cfg[name])
+        )
 
 
 def _value_params(net: PolicyNet) -> int:
