@@ -132,7 +132,11 @@ def test_abstraction_defaults_and_arguments(tmp_path: Path) -> None:
 
 
 def _spawn_serve(server_port: int, reply_port: int, bpm: float) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "liveagent", "serve", "--clock", "internal", "--bpm", str(bpm)]
+    # The strictly on-grid policy: this test checks that the notes land on the grid the server announces.
+    # (The follow default answers the performer instead; its timing is tested over real sockets in
+    # tests/live/test_serve_follow.py and tests/env/test_serve_eval.py.)
+    cmd = [sys.executable, "-m", "liveagent", "serve", "--policy", "anticipate", "--clock", "internal"]
+    cmd += ["--bpm", str(bpm)]
     cmd += ["--osc-port", str(server_port), "--osc-out", f"127.0.0.1:{reply_port}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
