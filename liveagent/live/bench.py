@@ -28,7 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from liveagent.live.receiver import OscReceiver, emission_times, grid_of, lateness_ns, summarize_us
+from liveagent.live.receiver import (
+    OscReceiver,
+    emission_times,
+    follow_window_ms,
+    grid_of,
+    lateness_ns,
+    summarize_us,
+)
+from liveagent.live.stats import answered_pct
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,8 @@ class BenchConfig:
     """Also measure lateness with the serve monitor on."""
     rt_priority: int = 20
     """SCHED_FIFO priority for the in-process measurements (decision latency), as `serve` uses; 0 = off."""
+    serve_args: tuple[str, ...] = ()
+    """Extra `serve` flags for the timing runs (e.g. ``--follow-chord-ms=0``)."""
     only: tuple[str, ...] = ()
     """Run only these sections (decision, cold, osc, flood, monitor, jack, torch, agents); empty = all."""
     results: dict[str, Any] = field(default_factory=dict)
@@ -217,7 +227,7 @@ def bench_cold_start(cfg: BenchConfig) -> dict[str, Any]:
 def _lateness_run(
     cfg: BenchConfig, *args: str, env: dict[str, str] | None = None, flood: float = 0.0, midi_rx: Any = None
 ) -> dict[str, Any]:
-    run = ServeRun(cfg.policy, "--bpm", f"{cfg.bpm:g}", *args, env=env)
+    run = ServeRun(cfg.policy, "--bpm", f"{cfg.bpm:g}", *cfg.serve_args, *args, env=env)
     stop_flood = threading.Event()
     flood_sent = [0]
     try:
@@ -262,7 +272,8 @@ def _lateness_run(
             res["answer_us"] = {q: st.get(f"answer_{q}_us") for q in ("p50", "p95", "p99", "max")}
             res["answered"] = int(st.get("answered", 0)) - int(st0.get("answered", 0))
             res["late_amended"] = int(st.get("late_amended", 0)) - int(st0.get("late_amended", 0))
-            res["follow_window_ms"] = st.get("follow_window_ms")
+            res["answered_pct"] = answered_pct(res["answered"], res["late_amended"])  # over this run
+            res["follow_window_ms"] = follow_window_ms(st)
         if flood > 0:
             res["flood_sent"] = flood_sent[0]
             res["flood_rate_achieved"] = round(flood_sent[0] / cfg.duration_s, 1)

@@ -28,6 +28,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="",
         help="comma-separated sections: decision,cold,osc,monitor,flood,jack,torch,agents (default: all)",
     )
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra serve flag for the timing runs, repeatable (e.g. --serve-arg=--follow-chord-ms=0)",
+    )
     parser.add_argument("--no-jack", action="store_true", help="skip the JACK MIDI run")
     parser.add_argument("--no-torch", action="store_true", help="skip ONNX vs torch")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the bench itself)")
@@ -59,7 +66,8 @@ def _line(name: str, res: dict[str, Any]) -> str:
         if isinstance(ans, dict) and res.get("answered"):
             s += (
                 f"\n{'':9s} follow: answer p50 {ans.get('p50', 0):.0f} us, p95 {ans.get('p95', 0):.0f} us, "
-                f"p99 {ans.get('p99', 0):.0f} us over {res.get('answered')} onsets; window "
+                f"p99 {ans.get('p99', 0):.0f} us over {res.get('answered')} onsets "
+                f"({res.get('answered_pct')} % answered); window "
                 f"{res.get('follow_window_ms')} ms; late amended {res.get('late_amended')}"
             )
         if name == "flood":
@@ -97,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         max_agents=args.max_agents,
         jack=not args.no_jack,
         torch=not args.no_torch,
+        serve_args=tuple(args.serve_arg),
         only=tuple(s.strip() for s in args.only.split(",") if s.strip()),
     )
     if args.quick:

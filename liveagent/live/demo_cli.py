@@ -68,6 +68,10 @@ def _num(v: object) -> str:
     return f"{v:.0f}" if isinstance(v, int | float) else str(v)
 
 
+def _pct(v: object) -> str:
+    return f"{v:.1f}" if isinstance(v, int | float) else str(v)
+
+
 def _sleep_until(t_ns: int) -> None:
     while True:
         d = t_ns - time.perf_counter_ns()
@@ -92,7 +96,14 @@ def run(args: argparse.Namespace) -> int:
         write_duet_midi,
     )
     from liveagent.live.osc import OUT_BEAT, OUT_NOTE, build_message
-    from liveagent.live.receiver import OscReceiver, emission_times, grid_of, lateness_ns, summarize_us
+    from liveagent.live.receiver import (
+        OscReceiver,
+        emission_times,
+        follow_window_ms,
+        grid_of,
+        lateness_ns,
+        summarize_us,
+    )
     from liveagent.music.tokens import Grid
 
     if args.list:
@@ -249,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
         "timing": final.get("timing"),
         "answer_latency_us": {q: final.get(f"answer_{q}_us") for q in ("p50", "p95", "p99", "max")},
         "late_amended": final.get("late_amended"),
-        "follow_window_ms": final.get("follow_window_ms"),
+        "answered_pct": round(float(final.get("answered_pct", 0.0)), 1),
+        "follow_window_ms": follow_window_ms(final),
         "input_errors": final.get("input_errors"),
         "files": {"duet": str(midi_path), "pianoroll": str(png_path)},
     }
@@ -268,7 +280,8 @@ def run(args: argparse.Namespace) -> int:
     if final.get("timing") == "follow":
         print(
             f"follow timing: answer latency p50 {_num(final.get('answer_p50_us'))} us, "
-            f"p95 {_num(final.get('answer_p95_us'))} us over {final.get('answered')} onsets; window "
-            f"{_num(final.get('follow_window_ms'))} ms; late onsets amended {final.get('late_amended')}"
+            f"p95 {_num(final.get('answer_p95_us'))} us over {final.get('answered')} onsets "
+            f"({_pct(final.get('answered_pct'))} % answered); window "
+            f"{follow_window_ms(final)} ms; late onsets amended {final.get('late_amended')}"
         )
     return 0

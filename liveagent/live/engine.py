@@ -5,15 +5,18 @@ Timing (DESIGN.md), by the policy's ``meta.mode``:
 - **anticipate**: step k is decided at T_k - lead (snapshot, policy, sampling) and emitted at T_k (sleep,
   then spin the last stretch for timed clocks; on the tick that opens the step for the MIDI clock).
 - **follow** (modes ``follow`` and ``react``: the policy hears the performer's step k): step k is decided
-  as soon as a performer note-on whose nearest step is k has arrived, or when the follow window after T_k
-  has closed without one (the performer holds or rests), whichever is first, and emitted at once. An
-  early onset is answered before T_k, but never before step k-1 was emitted nor earlier than T_k -
-  ``follow_window_max_ms``. The window adapts to the performer's measured onset offsets
-  (:mod:`liveagent.live.follow`), is at most half a step, and can be fixed (``follow_window_ms``,
-  ``/liveagent/follow``). A note-on that arrives after its step was closed by the window is folded into
-  that step in the history (counted ``late_amended``): the policy then sees the onset on its own step and
-  a HOLD on the next, never a phantom off-beat onset to re-strike. Answer latency (emission minus the
-  onset's arrival) is measured for the steps decided on an onset.
+  as soon as a performer note-on whose nearest step is k has arrived (``follow_chord_ms`` after it: the
+  chord grace, so that the rest of a chord sent note by note is heard too; never past the window's close +
+  half the budget), or when the follow window after T_k has closed without one (the performer holds or
+  rests), whichever is first, and emitted at once. An early onset is answered before T_k, but never
+  before step k-1 was emitted nor earlier than T_k - ``follow_window_max_ms``. The window adapts to the
+  performer's measured onset offsets (:mod:`liveagent.live.follow`), is at most half a step, and can be
+  fixed (``follow_window_ms``, ``/liveagent/follow``). A note-on that arrives after its step was closed
+  by the window is folded into that step in the history (counted ``late_amended``): the policy then sees
+  the onset on its own step and a HOLD on the next, never a phantom off-beat onset to re-strike. Answer
+  latency (emission minus the first onset's arrival, the chord grace included) is measured for the steps
+  decided on an onset, and ``answered_pct`` (answered / (answered + late_amended)) shows how many onsets
+  the window caught.
 
 No decision at its deadline (T_k in anticipate; the window's close + ``follow_budget_ms`` in follow; plus
 ``miss_tolerance_ms`` in both) means a fallback token (HOLD while a note sounds, else REST) and a counted
@@ -110,6 +113,8 @@ class Engine:
         self._early_ns = self.follow.max_ns
         """Follow timing: an early onset for step k is answered no earlier than T_k - this."""
         self._budget_ns = int(cfg.follow_budget_ms * 1e6)
+        self._chord_ns = round(cfg.follow_chord_ms * 1e6)
+        """Follow timing: the chord grace, how long after a step's first onset more note-ons are awaited."""
         self._beat_k = 0
         """The next step whose beat (if it starts one) goes out when the step opens."""
         self._offset_step = _NO_STEP
@@ -387,8 +392,9 @@ class Engine:
         return clock.open_time(k) + w + self._budget_ns + self._tol_ns
 
     def _follow(self, k: int, now: int, swap_here: bool) -> int | None:
-        """Follow timing for step k: decide and emit it on its onset or when its window has closed (then
-        return None), else return when to look again (an onset arriving meanwhile wakes the engine)."""
+        """Follow timing for step k: decide and emit it on its onset (after the chord grace) or when its
+        window has closed (then return None), else return when to look again (an onset arriving meanwhile
+        wakes the engine)."""
         clock = self.clock
         deadline = self._follow_deadline(k, now)
         if deadline is not None and now > deadline:
@@ -407,9 +413,16 @@ class Engine:
             if now < close:
                 return close
         else:
-            earliest = clock.due(k) - min(self._early_ns, half)
-            if now < earliest:
-                return earliest
+            t_go = clock.due(k) - min(self._early_ns, half)  # the earliest an onset is answered
+            grace = self._chord_ns
+            if grace and t_on + grace > t_go:
+                # The chord grace: the rest of a chord sent one note-on per message is a few ms behind its
+                # first note. Never past the window's close + half the budget (the rest is the decision's).
+                t_k = clock.due(k) if deadline is None else clock.open_time(k)
+                cap = t_k + min(self.follow.window_ns, half) + self._budget_ns // 2
+                t_go = max(t_go, min(t_on + grace, cap))
+            if now < t_go:
+                return t_go
         self._emit_wake = False
         if swap_here:
             swap_pending(self, now)

@@ -13,6 +13,9 @@ from liveagent.live.follow import FollowWindow, check_window_ms
 from liveagent.live.policy import Policy
 from liveagent.music.sampling import SamplerConfig
 
+FOLLOW_CHORD_LIMIT_MS = 30.0
+"""The longest chord grace accepted (``follow_chord_ms``, ``serve --follow-chord-ms``)."""
+
 
 @dataclass
 class EngineConfig:
@@ -36,13 +39,21 @@ class EngineConfig:
     30 ms: ensemble onset asynchrony of 30-50 ms is not heard as uneven (Rasch 1979)."""
     follow_window_margin_ms: float = 2.0
     """Adaptive follow window: added to the percentile of the performer's late onset offsets."""
-    follow_window_percentile: float = 90.0
-    """Adaptive follow window: which percentile of the positive onset offsets it covers."""
+    follow_window_percentile: float = 95.0
+    """Adaptive follow window: which percentile of the onset offsets it could catch (positive, at most
+    ``follow_window_max_ms``) it covers. 95: under sd-15 ms jitter p90 answered 92.7 % of the onsets and
+    p95 94.4 %, for 2.3 ms more on held steps (see :mod:`liveagent.live.follow`)."""
     follow_window_onsets: int = 32
     """Adaptive follow window: how many recent onsets it is measured over (a preallocated ring)."""
     follow_window_warmup_onsets: int = 8
     """Adaptive follow window: until this many onsets are measured it is ``follow_window_max_ms`` (a
     performer not yet heard is not cut short); at most ``follow_window_onsets``."""
+    follow_chord_ms: float = 3.0
+    """Follow timing: after the first note-on of step k arrives, wait this long for more note-ons of the
+    same step (a chord sent as one message per note, by a keyboard or a patch, arrives within a few ms)
+    before deciding, so that the policy hears the whole chord (its skyline) whatever the arrival order.
+    Never past the window's close + half of ``follow_budget_ms`` (the other half is the decision's). It
+    adds to the answer latency; 0 = off (decide on the first note-on)."""
     react_delay_ms: float | None = None
     """Deprecated alias of ``follow_window_ms`` (react policies were decided this long after T_k; they now
     use follow timing): when given and ``follow_window_ms`` is 0, it fixes the follow window."""
@@ -109,6 +120,10 @@ class EngineConfig:
         check_window_ms(self.follow_window_ms, "follow_window_ms")
         if not (math.isfinite(self.follow_budget_ms) and 0.0 <= self.follow_budget_ms <= 100.0):
             raise ValueError(f"follow_budget_ms must be in 0..100, got {self.follow_budget_ms}")
+        if not (math.isfinite(self.follow_chord_ms) and 0.0 <= self.follow_chord_ms <= FOLLOW_CHORD_LIMIT_MS):
+            raise ValueError(
+                f"follow_chord_ms must be in 0..{FOLLOW_CHORD_LIMIT_MS:g}, got {self.follow_chord_ms}"
+            )
         FollowWindow(  # validates the adaptive window's settings
             min_ms=self.follow_window_min_ms,
             max_ms=self.follow_window_max_ms,

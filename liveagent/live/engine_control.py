@@ -48,7 +48,8 @@ def on_control(eng: Engine, ev: ControlEvent) -> None:
             eng._input_error(InputError(ev.t_ns, "control", str(e), ev.reply_to))
             return
         if eng.recorder is not None:
-            eng.recorder.event(ev.t_ns, "follow", window_ms=float(ev.value))
+            fixed = eng.follow.fixed_ns
+            eng.recorder.event(ev.t_ns, "follow", window_ms=0.0 if fixed is None else round(fixed / 1e6, 2))
     elif kind == Control.MUTE:
         eng.muted = bool(ev.value)
         if eng.muted:

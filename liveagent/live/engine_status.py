@@ -49,6 +49,7 @@ def build_status(eng: Engine) -> dict[str, object]:
     out.update(eng.stats.snapshot())
     eng.follow.update()
     out.update(eng.follow.snapshot())
+    out["follow_chord_ms"] = eng.config.follow_chord_ms
     return out
 
 

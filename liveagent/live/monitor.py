@@ -102,7 +102,7 @@ def render(st: Mapping[str, Any], title: str = "liveagent", extra: Mapping[str, 
         f.add_row(
             f"follow window {_f(st.get('follow_window_ms'), '{:.1f}')} ms ({how})",
             f"performer {_f(st.get('follow_offset_p50_ms'), '{:+.1f}')} ms vs grid",
-            f"answered {st.get('answered', 0)}",
+            f"answered {st.get('answered', 0)} ({_f(st.get('answered_pct'), '{:.1f}')} %)",
             f"late amended {st.get('late_amended', 0)}",
         )
         rows.append(f)

@@ -31,7 +31,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent
-from liveagent.live.follow import FOLLOW_WINDOW_LIMIT_MS
+from liveagent.live.follow import FOLLOW_WINDOW_LIMIT_MS, FOLLOW_WINDOW_MIN_FIXED_MS
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,11 @@ def decode(addr: str, params: list[Any], t_ns: int, reply_to: tuple[str, int] | 
     if addr == "/liveagent/follow":
         _arity(addr, params, 1)
         window = _float_arg(addr, params[0], 0.0, FOLLOW_WINDOW_LIMIT_MS, "window_ms")
+        if 0.0 < window < FOLLOW_WINDOW_MIN_FIXED_MS:  # would round to nothing and read like "adaptive"
+            raise MessageError(
+                "range",
+                f"{addr}: window_ms {window:g} must be 0 (adaptive) or >= {FOLLOW_WINDOW_MIN_FIXED_MS:g}",
+            )
         return ControlEvent(t_ns, Control.FOLLOW, window, reply_to=reply_to)
     if addr == "/liveagent/mute":
         _arity(addr, params, 1)

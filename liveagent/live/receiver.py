@@ -125,6 +125,16 @@ def grid_of(status: dict[str, Any]) -> tuple[int, float] | None:
         return None
 
 
+def follow_window_ms(status: dict[str, Any]) -> float | None:
+    """The follow window of a status received over OSC, in ms to 0.01 (None when absent): from the integer
+    ``follow_window_us``, since OSC floats are 32-bit (``follow_window_ms`` 4.12 arrives as 4.1199998...)."""
+    us = status.get("follow_window_us")
+    if isinstance(us, int | float):
+        return round(us / 1000.0, 2)
+    ms = status.get("follow_window_ms")
+    return round(float(ms), 2) if isinstance(ms, int | float) else None
+
+
 def lateness_ns(times: Iterable[int], t0_ns: int, step_ns: float) -> npt.NDArray[np.float64]:
     """Arrival minus the nearest grid time for each arrival (emissions are always meant for a grid point)."""
     t = np.asarray(list(times), dtype=np.float64)

@@ -61,8 +61,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         metavar="F",
         help="follow timing (react/follow policies): wait at most F ms after each step for the performer's "
-        "onset (0 = adaptive, the default: p90 of the performer's late onsets + 2 ms, within 3..30 ms; "
-        "at most 100)",
+        "onset (0 = adaptive, the default: p95 of the performer's late onsets the window can catch + 2 ms, "
+        "within 3..30 ms; else 0.1..100)",
+    )
+    g.add_argument(
+        "--follow-chord-ms",
+        type=float,
+        default=3.0,
+        metavar="C",
+        help="follow timing: after a step's first note-on, wait C ms for the rest of a chord sent note by "
+        "note before answering (default 3; 0 = answer the first note-on at once; at most 30)",
     )
     g = parser.add_argument_group("OSC")
     g.add_argument("--no-osc", action="store_true", help="no OSC input or output")
@@ -149,6 +157,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         seed=args.seed,
         lead_ms=args.lead_ms,
         follow_window_ms=args.follow_window_ms,
+        follow_chord_ms=args.follow_chord_ms,
         pitch_min=args.pitch_min,
         pitch_max=args.pitch_max,
         record=None if args.no_record else (args.record or str(default_session_dir())),
@@ -212,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
             "lateness_p99_us",
             "answer_p95_us",
             "late_amended",
+            "answered_pct",
         )
         summary = " ".join(f"{k}={final.get(k)}" for k in keys)
         print(f"stopped {summary} shutdown_ms={1000 * (time.perf_counter() - t0):.1f}", flush=True)

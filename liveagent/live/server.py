@@ -94,8 +94,11 @@ class ServeConfig:
     have arrived half a step before T_k); it only absorbs stalls of the machine."""
     follow_window_ms: float = 0.0
     """Follow timing (react/follow policies): a fixed window after T_k in which the performer's onset is
-    awaited (at most 100 ms); 0 = adaptive (p90 of the performer's late onsets + 2 ms, within 3..30 ms).
-    ``/liveagent/follow`` changes it at run time."""
+    awaited (0.1..100 ms); 0 = adaptive (p95 of the performer's late onsets the window can catch + 2 ms,
+    within 3..30 ms). ``/liveagent/follow`` changes it at run time."""
+    follow_chord_ms: float = 3.0
+    """Follow timing: the chord grace, how long after a step's first note-on the rest of a chord sent note
+    by note is awaited before answering (0 = off). See :attr:`EngineConfig.follow_chord_ms`."""
     pitch_min: int | None = None
     """Lowest agent pitch (default: the policy's)."""
     pitch_max: int | None = None
@@ -232,6 +235,7 @@ class Server:
                 ecfg = EngineConfig(
                     lead_ms=self.lead_ms,
                     follow_window_ms=cfg.follow_window_ms,
+                    follow_chord_ms=cfg.follow_chord_ms,
                     temperature=cfg.temperature,
                     top_p=cfg.top_p,
                     seed=cfg.seed,
@@ -371,6 +375,7 @@ class Server:
             f"lead_ms={self.lead_ms:g}",
             f"timing={'follow' if hears_current_step(self.policy.meta.mode) else 'anticipate'}",
             f"follow_window={f'{fw:g}ms' if (fw := self.config.follow_window_ms) > 0 else 'adaptive'}",
+            f"follow_chord={self.config.follow_chord_ms:g}ms",
             f"rt={self.realtime}",
         ]
         if self.recorder is not None:

@@ -105,6 +105,14 @@ class Counters:
     """Young-generation collections run in slack time."""
 
 
+def answered_pct(answered: int, late_amended: int) -> float:
+    """Follow timing: the share of the performer's onsets that were answered (heard before their step was
+    decided), in %: answered / (answered + late_amended); 0.0 before any onset. ``late_amended`` counts
+    note-ons, so a chord note that missed its step's decision counts against it too."""
+    n = answered + late_amended
+    return round(100.0 * answered / n, 1) if n > 0 else 0.0
+
+
 class Stats:
     """Everything the engine measures; ``snapshot()`` is the monitor's and ``/status``'s view."""
 
@@ -140,6 +148,7 @@ class Stats:
             "late_inputs": c.late_inputs,
             "late_amended": c.late_amended,
             "answered": c.answered,
+            "answered_pct": answered_pct(c.answered, c.late_amended),
             "swaps": c.swaps,
             "gc_collections": c.gc_collections,
             "input_errors_by_kind": dict(self.input_errors_by_kind),

@@ -24,6 +24,23 @@ def test_lateness_against_the_grid() -> None:
     assert summarize_us(np.array([]))["n"] == 0
 
 
+def test_bench_line_shows_the_share_of_onsets_answered() -> None:
+    from liveagent.live.bench_cli import _line
+
+    res = {
+        "osc_lateness_us": {"n": 3, "p50": 100.0, "p99": 200.0, "p99.9": 300.0},
+        "misses": 0,
+        "steps": 240,
+        "answer_us": {"p50": 3200.0, "p95": 3500.0, "p99": 3900.0, "max": 4100.0},
+        "answered": 57,
+        "late_amended": 3,
+        "answered_pct": 95.0,
+        "follow_window_ms": 12.5,
+    }
+    txt = _line("osc", res)
+    assert "over 57 onsets (95.0 % answered)" in txt and "late amended 3" in txt
+
+
 @pytest.mark.timeout(240)
 def test_bench_quick_sections(tmp_path: Path) -> None:
     policy = write_pattern_policy(tmp_path / "pattern.onnx")

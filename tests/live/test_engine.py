@@ -150,12 +150,12 @@ def test_react_policy_uses_follow_timing_and_react_delay_fixes_the_window() -> N
     assert eng.follow.window_ns == 3 * MS and not eng.follow.adaptive
     clock.start(at_ns=T0)
     eng.run_until(due(2) + 1 * MS)
-    eng.submit(NoteEvent(due(2) + 1 * MS, 55, 100))  # 1 ms late for step 2: answered on arrival
+    eng.submit(NoteEvent(due(2) + 1 * MS, 55, 100))  # 1 ms late for step 2: answered on arrival + 3 ms
     eng.run_until(due(4))
     assert seen[1] == (due(1) + 3 * MS, REST)  # nothing played: decided when the window closed
-    assert seen[2] == (due(2) + 1 * MS, onset(55))
+    assert seen[2] == (due(2) + 4 * MS, onset(55))  # the 3 ms chord grace after the onset
     assert seen[3] == (due(3) + 3 * MS, HOLD)
-    assert ("on", due(2) + 1 * MS, 55, 82) in sink.calls
+    assert ("on", due(2) + 4 * MS, 55, 82) in sink.calls
     assert eng.stats.counters.misses == 0 and eng.stats.counters.answered == 1
     assert eng.status()["timing"] == "follow"
 

@@ -1,5 +1,6 @@
-"""Follow timing on a ManualClock: answers on the onset, holds at the window, late onsets amended into their
-own step, the adaptive window, misses, beats on the grid, and the controls that fix or free the window."""
+"""Follow timing on a ManualClock: answers on the onset (after the chord grace), holds at the window, late
+onsets amended into their own step, the adaptive window, misses, beats on the grid, the controls that fix
+or free the window, chords sent note by note, and what the window catches under jitter."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from tests.live.engine_helpers import FakeSink, script_policy
 MS = 1_000_000
 P = 120 * MS  # one 16th at 125 BPM
 T0 = 1_000 * MS
+G = 3 * MS
+"""The chord grace (``follow_chord_ms``, default 3 ms): an onset is answered this long after it arrives."""
 
 
 def due(k: int) -> int:
@@ -106,13 +109,13 @@ def test_on_the_grid_every_onset_is_answered_at_once_and_holds_wait_the_window()
     assert eng.follow.window_ns == 3 * MS  # never late: the minimum
     ons = on_times(sink)
     for k, p in zip(steps, PITCHES, strict=False):
-        assert due(k) in ons[p]  # answered at the onset's arrival, on the grid
-    assert eng.stats.answer_ns.values().max() == 0
+        assert due(k) + G in ons[p]  # answered the chord grace after the onset's arrival, on the grid
+    assert set(eng.stats.answer_ns.values().tolist()) == {G}
     warm = steps[7]  # the 8th onset: until it was measured the window is the maximum
     for k in range(70):
         wait = decision_time(echo, k) - due(k)
         hold = 30 * MS if k < warm else 3 * MS
-        assert wait == (0 if k in steps else hold), k  # a hold or rest waits exactly the window
+        assert wait == (G if k in steps else hold), k  # a hold or rest waits exactly the window
     assert_notes_paired(eng, sink)
 
 
@@ -127,9 +130,10 @@ def test_ten_ms_late_every_onset_answered_and_a_later_one_is_amended_into_its_ow
     assert c.answered == len(steps) and c.late_inputs == 0 and c.misses == 0
     ons = on_times(sink)
     for k, p in zip(steps, PITCHES, strict=False):
-        assert due(k) + 10 * MS in ons[p]  # answered on arrival
-    # The window: the maximum until 8 onsets were measured, then p90 of the offsets + 2 ms.
-    assert eng.follow.window_ns == 12 * MS and eng.follow.adaptive
+        assert due(k) + 10 * MS + G in ons[p]  # answered on arrival (+ the chord grace)
+    # The window: the maximum until 8 onsets were measured, then p95 of the offsets + 2 ms; the onset 25 ms
+    # late (below) widened it: p95 of 16 x 10 ms and one 25 ms is 10 + 0.2 x 15 = 13 ms, + 2.
+    assert eng.follow.window_ns == 15 * MS and eng.follow.adaptive
     for k in range(steps[7] + 1, 68):
         if k not in steps:
             assert decision_time(echo, k) - due(k) == 12 * MS, k  # holds are not delayed beyond it
@@ -141,8 +145,9 @@ def test_ten_ms_late_every_onset_answered_and_a_later_one_is_amended_into_its_ow
     assert 80 not in ons  # never answered with a strike off its step
     st = eng.status()
     assert st["late_amended"] == 1 and st["follow_adaptive"] is True and st["follow_onsets"] == 17
-    assert st["answer_p50_us"] == 0.0 and st["follow_offset_p50_ms"] == 10.0
-    assert st["follow_window_ms"] == 12.0  # p90 of 16 x 10 ms and one 25 ms is still 10 ms: + 2
+    assert st["answer_p50_us"] == G / 1000 and st["follow_offset_p50_ms"] == 10.0
+    assert st["follow_window_ms"] == 15.0 and st["follow_window_us"] == 15_000
+    assert st["answered_pct"] == round(100 * 16 / 17, 1)  # 16 answered, one amended
     assert_notes_paired(eng, sink)
 
 
@@ -166,16 +171,19 @@ def test_jittered_performer_answered_on_arrival_or_amended_never_restruck() -> N
             amended += 1
             assert mine == [], (i, off)
             assert eng.view.performer_token(k) == onset(p) and eng.view.performer_token(k + 1) == HOLD
-        elif off < -30 * MS:  # very early: answered at T_k - the maximum window
+        elif off + G < -30 * MS:  # very early: answered at T_k - the maximum window
             assert mine == [due(k) - 30 * MS], (i, off)
-        else:
-            assert mine == [due(k) + off], (i, off)  # answered on arrival
+        elif off + G <= windows[k]:
+            assert mine == [due(k) + off + G], (i, off)  # answered on arrival + the chord grace
+        else:  # just inside the window: the grace is cut at its close + half the 5 ms budget
+            assert len(mine) == 1 and due(k) + off < mine[0] <= due(k) + off + G, (i, off)
     assert amended == c.late_amended and 0 < amended < len(steps) // 4
     assert c.answered == len(steps) - amended and c.misses == 0
-    # The window tracks p90 of the positive offsets among the last 32 onsets, + 2 ms, clamped to 3..30 ms.
+    # The window tracks p95 of the offsets it could catch (positive, at most 30 ms) among the last 32
+    # onsets, + 2 ms, clamped to 3..30 ms.
     last = np.asarray(offsets[-32:], dtype=np.float64)
-    pos = last[last > 0]
-    expect = min(30 * MS, max(3 * MS, round(float(np.percentile(pos, 90))) + 2 * MS))
+    pos = last[(last > 0) & (last <= 30 * MS)]
+    expect = min(30 * MS, max(3 * MS, round(float(np.percentile(pos, 95))) + 2 * MS))
     assert abs(eng.follow.window_ns - expect) <= 1 and 3 * MS <= eng.follow.window_ns <= 30 * MS
     assert eng.follow.window_ns > 10 * MS  # sd 15 ms: well above the minimum
     assert_notes_paired(eng, sink)
@@ -193,9 +201,9 @@ def test_early_player_is_answered_before_the_grid_but_not_before_the_earliest_mo
         if k == 12:
             assert ons[p] == [due(12) - 30 * MS]  # 45 ms early: held back to T_k - follow_window_max_ms
         else:
-            assert due(k) + off in ons[p], k
+            assert due(k) + off + G in ons[p], k
     assert decision_time(echo, 11) == due(11) + 30 * MS < decision_time(echo, 12)  # step 11 came first
-    assert sorted(eng.stats.answer_ns.values().tolist()) == [0] * 9 + [15 * MS]
+    assert sorted(eng.stats.answer_ns.values().tolist()) == [G] * 9 + [15 * MS]
     assert eng.follow.window_ns == 3 * MS and eng.stats.counters.late_amended == 0  # never late
     assert decision_time(echo, 43) == due(43) + 3 * MS
     assert eng.stats.lateness_ns.values().min() == -30 * MS  # lateness stays relative to the grid
@@ -223,14 +231,17 @@ def test_fast_tempo_keeps_the_steps_in_order_and_the_window_within_half_a_step()
     assert_notes_paired(eng, sink)
 
 
-def test_onsets_later_than_the_maximum_window_are_all_amended_and_the_window_is_clamped() -> None:
+def test_onsets_later_than_the_maximum_window_are_all_amended_and_do_not_stretch_the_window() -> None:
     clock, sink, eng, echo = make()
     clock.start(at_ns=T0)
     steps = list(range(4, 52, 4))
     play(eng, melody(steps, [50 * MS] * len(steps), PITCHES[: len(steps)]), due(54))
     c = eng.stats.counters
-    assert eng.follow.window_ns == 30 * MS  # 50 ms + 2 clamped to the documented maximum
+    # No window up to the 30 ms maximum would catch an onset 50 ms late: holds do not wait for them.
+    assert eng.follow.window_ns == 3 * MS
+    assert decision_time(echo, 51) == due(51) + 3 * MS
     assert c.late_amended == len(steps) and c.answered == 0 and c.late_inputs == 0
+    assert eng.status()["answered_pct"] == 0.0
     assert sink.of("on") == []  # the echo heard every onset on its own step, after it: nothing re-struck
     for k in steps:
         assert eng.view.performer_token(k) >= onset(0) and eng.view.performer_token(k + 1) == HOLD
@@ -255,7 +266,7 @@ def test_wakeup_after_window_and_tolerance_is_a_miss_with_fallback() -> None:
     clock, sink, eng, echo = make()
     clock.start(at_ns=T0)
     play(eng, [(due(2), 60, 90)], due(3))
-    assert on_times(sink) == {60: [due(2)]}
+    assert on_times(sink) == {60: [due(2) + G]}
     clock.time.set(due(3) + 30 * MS + 4 * MS)  # woke up 4 ms after step 3's window closed: still in time
     eng.step_once()
     assert eng.stats.counters.misses == 0 and eng.stats.counters.decisions == 4
@@ -296,10 +307,10 @@ def test_follow_control_fixes_and_frees_the_window_and_bad_values_are_counted() 
     assert not eng.follow.adaptive and decision_time(echo, 2) == due(2) + 8 * MS
     st = eng.status()
     assert st["follow_window_ms"] == 8.0 and st["follow_adaptive"] is False and st["timing"] == "follow"
-    for bad in (-1.0, math.nan, math.inf, 1e9):
+    for bad in (-1.0, math.nan, math.inf, 1e9, 1e-42, 0.05):  # a tiny window would round to nothing
         eng.submit(ControlEvent(due(3), Control.FOLLOW, bad))
     eng.run_until(due(4))
-    assert eng.stats.counters.input_errors == 4 and eng.follow.window_ns == 8 * MS
+    assert eng.stats.counters.input_errors == 6 and eng.follow.window_ns == 8 * MS
     errors = sink.of("error")
     assert len(errors) == 1 and "follow window" in str(errors[0][2])  # rate limited: one report
     eng.submit(ControlEvent(due(4), Control.FOLLOW, 0.0))
@@ -310,6 +321,8 @@ def test_follow_control_fixes_and_frees_the_window_and_bad_values_are_counted() 
 
 def test_config_window_and_react_delay_alias_and_validation() -> None:
     assert EngineConfig().follow_window_ms == 0.0
+    assert EngineConfig().follow_window_percentile == 95.0 and EngineConfig().follow_chord_ms == 3.0
+    assert EngineConfig(follow_window_ms=0.1, follow_chord_ms=0.0).follow_window_ms == 0.1
     assert EngineConfig(follow_window_ms=12.0).follow_window_ms == 12.0
     assert EngineConfig(react_delay_ms=5.0).follow_window_ms == 5.0
     for bad in (
@@ -317,6 +330,10 @@ def test_config_window_and_react_delay_alias_and_validation() -> None:
         {"follow_window_ms": -1.0},
         {"follow_window_ms": math.nan},
         {"follow_window_ms": 500.0},
+        {"follow_window_ms": 0.05},
+        {"follow_chord_ms": -1.0},
+        {"follow_chord_ms": math.nan},
+        {"follow_chord_ms": 31.0},
         {"follow_window_min_ms": 40.0},  # above the maximum
         {"follow_window_max_ms": 1000.0},
         {"follow_window_percentile": 0.0},
@@ -330,7 +347,7 @@ def test_config_window_and_react_delay_alias_and_validation() -> None:
 
 def test_follow_window_percentile_clamp_and_ring() -> None:
     w = FollowWindow()
-    assert w.update() == 30 * MS and w.adaptive  # nothing measured: the maximum
+    assert w.update() == 30 * MS and w.adaptive and w.percentile == 95.0  # nothing measured: the maximum
     for x in (-20, -10, -5):
         w.observe(x * MS)
     assert w.update() == 30 * MS  # fewer than 8 onsets measured: still the maximum
@@ -340,34 +357,49 @@ def test_follow_window_percentile_clamp_and_ring() -> None:
     assert w.update() == 3 * MS  # early onsets only: the minimum
     for x in (4, 6, 8, 10, 12, 14, 16, 18, 20, 22):
         w.observe(x * MS)
-    # p90 of the 10 positive offsets (linear interpolation: 20.2 ms) + 2 ms
-    assert w.update() == round(20.2 * MS) + 2 * MS
+    # p95 of the 10 positive offsets (linear interpolation: 21.1 ms) + 2 ms
+    assert w.update() == round(21.1 * MS) + 2 * MS
     assert w.offset_p50_ns == 10 * MS  # the median of all 13
-    for _ in range(32):  # the ring forgets: 32 onsets 60 ms late push it to the clamp
-        w.observe(60 * MS)
+    for _ in range(32):  # the ring forgets: 32 onsets 29 ms late push it to the clamp
+        w.observe(29 * MS)
     assert w.update() == 30 * MS
+    for _ in range(32):  # 32 onsets 60 ms late: no window up to the maximum catches them, none waits
+        w.observe(60 * MS)
+    assert w.update() == 3 * MS and w.offset_p50_ns == 60 * MS
     w.fix(7.5)
-    assert w.window_ns == 7_500_000 and not w.adaptive and w.adaptive_ns == 30 * MS
+    assert w.window_ns == 7_500_000 and not w.adaptive and w.adaptive_ns == 3 * MS
     w.fix(0)
-    assert w.adaptive and w.window_ns == 30 * MS
-    for bad in (-0.1, math.nan, 101.0):
+    assert w.adaptive and w.window_ns == 3 * MS
+    for bad in (-0.1, math.nan, 101.0, 1e-42, 0.05, 0.0999):
         with pytest.raises(ValueError):
             w.fix(bad)
+    w.fix(float(np.float32(4.12)))  # what OSC (32-bit floats) makes of 4.12: 4.119999885559082
+    assert w.window_ns == 4_120_000 and w.snapshot()["follow_window_ms"] == 4.12
+    assert w.snapshot()["follow_window_us"] == 4120
+    w.fix(0.1)
+    assert w.window_ns == 100_000 and w.snapshot()["follow_window_ms"] == 0.1
     with pytest.raises(ValueError):
         FollowWindow(size=4, warmup=5)  # would never leave its warm-up
     w2 = FollowWindow(min_ms=0.0, max_ms=50.0, margin_ms=0.0, percentile=50.0, size=4, warmup=4)
     for x in (1, 2, 3, 4, 100, 100):
         w2.observe(x * MS)
-    assert w2.update() == 50 * MS  # last four: 3, 4, 100, 100 -> p50 52 ms, clamped
+    assert w2.update() == round(3.5 * MS)  # last four: 3, 4, 100, 100 -> p50 of 3 and 4 (100 > 50 ms)
+    w3 = FollowWindow(min_ms=0.0, max_ms=50.0, margin_ms=0.0, percentile=50.0, size=4, warmup=4)
+    for x in (1, 2, 60, 70, 45, 48):
+        w3.observe(x * MS)
+    assert w3.update() == round(46.5 * MS)  # last four: 45, 48, 60, 70 -> p50 of 45 and 48
 
 
 def test_osc_follow_address_decodes_and_rejects_bad_values() -> None:
     ev = decode("/liveagent/follow", [12.5], 3, None)
     assert isinstance(ev, ControlEvent) and ev.kind is Control.FOLLOW and ev.value == 12.5
     assert decode("/liveagent/follow", [0], 3, None).value == 0.0  # type: ignore[union-attr]
+    assert decode("/liveagent/follow", [0.1], 3, None).value == 0.1  # type: ignore[union-attr]
     for params, kind in (
         ([-1.0], "range"),
         ([1e6], "range"),
+        ([1e-42], "range"),  # would round to a 0 ns window that reads like "adaptive"
+        ([0.0999], "range"),
         ([math.nan], "nonfinite"),
         (["fast"], "type"),
         ([], "arity"),
@@ -389,8 +421,8 @@ def test_swap_at_the_bar_line_into_a_react_policy_switches_to_follow_timing() ->
     eng.swap_policy(echo.policy)
     play(eng, [(due(16) + 4 * MS, 67, 90), (due(18), 67, 0)], due(20))
     assert eng.policy is echo.policy and eng.status()["timing"] == "follow"
-    assert echo.calls[0][0] == due(16) + 4 * MS  # the new policy's first step: decided on the onset
-    assert [c[1:3] for c in sink.of("on")] == [(due(16) + 4 * MS, 67)]
+    assert echo.calls[0][0] == due(16) + 4 * MS + G  # the new policy's first step: decided on the onset
+    assert [c[1:3] for c in sink.of("on")] == [(due(16) + 4 * MS + G, 67)]
     assert echo.calls[1][0] == due(17) + 30 * MS  # a hold: the window (the maximum, 1 onset measured)
     assert eng.stats.counters.answered == 1 and eng.stats.counters.late_amended == 0
     assert_notes_paired(eng, sink)
@@ -418,7 +450,160 @@ def test_midi_clock_follow_waits_for_the_tick_then_the_window() -> None:
         eng.step_once()
     times = [c[0] for c in echo.calls]
     assert times[0] == tick_at[0] + 5 * MS and times[1] == tick_at[6] + 5 * MS  # tick + window
-    assert times[2] == onset_at  # the onset decided step 2 before its tick
-    assert [c[1:3] for c in sink.of("on")] == [(onset_at, 64)]
+    assert times[2] == onset_at + G  # the onset decided step 2 before its tick
+    assert [c[1:3] for c in sink.of("on")] == [(onset_at + G, 64)]
     assert [int(c[1]) for c in sink.of("beat")] == [tick_at[0], tick_at[24]]  # type: ignore[call-overload]
     assert eng.stats.counters.misses == 0 and eng.stats.counters.answered == 1
+
+
+def test_a_performer_alternately_on_time_and_later_than_the_maximum_does_not_hold_the_holds_back() -> None:
+    """Review M3: onsets later than the window's maximum are amended whatever the window, so they must not
+    stretch it: the holds wait for what the window can catch (5 ms late + 2), not 30 ms for nothing."""
+    clock, sink, eng, echo = make()
+    clock.start(at_ns=T0)
+    steps = list(range(4, 100, 4))
+    offs = [(5 if i % 2 == 0 else 40) * MS for i in range(len(steps))]
+    play(eng, melody(steps, offs, PITCHES[: len(steps)]), due(102))
+    c = eng.stats.counters
+    assert eng.follow.window_ns == 7 * MS  # p95 of the 5 ms offsets (the 40 ms ones are out of reach) + 2
+    warm = steps[8]
+    for k in range(warm, 100):
+        if k % 4:
+            assert decision_time(echo, k) - due(k) == 7 * MS, k  # a hold: the window, not 30 ms
+    assert c.answered == len(steps) // 2 and c.late_amended == len(steps) // 2 and c.misses == 0
+    assert eng.status()["answered_pct"] == 50.0
+    # On time and 40 ms late: nothing positive the window could catch, so the minimum.
+    clock, sink, eng, echo = make()
+    clock.start(at_ns=T0)
+    offs = [(0 if i % 2 == 0 else 40) * MS for i in range(len(steps))]
+    play(eng, melody(steps, offs, PITCHES[: len(steps)]), due(102))
+    assert eng.follow.window_ns == 3 * MS and decision_time(echo, 99) == due(99) + 3 * MS
+    assert_notes_paired(eng, sink)
+
+
+def _jitter_run(percentile: float, seed: int, n: int = 400, sd_ms: float = 15.0) -> dict[str, float]:
+    """A performer with normal onset jitter (sd ``sd_ms``) on a note every 4th step, on a ManualClock:
+    answered_pct, the share of the late onsets caught, and the mean wait of the held steps."""
+    rng = np.random.default_rng(seed)
+    clock, _sink, eng, echo = make(follow_window_percentile=percentile)
+    clock.start(at_ns=T0)
+    steps = list(range(4, 4 + 4 * n, 4))
+    offsets = [round(x * MS) for x in np.clip(rng.normal(0.0, sd_ms, n), -55, 55)]
+    events = []
+    for i, (k, off) in enumerate(zip(steps, offsets, strict=True)):
+        p = PITCHES[i % 8] + 12 * (i % 3)
+        events += [(due(k) + off, p, 90), (due(k + 3) + off, p, 0)]
+    play(eng, events, due(steps[-1] + 4))
+    c = eng.stats.counters
+    late = [o for o in offsets[16:] if o > 0]  # past the warm-up
+    waits = [decision_time(echo, k) - due(k) for k in range(steps[8], steps[-1]) if k % 4]
+    amended_late = c.late_amended  # every amended onset is a late one (early ones are always answered)
+    return {
+        "answered_pct": float(eng.status()["answered_pct"]),
+        "late_caught_pct": 100.0 * (1 - amended_late / max(1, len(late))),
+        "hold_wait_ms": float(np.mean(waits)) / MS,
+        "misses": float(c.misses),
+    }
+
+
+def test_p95_window_catches_more_onsets_under_jitter_than_p90_for_a_few_ms_on_holds() -> None:
+    """Review M3: under sd-15 ms jitter the p90 + 2 ms window answered about 93 % of the onsets; the
+    default p95 answers more, and holds wait a few ms longer. Measured over 4 x 400 onsets: p90 answered
+    92.7 % (84.5 % of the late onsets), holds waited 21.4 ms on average; p95 94.4 % (88.1 %), 23.7 ms.
+    (About 2.3 % of the onsets are more than 30 ms late: no window catches them.)"""
+    assert EngineConfig().follow_window_percentile == 95.0
+    runs = {q: [_jitter_run(q, seed) for seed in range(4)] for q in (90.0, 95.0)}
+    fig = {q: {k: round(float(np.mean([r[k] for r in rs])), 2) for k in rs[0]} for q, rs in runs.items()}
+    print(f"jitter sd 15 ms, 4 x 400 onsets: p90 {fig[90.0]}; p95 {fig[95.0]}")
+    assert fig[95.0]["answered_pct"] > fig[90.0]["answered_pct"] + 0.5, fig
+    assert fig[95.0]["late_caught_pct"] > fig[90.0]["late_caught_pct"] + 1.0, fig
+    assert fig[95.0]["answered_pct"] >= 93.5, fig
+    assert 0 < fig[95.0]["hold_wait_ms"] - fig[90.0]["hold_wait_ms"] < 5.0, fig
+    assert fig[90.0]["misses"] == fig[95.0]["misses"] == 0, fig
+
+
+CHORD = (60, 64, 67)
+
+
+def _chord_run(order: tuple[int, ...], gap_ns: int, **cfg: object) -> tuple[list[tuple[object, ...]], Engine]:
+    """A chord every 4th step, its note-ons sent one per message ``gap_ns`` apart in ``order``, 2 ms late."""
+    clock, sink, eng, _echo = make(**cfg)
+    clock.start(at_ns=T0)
+    events = []
+    for k in range(4, 40, 4):
+        for i, p in enumerate(order):
+            events += [(due(k) + 2 * MS + i * gap_ns, p, 90), (due(k + 2) + i * gap_ns, p, 0)]
+    play(eng, events, due(42))
+    return [c[1:3] for c in sink.of("on")], eng
+
+
+def test_a_chord_sent_note_by_note_is_heard_whole_whatever_the_arrival_order() -> None:
+    """Review M2: a keyboard or a patch sends a chord as one note-on per message, a few hundred us apart.
+    With the chord grace the policy hears the whole chord (its skyline: the top note) whatever the order;
+    without it (``follow_chord_ms=0``) it heard the first note only, so the answer depended on the order."""
+    gap = 700_000  # 0.7 ms between the messages of one chord
+    runs = {order: _chord_run(order, gap) for order in ((60, 64, 67), (67, 64, 60), (64, 60, 67))}
+    played = {order: notes for order, (notes, _eng) in runs.items()}
+    first = next(iter(played.values()))
+    assert all(notes == first for notes in played.values()), played  # reproducible
+    assert [p for _, p in first] == [67] * 9  # the echo answered the chord's top note
+    assert [t for t, _ in first] == [due(k) + 2 * MS + G for k in range(4, 40, 4)]  # first note + grace
+    for _notes, eng in runs.values():
+        c = eng.stats.counters
+        assert c.answered == 9 and c.late_amended == 0 and eng.status()["answered_pct"] == 100.0
+        assert set(eng.stats.answer_ns.values().tolist()) == {G}
+        assert_notes_paired(eng, eng.sink)  # type: ignore[arg-type]
+    # The grace off: the first note decides, the rest is amended; the answer depends on the order.
+    off = {order: _chord_run(order, gap, follow_chord_ms=0.0) for order in ((60, 64, 67), (67, 64, 60))}
+    assert [p for _, p in off[(60, 64, 67)][0]] == [60] * 9 and [p for _, p in off[(67, 64, 60)][0]] == [
+        67
+    ] * 9
+    assert off[(60, 64, 67)][1].stats.counters.late_amended == 18
+    assert off[(60, 64, 67)][1].status()["answered_pct"] == round(100 * 9 / 27, 1)
+
+
+def test_chord_grace_runs_past_the_window_close_but_never_past_half_the_budget() -> None:
+    """A chord whose first note arrives just before the window closes is still heard whole (the grace
+    may run past the close), but the decision never waits beyond the close + half the 5 ms budget."""
+    clock, sink, eng, echo = make(follow_window_ms=10.0)
+    clock.start(at_ns=T0)
+    play(
+        eng, [(due(4) + 9 * MS, 60, 90), (due(4) + 11 * MS, 67, 90), (due(6), 60, 0), (due(6), 67, 0)], due(5)
+    )
+    assert decision_time(echo, 4) == due(4) + 12 * MS and echo.calls[4][1][-1] == onset(67)  # 9 + 3 ms
+    play(eng, [(due(8) + 9_800_000, 62, 90), (due(8) + 13 * MS, 65, 90), (due(9), 62, 0)], due(12))
+    assert decision_time(echo, 8) == due(8) + 12_500_000  # 9.8 + 3 capped at 10 + 2.5 ms
+    assert echo.calls[8][1][-1] == onset(62)  # 65 came after the decision: amended
+    assert eng.view.performer_token(8) == onset(65) and eng.stats.counters.late_amended == 1
+    assert eng.stats.counters.misses == 0 and eng.stats.counters.answered == 2
+    assert_notes_paired(eng, sink)
+
+
+def test_fixed_window_from_a_32_bit_osc_float_is_recorded_and_reported_as_asked() -> None:
+    """Review L2: OSC floats are 32-bit (4.12 arrives as 4.119999885559082); the window is kept to 10 us,
+    so the status and the session recording say 4.12, and the status has the exact integer too."""
+    events: list[tuple[str, dict[str, object]]] = []
+
+    class Rec:
+        def performer_note(self, t_ns: int, pitch: int, velocity: int) -> None: ...
+        def agent_note(self, t_ns: int, pitch: int, velocity: int) -> None: ...
+        def tempo(self, t_ns: int, bpm: float) -> None: ...
+        def event(self, t_ns: int, kind: str, **fields: object) -> None:
+            events.append((kind, fields))
+
+        def flush(self) -> None: ...
+        def close(self) -> None: ...
+
+    clock = ManualClock(bpm=125)
+    echo = Echo(clock.time)
+    eng = Engine(echo.policy, FakeSink(), clock, EngineConfig(warmup_calls=0), recorder=Rec())
+    clock.start(at_ns=T0)
+    ev = decode("/liveagent/follow", [float(np.float32(4.12))], T0, None)
+    eng.submit(ev)
+    eng.run_until(due(3))
+    assert ("follow", {"window_ms": 4.12}) in events
+    st = eng.status()
+    assert (
+        st["follow_window_ms"] == 4.12 and st["follow_window_us"] == 4120 and st["follow_adaptive"] is False
+    )
+    assert decision_time(echo, 2) == due(2) + 4_120_000

@@ -67,11 +67,12 @@ def test_render_shows_follow_timing_only_for_follow_policies() -> None:
         "follow_offset_p50_ms": 10.3,
         "answered": 29,
         "late_amended": 3,
+        "answered_pct": 90.6,
     }
     txt = _text(st)
     for needle in ("answer latency", "812", "1375", "2210", "follow window 12.4 ms (adaptive)", "+10.3 ms"):
         assert needle in txt, (needle, txt)
-    assert "answered 29" in txt and "late amended 3" in txt
+    assert "answered 29 (90.6 %)" in txt and "late amended 3" in txt
 
 
 def test_render_survives_an_empty_or_odd_snapshot() -> None:

@@ -104,7 +104,9 @@ def test_serve_follow_answers_a_late_performer_at_once_and_leaves_no_stuck_note(
         **{k: st[k] for k in st if k.startswith(("answer", "follow", "late_", "miss", "decision_p"))},
     }
     print(f"follow timing, performer {LATE_MS:g} ms late: {figures}")
-    assert st["timing"] == "follow" and st["follow_adaptive"] == 1
+    assert st["timing"] == "follow" and st["follow_adaptive"] == 1 and st["follow_chord_ms"] == 3.0
+    total = st["answered"] + st["late_amended"]
+    assert total and abs(st["answered_pct"] - 100.0 * st["answered"] / total) < 0.1, figures
     assert LATE_MS - 1 <= window <= 30.0, figures  # adapted to the performer: above 10 ms, clamped
     assert st["answered"] + st["late_amended"] >= len(MELODY) - 2, figures  # every onset on its own step
     assert st["answered"] >= 0.75 * len(MELODY) and st["late_amended"] <= 0.25 * len(MELODY), figures
@@ -123,25 +125,60 @@ def test_serve_follow_window_flag_and_osc_control() -> None:
         assert st["follow_window_ms"] == 8.0 and st["follow_adaptive"] == 0
         sp.send("/liveagent/follow", 0.0)
         assert _wait(lambda: sp.status()["follow_adaptive"] == 1)
+        sp.send("/liveagent/follow", 4.12)  # a 32-bit float on the wire: 4.119999885559082
+        assert _wait(lambda: sp.status()["follow_window_us"] == 4120)  # exact, whatever the float width
+        assert abs(sp.status()["follow_window_ms"] - 4.12) < 1e-6
         sp.send("/liveagent/follow", 15)  # an integer is a float too (Pd, Max)
         assert _wait(lambda: sp.status()["follow_window_ms"] == 15.0)
         n_err = len(sp.rx.of("/liveagent/error"))
-        for bad in (-1.0, math.nan, 1e6, "wide"):
+        for bad in (-1.0, math.nan, 1e6, "wide", 1e-42):  # 1e-42 ms would be a 0 ns window
             sp.send("/liveagent/follow", bad)
         errors = sp.rx.wait_for("/liveagent/error", n_err + 1)
         assert any("/liveagent/follow" in str(e[0]) for e in errors[n_err:]), errors
         st = sp.status()
-        assert st["osc_errors"] >= 4 and st["follow_window_ms"] == 15.0 and st["follow_adaptive"] == 0
+        assert st["osc_errors"] >= 5 and st["follow_window_ms"] == 15.0 and st["follow_adaptive"] == 0
         steps = st["steps"]
         assert _wait(lambda: sp.status()["steps"] > steps), "the engine stopped keeping time"
         assert sp.terminate() == 0
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "1000"])
-def test_serve_bad_follow_window_exits_2(value: str) -> None:
+@pytest.mark.parametrize(
+    "flag", ["--follow-window-ms=-1", "--follow-window-ms=nan", "--follow-window-ms=1000",
+             "--follow-window-ms=0.05", "--follow-chord-ms=-1", "--follow-chord-ms=50"],
+)  # fmt: skip
+def test_serve_bad_follow_window_exits_2(flag: str) -> None:
     cmd = [sys.executable, "-m", "liveagent", "serve", "--osc-port", "0", "--policy", "rules"]
-    r = subprocess.run([*cmd, f"--follow-window-ms={value}"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([*cmd, flag], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "follow" in r.stderr and "ready" not in r.stdout, r.stderr
+
+
+def test_serve_hears_a_chord_sent_note_by_note_whole() -> None:
+    """Review M2 end to end: chords sent one note-on per datagram (a keyboard, a Pd patch) are heard
+    whole, whatever the order of their notes; ``--follow-chord-ms`` sets the grace (status, ready line)."""
+    with ServeProcess("--policy", "react", "--autostart", "--bpm", "100", "--follow-chord-ms", "4") as sp:
+        assert sp.fields["follow_chord"] == "4ms"
+        t0, step = _grid(sp)
+        first = int((time.perf_counter_ns() - t0) / step) + 8
+        first += -first % 16
+        sock, dest = sp.client._sock, ("127.0.0.1", sp.osc_port)
+        orders = [(60, 64, 67), (67, 60, 64), (64, 67, 60)] * 4
+        for i, chord in enumerate(orders):
+            k = first + 4 * i
+            _sleep_until(t0 + round(k * step + 2 * MS))
+            for p in chord:  # back to back, one datagram each
+                sock.sendto(build_message("/liveagent/note", [p, 90]), dest)
+            _sleep_until(t0 + round((k + 3) * step))
+            for p in chord:
+                sock.sendto(build_message("/liveagent/note", [p, 0]), dest)
+        time.sleep(0.3)
+        st = sp.status()
+        assert sp.terminate() == 0, sp.stderr
+    figures = {k: st[k] for k in st if k.startswith(("answer", "follow", "late_", "miss"))}
+    print(f"chords sent note by note: {figures}")
+    assert st["follow_chord_ms"] == 4.0
+    # Every chord note heard on its step before the decision (a loaded machine may delay one datagram).
+    assert st["late_amended"] <= 2 and st["answered"] >= len(orders) - 1, figures
+    assert st["late_inputs"] == 0, figures
 
 
 def _wait(pred: Any, timeout: float = 5.0) -> bool:
