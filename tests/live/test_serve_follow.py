@@ -155,8 +155,11 @@ def test_serve_bad_follow_window_exits_2(flag: str) -> None:
 def test_serve_hears_a_chord_sent_note_by_note_whole() -> None:
     """Review M2 end to end: chords sent one note-on per datagram (a keyboard, a Pd patch) are heard
     whole, whatever the order of their notes; ``--follow-chord-ms`` sets the grace (status, ready line)."""
-    with ServeProcess("--policy", "react", "--autostart", "--bpm", "100", "--follow-chord-ms", "4") as sp:
-        assert sp.fields["follow_chord"] == "4ms"
+    # A generous grace and a fixed window: a loaded 2-core CI machine may delay a datagram by a few ms,
+    # and this test is about the gathering, not about how short the grace can be.
+    args = ("--autostart", "--bpm", "100", "--follow-chord-ms", "10", "--follow-window-ms", "30")
+    with ServeProcess("--policy", "react", *args) as sp:
+        assert sp.fields["follow_chord"] == "10ms"
         t0, step = _grid(sp)
         first = int((time.perf_counter_ns() - t0) / step) + 8
         first += -first % 16
@@ -175,7 +178,7 @@ def test_serve_hears_a_chord_sent_note_by_note_whole() -> None:
         assert sp.terminate() == 0, sp.stderr
     figures = {k: st[k] for k in st if k.startswith(("answer", "follow", "late_", "miss"))}
     print(f"chords sent note by note: {figures}")
-    assert st["follow_chord_ms"] == 4.0
+    assert st["follow_chord_ms"] == 10.0
     # Every chord note heard on its step before the decision (a loaded machine may delay one datagram).
     assert st["late_amended"] <= 2 and st["answered"] >= len(orders) - 1, figures
     assert st["late_inputs"] == 0, figures
