@@ -88,6 +88,9 @@ class RewardConfig:
     note short of ``min_notes_per_bar`` (the chorale bass plays 1-8 notes a bar, 4.5 on average)."""
     offbeat: float = 0.0
     """-1 for an onset off the beat (the chorale bass puts 25 % of its notes there): calibrates the share."""
+    parallel_imperfect: float = 0.0
+    """-1 for parallel thirds or sixths (both voices move the same way into the same imperfect interval):
+    a bass that shadows the melody in thirds is consonant but not a second voice."""
 
     agent_is_lower: bool = True
     """The agent is the lower voice (the bass under a soprano); False: it plays above the performer."""
@@ -388,6 +391,17 @@ def density(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
     return over - np.where(bar_end, short, np.float32(0)).astype(np.float32)
 
 
+def parallel_imperfect(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
+    """-1 for parallel thirds or sixths against the performer (the same imperfect interval again, both
+    voices moving the same way).
+
+    Piston, *Harmony* ch. 3 and Fux book II: imperfect consonances may move in parallel, but a run of them
+    makes the lower voice a shadow of the upper one; Bach's chorale basses move so 4 % of the time, a
+    consonance-rewarded policy 11 % (issue 8's musician review). A small weight trades a little of it away.
+    """
+    return _penalty(ctx.similar & ~_perfect(ctx.ic_now) & (ctx.ic_now == ctx.ic_prev))
+
+
 def offbeat(ctx: StepContext, cfg: RewardConfig) -> FloatArray:
     """-1 for an onset off the beat: with a small weight it calibrates the off-beat share to the corpus's."""
     return _penalty(ctx.agent_onset & (ctx.position % ctx.grid.steps_per_beat != 0))
@@ -416,6 +430,7 @@ TERMS: dict[str, TermFn] = {
     "change_consonance": change_consonance,
     "density": density,
     "offbeat": offbeat,
+    "parallel_imperfect": parallel_imperfect,
 }
 """The rule-based terms by name, in reporting order (names match :class:`RewardConfig` fields)."""
 

@@ -153,3 +153,13 @@ def test_key_changes_move_the_performer_from_a_bar_line_and_the_key_with_it() ->
         env.step(np.full(8, REST))
     for r in range(8):
         assert env._tracker.key_mask[r].tolist() == np.roll(mask0[r], env._change_by[r]).tolist()
+
+
+def test_parallel_imperfect_penalizes_shadowing_in_thirds_not_contrary_motion() -> None:
+    # Melody E4 F4 G4 over the agent C4 D4 E4: E-C = 4, F-D = 3, G-E = 3, so only the second move keeps
+    # the same third while both voices rise.
+    perf = line((64, 2), (65, 2), (67, 2))
+    agent = line((60, 2), (62, 2), (64, 2))
+    assert nonzero(terms(perf, agent)["parallel_imperfect"]) == {4: -1.0}
+    contrary = line((60, 2), (57, 2), (55, 2))
+    assert not terms(perf, contrary)["parallel_imperfect"].any()
