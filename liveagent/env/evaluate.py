@@ -27,9 +27,16 @@ from liveagent.env.config import EnvConfig
 from liveagent.env.metrics import consonance_counts, line_metrics
 from liveagent.env.policies import EpisodeBatch, EvalPolicy, check_logits
 from liveagent.env.rewards import RewardTracker, key_mask_of
-from liveagent.music.features import ObservationBuffers, build_observation
+from liveagent.music.features import ObservationBuffers, build_observation, hears_current_step
 from liveagent.music.piece import Piece, pad_lines
-from liveagent.music.sampling import Sampler, SamplerConfig, range_mask, resolve_holds
+from liveagent.music.sampling import (
+    Sampler,
+    SamplerConfig,
+    count_silence,
+    range_mask,
+    resolve_holds,
+    silence_gate,
+)
 from liveagent.music.tokens import HOLD, NO_PITCH, ONSET_BASE, REST, sounding_pitches
 
 log = logging.getLogger(__name__)
@@ -174,6 +181,8 @@ def play(
     sounding = np.zeros(b, dtype=bool)
     tracker = _reward_tracker(pieces) if reward_sums is not None else None
     prior_obs = ObservationBuffers.allocate(b, prior.window) if prior is not None else None
+    silent = np.full(b, grid.steps_per_bar, dtype=np.int64)  # the gate opens on the first note
+    hears_t = hears_current_step(policy.mode)
     if policy.reset is not None:
         policy.reset(EpisodeBatch(perf, acc, lengths))
     with _progress(t_max, policy.name, progress) as bar:
@@ -204,6 +213,12 @@ def play(
                 prior_stats.agree += int((lp.argmax(axis=1) == lq.argmax(axis=1)).sum())
                 prior_stats.decisions += int(live_rows.sum())
             drawn = sampler.sample(logits, mask)
+            if policy.waits_for_performer:
+                if hears_t:
+                    count_silence(silent, perf[:, t])
+                elif t > 0:
+                    count_silence(silent, perf[:, t - 1])
+                silence_gate(silent, drawn, grid.steps_per_bar)
             tokens = resolve_holds(drawn, sounding)
             live = t < lengths
             tokens[~live] = REST

@@ -78,6 +78,9 @@ class EvalPolicy:
     """The grid it was trained on, or None if it works on any grid."""
     reset: Callable[[EpisodeBatch], None] | None = None
     """Called once before a batch of pieces is played (the Bach oracle is given the true lines here)."""
+    waits_for_performer: bool = True
+    """Rest before the performer's first note and after a bar of performer silence, as the live engine
+    does (:func:`liveagent.music.sampling.silence_gate`); off for the Bach oracle (the real part)."""
     meta: dict[str, Any] = field(default_factory=dict)
     """The ONNX metadata (or a description) for the JSON report."""
 
@@ -136,7 +139,14 @@ def random_policy(seed: int = 0) -> EvalPolicy:
 def bach_policy() -> EvalPolicy:
     oracle = BachOracle()
     return EvalPolicy(
-        "bach", oracle, window=1, pitch_min=0, pitch_max=127, reset=oracle.reset, meta={"algo": "oracle"}
+        "bach",
+        oracle,
+        window=1,
+        pitch_min=0,
+        pitch_max=127,
+        reset=oracle.reset,
+        meta={"algo": "oracle"},
+        waits_for_performer=False,
     )
 
 

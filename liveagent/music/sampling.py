@@ -165,3 +165,24 @@ def resolve_holds(tokens: npt.ArrayLike, sounding: npt.ArrayLike) -> npt.NDArray
     """Vectorized :func:`resolve_hold`: HOLD where ``sounding`` is False becomes REST (elementwise)."""
     tok = np.asarray(tokens, dtype=np.int64)
     return np.where((tok == HOLD) & ~np.asarray(sounding, dtype=bool), REST, tok)
+
+
+def count_silence(run: npt.NDArray[np.int64], performer_tokens: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """In place: the performer's consecutive silent steps after hearing one more step (REST: +1, else 0).
+
+    The accompanist waits for the performer: it rests before the performer's first note and once the
+    performer has been silent for a bar (:func:`silence_gate`), so it never plays alone into a silent hall
+    nor keeps going after the player stopped. Start ``run`` at the gate (a bar) so a session opens closed.
+    Used by `liveagent eval` and by the live engine, so what is evaluated is what is played.
+    """
+    tok = np.asarray(performer_tokens)
+    np.copyto(run, np.where(tok == REST, run + 1, 0))
+    return run
+
+
+def silence_gate(
+    run: npt.NDArray[np.int64], tokens: npt.NDArray[np.int64], steps: int
+) -> npt.NDArray[np.int64]:
+    """In place: REST where the performer has been silent for at least ``steps`` (a bar)."""
+    tokens[run >= steps] = REST
+    return tokens

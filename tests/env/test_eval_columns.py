@@ -93,3 +93,25 @@ def test_kl_to_itself_is_zero_and_agreement_full(monkeypatch: pytest.MonkeyPatch
         else:
             assert row["kl_prior"] > 0.1 and row["prior_agree_pct"] < 100.0
     assert REST == 0
+
+
+def test_policies_wait_for_the_performer_and_stop_after_a_bar_of_silence() -> None:
+    # Two bars of silence, a bar of melody, two bars of silence: an eager policy may only play while the
+    # melody is heard (and, in follow mode, within the bar after it).
+    perf = line((None, 32), (60, 4), (62, 4), (64, 8), (None, 32))
+    piece = Piece("gaps", perf, line((48, 80)))
+
+    class Eager:
+        def __call__(self, obs):  # type: ignore[no-untyped-def]
+            logits = np.zeros((obs.performer.shape[0], 130), dtype=np.float32)
+            logits[:, onset(48)] = 5.0
+            return logits
+
+    for mode in ("follow", "anticipate"):
+        res = ev.evaluate_policy(
+            EvalPolicy("eager", Eager(), 4, mode, 36, 64), [piece], ev.EvalConfig(progress=False)
+        )
+        played = np.flatnonzero(res.lines[0] >= ONSET_BASE)
+        first = 32 if mode == "follow" else 33
+        assert played.min() == first, (mode, played)
+        assert played.max() < 48 + 16 + 1, (mode, played)
