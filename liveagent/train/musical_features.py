@@ -149,24 +149,24 @@ class MusicalFeatures(torch.nn.Module):
         return nnf.embedding(torch.where(both, torch.remainder(upper1 - lower1, 12) + 1, 0), self.ic_hot)
 
     def forward(self, performer: torch.Tensor, agent: torch.Tensor) -> tuple[torch.Tensor, Sounding]:
-        """``(features [B, F], the sounding pitches)``."""
-        perf1 = self.sounding1(performer)
-        agent1 = self.sounding1(agent)
+        """``(features [B, F], the sounding pitches)``.
+
+        Both lines go through one set of operations as a ``[2B, W]`` stack: onnxruntime's cost here is per
+        graph node, so this halves the features' share of a decision.
+        """
+        b = performer.shape[0]
+        lines = torch.cat([performer, agent], 0)
+        sounding = self.sounding1(lines)
+        line_feats = self._line(lines, sounding)
+        perf1, agent1 = sounding[:b], sounding[b:]
+        perf_line, agent_line = line_feats[:b], line_feats[b:]
         aligned1 = self.sounding1(performer, before_last=True) if self.hears_current else perf1
-        perf_line = self._line(performer, perf1)
         hist = perf_line[:, -12:]
         centred = hist - hist.mean(dim=1, keepdim=True)
         key = centred @ self.key_profiles / centred.norm(dim=1, keepdim=True).clamp(min=1e-3)
         both = (perf1 > 0) & (agent1 > 0)
         gap = torch.where(both, agent1 - perf1, 0).float().unsqueeze(1) / 24.0
-        feats = [
-            perf_line,
-            self._line(agent, agent1),
-            self._ic(perf1, agent1),
-            self._ic(aligned1, agent1),
-            key,
-            gap,
-        ]
+        feats = [perf_line, agent_line, self._ic(perf1, agent1), self._ic(aligned1, agent1), key, gap]
         return torch.cat(feats, 1), Sounding(perf1, agent1, aligned1)
 
 
