@@ -163,3 +163,10 @@ def test_parallel_imperfect_penalizes_shadowing_in_thirds_not_contrary_motion() 
     assert nonzero(terms(perf, agent)["parallel_imperfect"]) == {4: -1.0}
     contrary = line((60, 2), (57, 2), (55, 2))
     assert not terms(perf, contrary)["parallel_imperfect"].any()
+
+
+def test_independent_onset_pays_for_moving_while_the_melody_holds() -> None:
+    perf = line((64, 8))  # E4 held
+    agent = line((48, 4), (55, 4))  # C3 then G3 under the held E4
+    assert nonzero(terms(perf, agent)["independent_onset"]) == {4: 1.0}  # the first onset is with the melody
+    assert not terms(line((None, 8)), agent)["independent_onset"].any()  # nothing to move against
