@@ -1,7 +1,8 @@
 """How many engines one process holds at a tempo (240 BPM in sixteenths) with zero misses.
 
 Each agent is a full :class:`~liveagent.live.engine.Engine` on its own thread with its own internal clock,
-its own policy instance and a real OSC sink (to a socket nobody reads, so the kernel absorbs the output).
+its own policy instance and a real OSC sink (to a socket nobody reads, so the kernel absorbs the output);
+with no performer, each leads (``waits_for_performer=False``) so that its notes go out as before.
 The count doubles until an agent misses a step, then bisects between the last clean and the first missing
 count. Automatic gc is frozen and off for the whole run, as each engine would do alone.
 """
@@ -48,9 +49,10 @@ def run_trial(
             clock = InternalClock(bpm, Grid(m.steps_per_beat, m.beats_per_bar), preroll_ms=200.0)
             sink = OscSink(OscSinkConfig(out=out))
             sinks.append(sink)
-            engines.append(
-                Engine(policy, sink, clock, EngineConfig(gc_freeze=False, spin_ms=spin_ms, lead_ms=lead_ms))
-            )
+            # Nobody plays to these agents: without the silence gate off they would rest, and the sinks'
+            # output (part of each step's cost) would not be measured.
+            ecfg = EngineConfig(gc_freeze=False, spin_ms=spin_ms, lead_ms=lead_ms, waits_for_performer=False)
+            engines.append(Engine(policy, sink, clock, ecfg))
         gc.collect()
         gc.freeze()
         gc.disable()

@@ -18,9 +18,18 @@ Timing (DESIGN.md), by the policy's ``meta.mode``:
   decided on an onset, and ``answered_pct`` (answered / (answered + late_amended)) shows how many onsets
   the window caught.
 
+The silence gate (``waits_for_performer``, on by default; the rule ``liveagent eval`` applies, from
+:func:`~liveagent.music.sampling.count_silence` and :func:`~liveagent.music.sampling.silence_gate`): the
+agent rests before the performer's first note and once the performer has been silent for a bar
+(``steps_per_bar`` consecutive REST steps as finalized), until the performer plays again. The count covers
+the performer steps the decision heard (up to k-1 in anticipate timing, up to k in follow timing), starts
+at a bar on every transport start (a session opens closed), and drops to 0 when a late onset is amended
+into its step. A gated step is REST after sampling (the policy still runs, so its history and timing stay
+as ever): a sounding agent note is released.
+
 No decision at its deadline (T_k in anticipate; the window's close + ``follow_budget_ms`` in follow; plus
-``miss_tolerance_ms`` in both) means a fallback token (HOLD while a note sounds, else REST) and a counted
-miss; an engine that wakes up more than a step late skips to the
+``miss_tolerance_ms`` in both) means a fallback token (HOLD while a note sounds and the silence gate is
+open, else REST) and a counted miss; an engine that wakes up more than a step late skips to the
 current step (counted) and never plays a late burst. Beats (``sink.beat``) go out on the grid at T_k in
 either timing.
 
@@ -42,6 +51,7 @@ import importlib
 import logging
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -120,6 +130,14 @@ class Engine:
         self._offset_step = _NO_STEP
         """The step of the last onset offset measured (one per step: a chord's first note)."""
         self._run_start = 0
+        spbar = self.grid.steps_per_bar
+        self._gate_steps = spbar if cfg.waits_for_performer else sys.maxsize
+        """The silence gate: a step is REST once the performer has been silent this long (a bar; never
+        when ``waits_for_performer`` is off)."""
+        self._silent = spbar
+        """The performer's consecutive REST steps as finalized (the heard ones: up to k-1 when step k is
+        decided in anticipate timing, up to k in follow timing); a bar at every transport start, so a
+        session opens closed; 0 again on an onset, held key or an amended late onset."""
         self._vel_ema = cfg.velocity_default / max(cfg.velocity_scale, 1e-6)
         # Transport and schedule.
         self._epoch = -1
@@ -491,6 +509,7 @@ class Engine:
         self._beat_k = start
         self._offset_step = _NO_STEP
         self._run_start = start
+        self._silent = self.grid.steps_per_bar  # the gate opens on the performer's first note
 
     # -- performer ---------------------------------------------------------------------------------
     def _on_note(self, ev: NoteEvent) -> None:
@@ -518,6 +537,7 @@ class Engine:
             if closed and hears_current_step(self.view.policy.meta.mode):
                 # Follow timing closed step j before this onset arrived: it belongs to step j all the same.
                 self.view.amend_performer(j, perf.amend(pitch))
+                self._silent = 0  # the performer plays: the next step may answer
                 self.stats.counters.late_amended += 1
                 self.follow.update()  # no answer waits on this note: widen the window now
                 return
@@ -526,15 +546,27 @@ class Engine:
         self.stats.counters.late_inputs += perf.late - late
 
     def _finalize_performer(self, upto: int) -> None:
-        """Finalize performer steps ``< upto`` and push their tokens."""
+        """Finalize performer steps ``< upto``, push their tokens and count the performer's silence (the
+        scalar form of :func:`~liveagent.music.sampling.count_silence`)."""
         perf = self.performer
+        silent = self._silent
         while perf.next_step < upto:
             j = perf.next_step
             tok = perf.finalize()
             self.view.push_performer(j, tok)
+            silent = silent + 1 if tok == REST else 0
+        self._silent = silent
+
+    @property
+    def waiting(self) -> bool:
+        """The silence gate is closed: the performer has not played yet, or has been silent for a bar (as
+        of the performer steps finalized so far), so the agent rests."""
+        return self._silent >= self._gate_steps
 
     # -- deciding and emitting ---------------------------------------------------------------------
     def _fallback(self) -> int:
+        if self._silent >= self._gate_steps:
+            return REST
         return HOLD if self.tracker.sounding else REST
 
     def _decide(self, k: int, *, hears: bool) -> None:
@@ -548,6 +580,10 @@ class Engine:
             self.stats.counters.policy_errors += 1
             self._error(f"policy {self.view.policy.name} failed at step {k}: {type(e).__name__}: {e}", None)
             tok = self._fallback()
+        if self._silent >= self._gate_steps:
+            # The silence gate (as :func:`~liveagent.music.sampling.silence_gate` in `liveagent eval`): no
+            # note before the performer's first nor after a bar of performer silence; a sounding one ends.
+            tok = REST
         tok = resolve_hold(tok, bool(self.tracker.sounding))
         self._token = tok
         self.stats.decision_ns.add(self._now() - t0)

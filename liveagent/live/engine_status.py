@@ -50,6 +50,9 @@ def build_status(eng: Engine) -> dict[str, object]:
     eng.follow.update()
     out.update(eng.follow.snapshot())
     out["follow_chord_ms"] = eng.config.follow_chord_ms
+    out["waits_for_performer"] = eng.config.waits_for_performer
+    out["performer_silent_steps"] = eng._silent
+    out["waiting"] = eng.waiting
     return out
 
 

@@ -51,6 +51,8 @@ def render(st: Mapping[str, Any], title: str = "liveagent", extra: Mapping[str, 
     """One frame of the monitor for a status snapshot (pure: tests render it to text)."""
     running = bool(st.get("running"))
     state = Text("● playing", style="bold green") if running else Text("■ stopped", style="bold yellow")
+    if running and st.get("waiting"):
+        state = Text("◌ waiting for the performer", style="bold blue")
     if st.get("muted"):
         state = Text("◌ muted", style="bold magenta")
     bar, beat = st.get("bar", -1), st.get("beat", -1)

@@ -62,7 +62,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="follow timing (react/follow policies): wait at most F ms after each step for the performer's "
         "onset (0 = adaptive, the default: p95 of the performer's late onsets the window can catch + 2 ms, "
-        "within 3..30 ms; else 0.1..100)",
+        "within 3..50 ms; else 0.1..100)",
     )
     g.add_argument(
         "--follow-chord-ms",
@@ -71,6 +71,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="C",
         help="follow timing: after a step's first note-on, wait C ms for the rest of a chord sent note by "
         "note before answering (default 3; 0 = answer the first note-on at once; at most 30)",
+    )
+    g.add_argument(
+        "--no-wait-for-performer",
+        action="store_true",
+        help="let the agent lead: play from the first step and through the performer's silences (by "
+        "default it rests before the performer's first note and after a bar of performer silence)",
     )
     g = parser.add_argument_group("OSC")
     g.add_argument("--no-osc", action="store_true", help="no OSC input or output")
@@ -158,6 +164,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         lead_ms=args.lead_ms,
         follow_window_ms=args.follow_window_ms,
         follow_chord_ms=args.follow_chord_ms,
+        waits_for_performer=not args.no_wait_for_performer,
         pitch_min=args.pitch_min,
         pitch_max=args.pitch_max,
         record=None if args.no_record else (args.record or str(default_session_dir())),

@@ -95,10 +95,13 @@ class ServeConfig:
     follow_window_ms: float = 0.0
     """Follow timing (react/follow policies): a fixed window after T_k in which the performer's onset is
     awaited (0.1..100 ms); 0 = adaptive (p95 of the performer's late onsets the window can catch + 2 ms,
-    within 3..30 ms). ``/liveagent/follow`` changes it at run time."""
+    within 3..50 ms). ``/liveagent/follow`` changes it at run time."""
     follow_chord_ms: float = 3.0
     """Follow timing: the chord grace, how long after a step's first note-on the rest of a chord sent note
     by note is awaited before answering (0 = off). See :attr:`EngineConfig.follow_chord_ms`."""
+    waits_for_performer: bool = True
+    """Rest before the performer's first note and after a bar of performer silence (False: the agent
+    leads, ``--no-wait-for-performer``). See :attr:`EngineConfig.waits_for_performer`."""
     pitch_min: int | None = None
     """Lowest agent pitch (default: the policy's)."""
     pitch_max: int | None = None
@@ -236,6 +239,7 @@ class Server:
                     lead_ms=self.lead_ms,
                     follow_window_ms=cfg.follow_window_ms,
                     follow_chord_ms=cfg.follow_chord_ms,
+                    waits_for_performer=cfg.waits_for_performer,
                     temperature=cfg.temperature,
                     top_p=cfg.top_p,
                     seed=cfg.seed,
@@ -376,6 +380,7 @@ class Server:
             f"timing={'follow' if hears_current_step(self.policy.meta.mode) else 'anticipate'}",
             f"follow_window={f'{fw:g}ms' if (fw := self.config.follow_window_ms) > 0 else 'adaptive'}",
             f"follow_chord={self.config.follow_chord_ms:g}ms",
+            f"wait_for_performer={int(self.config.waits_for_performer)}",
             f"rt={self.realtime}",
         ]
         if self.recorder is not None:

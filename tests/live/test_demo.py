@@ -44,6 +44,17 @@ def test_demo_writes_duet_pianoroll_and_timing(tmp_path: Path) -> None:
     agent = [m.note for m in mid.tracks[1] if m.type == "note_on" and m.velocity > 0]
     assert perf == [64, 64, 65, 67, 67, 65, 64, 62]
     assert set(agent) <= set(PATTERN.values()) and len(agent) >= 8
+
+    def first_on(track: mido.MidiTrack) -> int:
+        t = 0
+        for m in track:
+            t += m.time
+            if m.type == "note_on" and m.velocity > 0:
+                return t
+        raise AssertionError("no note")
+
+    # The agent waits for the performer: silent through the count-in bar, it starts after the melody does.
+    assert first_on(mid.tracks[1]) > first_on(mid.tracks[0])
     png = (out / "pianoroll.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert list((out / "server-recording").glob("*.mid"))

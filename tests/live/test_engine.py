@@ -31,6 +31,10 @@ def make(
     clock = clock or ManualClock(bpm=125)
     sink = FakeSink(now=clock.time)
     cfg.setdefault("lead_ms", LEAD / MS)
+    # These tests are about the schedule, with script policies that play without a performer: the
+    # silence gate (no agent note before the performer's first) is off; tests/live/test_engine_silence.py
+    # tests it.
+    cfg.setdefault("waits_for_performer", False)
     config = EngineConfig(**cfg)  # type: ignore[arg-type]
     eng = Engine(policy, sink, clock, config)  # type: ignore[arg-type]
     return clock, sink, eng
@@ -332,7 +336,7 @@ def test_midi_clock_emits_on_the_tick_that_opens_the_step() -> None:
         default=HOLD, tokens={0: onset(40), 2: onset(43)}, on_call=lambda n: decided.append(t())
     )
     sink = FakeSink(now=t)
-    eng = Engine(pol, sink, clock, EngineConfig(lead_ms=5, max_note_steps=100))
+    eng = Engine(pol, sink, clock, EngineConfig(lead_ms=5, max_note_steps=100, waits_for_performer=False))
     tick = round(60e9 / (120 * 24))  # 120 BPM: a 16th = 6 ticks = 125 ms
     eng.submit(ControlEvent(0, Control.START))
     eng.step_once()

@@ -41,11 +41,11 @@ def _wait(pred: Any, timeout: float = 5.0) -> bool:
 
 
 def _pattern_notes_skipped(ons: list[int]) -> int:
-    """How many notes of the cyclic ``PATTERN`` (from its first) are missing from ``ons``; a pitch that is
-    not in the pattern fails the test."""
+    """How many notes of the cyclic ``PATTERN`` (from the first of ``ons``) are missing from ``ons``; a pitch
+    that is not in the pattern fails the test."""
     cycle = [PATTERN[k] for k in sorted(PATTERN)]
     assert set(ons) <= set(cycle), ons
-    skipped, pos = 0, -1
+    skipped, pos = 0, cycle.index(ons[0]) - 1 if ons else -1
     for p in ons:
         gap = (cycle.index(p) - pos - 1) % len(cycle)
         skipped += gap
@@ -81,15 +81,23 @@ def test_serve_midi_in_and_out_through_jack(jack_server: JackServer, pattern_pol
                 peer_out.send_message([0x90, p, 100])
                 time.sleep(0.1)
                 peer_out.send_message([0x80, p, 0])
+            # The performer holds a key: the agent (which rests until the performer plays and after a
+            # bar of performer silence) keeps answering it.
+            peer_out.send_message([0x90, 72, 100])
             assert _wait(lambda: len([m for m in received if m[0] == 0x91 and m[2] > 0]) >= 4)
+            peer_out.send_message([0x80, 72, 0])
             ons = [m[1] for m in received if m[0] == 0x91 and m[2] > 0]
+            assert _wait(lambda: sp.status()["notes_in"] == 3)
             status = sp.status()
-            assert status["notes_in"] == 2
-            # The pattern, in order; a step the engine missed under load (its DESIGN: the fallback, HOLD,
-            # is played, counted in `misses`) drops its note, so only the misses may skip notes.
+            # The pattern, in order from the beat after the performer's first note (the agent never
+            # plays before it); a step the engine missed under load (its DESIGN: the fallback, HOLD, is
+            # played, counted in `misses`) drops its note, so only the misses may skip notes.
+            assert status["waits_for_performer"] == 1
             assert _pattern_notes_skipped(ons) <= status["misses"], (ons, status["misses"])
             if status["misses"] == 0:
-                assert ons[:4] == [PATTERN[k] for k in sorted(PATTERN)]
+                cycle = [PATTERN[k] for k in sorted(PATTERN)]
+                i = cycle.index(ons[0])
+                assert ons[:4] == (cycle[i:] + cycle[:i]), ons
             assert sp.terminate(signal.SIGTERM) == 0
         balance: dict[int, int] = {}
         for st, p, v in (m for m in received if len(m) == 3 and m[0] & 0xF0 in (0x80, 0x90)):
@@ -116,8 +124,16 @@ def test_serve_follows_jack_midi_clock(jack_server: JackServer, pattern_policy: 
     ticks: list[tuple[int, int]] = []
     observer.set_callback(lambda m, d=None: ticks.append((mapper.map(m[1], time.perf_counter_ns()), m[0][0])))
     try:
+        # The agent leads (no performer here): this test is about following the master's clock alone.
         with ServeProcess(
-            "--policy", str(pattern_policy), "--virtual", "--midi-name", "la-follow", "--clock", "midi"
+            "--policy",
+            str(pattern_policy),
+            "--virtual",
+            "--midi-name",
+            "la-follow",
+            "--clock",
+            "midi",
+            "--no-wait-for-performer",
         ) as sp:
             jack_server.wait_port("jack_midi_clock:mclk_out")
             jack_server.connect("jack_midi_clock:mclk_out", "la-follow:in")

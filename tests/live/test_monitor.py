@@ -80,6 +80,8 @@ def test_render_survives_an_empty_or_odd_snapshot() -> None:
     assert "stopped" in txt and "-:-" in txt
     txt = _text({"bpm": "x", "bar": None, "sounding": [60, 64], "muted": 1})
     assert "muted" in txt and "C4 E4" in txt
+    assert "waiting for the performer" in _text({"running": 1, "waiting": 1})
+    assert "waiting" not in _text({"running": 1, "waiting": 0}) and "playing" in _text({"running": 1})
 
 
 @pytest.mark.timeout(60)

@@ -65,7 +65,9 @@ def test_engine_records_both_tracks_and_flushes_every_bar(tmp_path: Path) -> Non
     sink = FakeSink(now=clock.time)
     rec = Recorder(tmp_path, name="e", bpm=125, now=clock.time)
     pol = script_policy(default=HOLD, tokens={1: onset(40), 5: onset(43)})
-    eng = Engine(pol, sink, clock, EngineConfig(lead_ms=5, warmup_calls=0), recorder=rec)
+    # The agent plays from step 1, before the performer's note: the silence gate is off.
+    cfg = EngineConfig(lead_ms=5, warmup_calls=0, waits_for_performer=False)
+    eng = Engine(pol, sink, clock, cfg, recorder=rec)
     clock.start(at_ns=10 * MS)
     eng.run_until(500 * MS)
     eng.submit(NoteEvent(500 * MS, 64, 90))

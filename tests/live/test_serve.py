@@ -20,6 +20,12 @@ from tests.support import require_tool
 
 pytestmark = pytest.mark.timeout(90)
 
+LEADS = "--no-wait-for-performer"
+"""The agent leads: it plays from the first step whether or not the performer plays. For the tests about
+transport, mute, panic, shutdown and the exact pattern from bar 1, where the agent must be playing on its
+own; the silence gate (the default: rest until the performer plays) is tested in
+tests/live/test_serve_silence.py."""
+
 
 @pytest.fixture(scope="module")
 def pattern_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -37,13 +43,15 @@ def _wait(pred: object, timeout: float = 5.0) -> bool:
 
 def test_serve_plays_over_osc_and_shuts_down_clean(pattern_policy: Path, tmp_path: Path) -> None:
     rec = tmp_path / "rec"
-    with ServeProcess("--policy", str(pattern_policy), "--bpm", "240", "--record", str(rec)) as sp:
+    with ServeProcess("--policy", str(pattern_policy), "--bpm", "240", "--record", str(rec), LEADS) as sp:
         assert sp.fields["policy"] == "pattern" and sp.fields["clock"] == "internal"
+        assert sp.fields["wait_for_performer"] == "0"
         st = sp.status()
         assert st["policy"] == "pattern" and st["torch_loaded"] == 0
+        assert st["waits_for_performer"] == 0 and st["waiting"] == 0
         assert not proc_has_torch(sp.proc.pid)
         sp.send("/liveagent/start")
-        # the performer plays a few notes while the agent plays its pattern
+        # the performer plays a few notes while the agent plays its pattern (from bar 1: it leads)
         for p in (72, 74, 76):
             sp.send("/liveagent/note", p, 90)
             time.sleep(0.1)
@@ -70,7 +78,7 @@ def test_serve_plays_over_osc_and_shuts_down_clean(pattern_policy: Path, tmp_pat
 
 
 def test_serve_sigint_stop_mute_panic_leave_no_stuck_note(pattern_policy: Path) -> None:
-    with ServeProcess("--policy", str(pattern_policy), "--bpm", "200", "--autostart") as sp:
+    with ServeProcess("--policy", str(pattern_policy), "--bpm", "200", "--autostart", LEADS) as sp:
         assert _wait(lambda: len(sp.rx.of("/liveagent/out/note")) >= 3)
         sp.send("/liveagent/mute", 1)
         time.sleep(0.3)
@@ -172,11 +180,15 @@ def test_serve_with_oscsend_and_oscdump_peers(pattern_policy: Path) -> None:
         assert ready.startswith("ready")
         osc_port = ready.split("osc=")[1].split()[0].rsplit(":", 1)[1]
         subprocess.run(["oscsend", "127.0.0.1", osc_port, "/liveagent/start"], check=True, timeout=10)
+        # the performer (another liblo peer) holds a note: the agent answers it (it waits for one)
+        subprocess.run(
+            ["oscsend", "127.0.0.1", osc_port, "/liveagent/note", "ii", "60", "90"], check=True, timeout=10
+        )
         lines: list[str] = []
         deadline = time.monotonic() + 10
-        while sum("/liveagent/out/note" in ln for ln in lines) < 4 and time.monotonic() < deadline:
+        while sum("/liveagent/out/note" in ln for ln in lines) < 10 and time.monotonic() < deadline:
             lines.append(dump.stdout.readline())
-        assert any("/liveagent/out/note ii 48 " in ln for ln in lines), lines
+        assert any("/liveagent/out/note ii 48 " in ln for ln in lines), lines  # bar 2's first note
         assert any("/liveagent/out/beat ii 0 0" in ln for ln in lines), lines
         subprocess.run(["oscsend", "127.0.0.1", osc_port, "/liveagent/stop"], check=True, timeout=10)
         proc.send_signal(signal.SIGTERM)
@@ -200,6 +212,7 @@ def test_serve_osc_transport_clock(pattern_policy: Path) -> None:
     with ServeProcess("--policy", str(pattern_policy), "--clock", "osc", "--bpm", "120") as sp:
         sp.send("/liveagent/tempo", 150.0)
         sp.send("/liveagent/start")
+        sp.send("/liveagent/note", 60, 90)  # the performer holds a note: the agent answers
         for i in range(4):
             time.sleep(0.4)
             sp.send("/liveagent/beat", i % 4)
@@ -244,6 +257,7 @@ def test_serve_records_every_session_unless_told_not_to(pattern_policy: Path, tm
         env = {**os.environ, "LIVEAGENT_RECORD_DIR": str(sessions)}
         with ServeProcess("--policy", str(pattern_policy), "--bpm", "240", *flags, env=env) as sp:
             sp.send("/liveagent/start")
+            sp.send("/liveagent/note", 67, 90)  # the performer plays (and holds): the agent answers
             assert _wait(lambda sp=sp: len(sp.rx.of("/liveagent/out/note")) >= 2)
             assert sp.terminate(signal.SIGTERM) == 0, sp.stderr
         assert len(list(sessions.glob("*.mid"))) == expect

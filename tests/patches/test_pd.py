@@ -245,6 +245,9 @@ def test_duet_with_real_serve(tmp_path: Path) -> None:
     ons = [e for e in events if e.kind == "note" and float(e.args[1]) > 0]
     assert len(ons) >= 3, f"too few accompaniment notes: {events}"
     assert all(e.real_ms >= marks["start"] for e in ons)
+    # the agent waits for the performer (serve's default): nothing before the melody's first note
+    first_sent = min(e.real_ms for e in sent_on)
+    assert all(e.real_ms > first_sent for e in ons), (first_sent, ons[:3])
     assert all(0 <= float(e.args[0]) <= 127 and 1 <= float(e.args[1]) <= 127 for e in ons)
 
     # /liveagent/status came back through outlet 3 as "status key value ..."
