@@ -124,3 +124,13 @@ def unmatched_notes(messages: list[list[Any]]) -> dict[int, int]:
 
 def env_with(**kw: str) -> dict[str, str]:
     return {**os.environ, **kw}
+
+
+def wait_until(pred: Any, timeout: float = 5.0) -> bool:
+    """Poll ``pred()`` every 20 ms until it is true (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False

@@ -13,7 +13,7 @@ import pytest
 from liveagent.live.device_clock import DeviceClockMapper
 from tests.live.conftest import JackServer
 from tests.live.policies import PATTERN, write_pattern_policy
-from tests.live.serve_helpers import ServeProcess
+from tests.live.serve_helpers import ServeProcess, wait_until
 from tests.support import require_tool
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(90)]
@@ -31,13 +31,7 @@ def _rt(kind: str, name: str) -> Any:
     return cls(rtapi=rtmidi.API_UNIX_JACK, name=name)
 
 
-def _wait(pred: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
+_wait = wait_until
 
 
 def _pattern_notes_skipped(ons: list[int]) -> int:

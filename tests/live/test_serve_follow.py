@@ -15,7 +15,7 @@ import pytest
 
 from liveagent.live.osc import build_message
 from liveagent.live.receiver import grid_of
-from tests.live.serve_helpers import ServeProcess, unmatched_notes
+from tests.live.serve_helpers import ServeProcess, unmatched_notes, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -184,10 +184,4 @@ def test_serve_hears_a_chord_sent_note_by_note_whole() -> None:
     assert st["late_inputs"] == 0, figures
 
 
-def _wait(pred: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
+_wait = wait_until
