@@ -18,9 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from liveagent.env.tables import fmt_value as _fmt
+from liveagent.env.tables import markdown_table
+from liveagent.music.piece import Piece
+
 if TYPE_CHECKING:
     from liveagent.env.evaluate import PolicyResult
-    from liveagent.music.piece import Piece
 
 log = logging.getLogger(__name__)
 
@@ -129,33 +132,6 @@ def report(
     )
 
 
-def _fmt(value: float, spec: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return format(int(value), spec) if spec == "d" else format(value, spec)
-
-
-def markdown_table(results: Sequence[PolicyResult]) -> str:
-    """The table in GitHub Markdown, one row per policy: the main columns, then the others (RL Tuner's
-    statistics and similarity to the real part) in a second table."""
-    from liveagent.env.metrics import COLUMNS, MAIN_COLUMNS
-
-    main = [c for c in COLUMNS if c.key in MAIN_COLUMNS]
-    rest = [c for c in COLUMNS if c.key not in MAIN_COLUMNS]
-    tables = []
-    for cols, reward in ((main, False), (rest, True)):
-        head = "| policy | " + " | ".join(c.header for c in cols) + (" | mean reward |" if reward else " |")
-        sep = "|---|" + "|".join("---:" for _ in cols) + ("|---:|" if reward else "|")
-        rows = [
-            f"| {r.name} | "
-            + " | ".join(_fmt(r.row.get(c.key, math.nan), c.fmt) for c in cols)
-            + (f" | {_fmt(r.rewards.get('total', math.nan), '.3f')} |" if reward else " |")
-            for r in results
-        ]
-        tables.append("\n".join([head, sep, *rows]) + "\n")
-    return "\n".join(tables)
-
-
 def print_table(results: Sequence[PolicyResult], title: str) -> None:
     """The table on the terminal, one column per policy (the metrics are too many to fit side by side)."""
     from rich.console import Console
@@ -192,9 +168,7 @@ def command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace, pieces: list[Piece] | None = None) -> int:
     """Run the evaluation; ``pieces`` replaces the chorale split (tests, custom corpora)."""
     if getattr(args, "through_serve", None):
-        from liveagent.env.serve_eval import run_cli
-
-        return run_cli(args, pieces)
+        return run_through_serve(args, pieces)
     from liveagent.env.evaluate import EvalConfig, evaluate
     from liveagent.env.policies import PolicyLoadError, load_policy
 
@@ -237,4 +211,101 @@ def run(args: argparse.Namespace, pieces: list[Piece] | None = None) -> int:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(f"`{command}`\n\n{title}\n\n" + markdown_table(results))
         log.info("wrote %s", args.markdown)
+    return 0
+
+
+# -- `liveagent eval --through-serve` (liveagent/env/serve_eval.py plays; this is its command line) ------
+
+
+SERVE_UNPLAYABLE = ("random", "bach")
+"""``liveagent eval`` policies that are not policies a server can load."""
+
+
+def run_through_serve(args: argparse.Namespace, pieces: list[Piece] | None = None) -> int:
+    """``liveagent eval --through-serve COND...``: one row per (policy, condition), printed as Markdown."""
+    import time
+
+    from liveagent.env.evaluate import json_safe
+    from liveagent.env.policies import split_label
+    from liveagent.env.serve_eval import LIVE_COLUMNS, ServeEvalError, evaluate_through_serve
+    from liveagent.env.serve_eval import markdown_table as serve_table
+    from liveagent.env.serve_performer import timing_from_spec
+
+    try:
+        timings = [timing_from_spec(spec) for spec in args.through_serve]
+    except ValueError as exc:
+        print(f"liveagent eval: {exc}", file=sys.stderr)
+        return 2
+    specs = [name for group in args.policy for name in group] if args.policy else ["default"]
+    policies = [split_label(s) for s in specs]
+    bad = [spec for _, spec in policies if spec in SERVE_UNPLAYABLE]
+    if bad:
+        print(
+            f"liveagent eval: --through-serve plays what `liveagent serve` can load (an exported NAME, a "
+            f"PATH.onnx or rules), not {', '.join(bad)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.pieces < 1 or not (math.isfinite(args.bpm) and 20.0 <= args.bpm <= 300.0):
+        print("liveagent eval: --pieces must be >= 1 and --bpm in 20..300", file=sys.stderr)
+        return 2
+    if pieces is None:
+        try:
+            pieces = load_pieces(args.split, args.performer, args.accompaniment)
+        except (ImportError, ValueError, OSError) as exc:
+            print(f"liveagent eval: cannot load the {args.split} split: {exc}", file=sys.stderr)
+            return 2
+    pieces = pieces[: args.pieces]
+    if not pieces:
+        print("liveagent eval: no pieces to evaluate", file=sys.stderr)
+        return 2
+    serve_args = list(args.serve_arg or [])
+    t_all = time.perf_counter()
+    results: list[PolicyResult] = []
+    for label, spec in policies:
+        for timing in timings:  # one after another: two servers at once would distort the timing
+            log.info(
+                "%s through serve, condition %s: %d pieces at %g BPM",
+                spec,
+                timing.name,
+                len(pieces),
+                args.bpm,
+            )
+            try:
+                results.append(
+                    evaluate_through_serve(
+                        spec, pieces, timing, bpm=args.bpm, label=label, serve_args=serve_args
+                    )
+                )
+            except ServeEvalError as exc:
+                print(f"liveagent eval: {spec} through serve ({timing.name}): {exc}", file=sys.stderr)
+                return 1
+    seconds = time.perf_counter() - t_all
+    parts = ["liveagent", "eval", "--split", args.split, "--through-serve", *args.through_serve]
+    parts += ["--policy", *specs, "--pieces", str(len(pieces)), "--bpm", f"{args.bpm:g}"]
+    parts += [f"--serve-arg={a}" for a in serve_args]
+    command = shlex.join(parts)
+    title = (
+        f"liveagent eval through a real serve: {args.split} split, {len(pieces)} pieces at {args.bpm:g} BPM, "
+        f"{args.performer} -> {args.accompaniment} ({seconds:.0f} s)"
+    )
+    table = serve_table(results)
+    print(f"`{command}`\n\n{title}\n\n{table}", end="")
+    if args.json is not None:
+        data = report(results, pieces, args, command)
+        data["through_serve"] = {
+            "conditions": [r.meta.get("condition") for r in results],
+            "bpm": args.bpm,
+            "serve_args": serve_args,
+            "seconds": round(seconds, 1),
+            "live_columns": [{"key": c.key, "header": c.header, "better": c.better} for c in LIVE_COLUMNS],
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(json_safe(data), indent=2) + "\n")
+        log.info("wrote %s", args.json)
+    if args.markdown is not None:
+        path = Path(args.markdown)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"`{command}`\n\n{title}\n\n{table}")
+        log.info("wrote %s", path)
     return 0
