@@ -369,8 +369,9 @@ class _MidiReceiver:
         subprocess.run(["jack_connect", out, f"{self.name}:in"], check=True, timeout=10, capture_output=True)
 
     def close(self) -> None:
-        self.port.close_port()
-        self.port.delete()
+        from liveagent.live.midi_io import close_rtmidi_port
+
+        close_rtmidi_port(self.port)
 
 
 def bench_jack(cfg: BenchConfig) -> dict[str, Any]:

@@ -57,6 +57,7 @@ __all__ = [
     "MidiSink",
     "MidiUnavailableError",
     "api_from_env",
+    "close_rtmidi_port",
     "find_port",
     "list_ports",
     "open_rtmidi",
@@ -118,6 +119,25 @@ def open_rtmidi(kind: str, api: str = "auto", client_name: str = "liveagent") ->
         "no MIDI backend available (" + "; ".join(errors or ["none compiled"]) + "). On Linux without "
         "/dev/snd start JACK (jackd -d dummy) and set MIDO_BACKEND=mido.backends.rtmidi/UNIX_JACK"
     )
+
+
+def close_rtmidi_port(port: Any, *, settle_s: float = 0.05) -> None:
+    """Close and free an rtmidi port without racing a message in flight; never raises.
+
+    With JACK, RtMidi calls an input port's Python callback from JACK's process thread, which then waits for
+    the GIL. Cancelling the callback frees what python-rtmidi handed to C, so a message already in flight at
+    that moment calls freed memory: a segfault seen on CI when a peer closed its port just after our last
+    note-off reached it. So: unregister the port first (no new messages), sleep (the GIL is released and a
+    callback in flight finishes), and only then cancel the callback and free the port.
+    """
+    try:
+        port.close_port()
+        if hasattr(port, "cancel_callback"):
+            time.sleep(settle_s)
+            port.cancel_callback()
+        port.delete()
+    except Exception as e:  # closing must never raise on the way out
+        log.debug("closing MIDI port: %s", e)
 
 
 def find_port(ports: list[str], name: str) -> int:
@@ -342,13 +362,7 @@ class MidiIO:
             self.sink = None
         for port in (self.midi_in, self.midi_out):
             if port is not None:
-                try:
-                    if port is self.midi_in:
-                        port.cancel_callback()
-                    port.close_port()
-                    port.delete()
-                except Exception as e:  # closing must never raise on the way out
-                    log.debug("closing MIDI port: %s", e)
+                close_rtmidi_port(port)
         self.midi_in = self.midi_out = None
 
 

@@ -25,6 +25,7 @@ from liveagent.live.midi_io import (
     MidiIO,
     MidiSink,
     api_from_env,
+    close_rtmidi_port,
     find_port,
 )
 from tests.live.conftest import JackServer
@@ -284,8 +285,8 @@ def test_jack_notes_in_and_out(jack_server: JackServer) -> None:
         assert received[0][0] - t0 < 200e6
     finally:
         io.close()
-        peer_out.delete()
-        peer_in.delete()
+        close_rtmidi_port(peer_out)
+        close_rtmidi_port(peer_in)
 
 
 @pytest.mark.system
@@ -333,8 +334,8 @@ def test_jack_thru(jack_server: JackServer) -> None:
         assert received == [[0x92, 55, 99]]
     finally:
         io.close()
-        peer_out.delete()
-        peer_in.delete()
+        close_rtmidi_port(peer_out)
+        close_rtmidi_port(peer_in)
 
 
 @pytest.mark.system
@@ -441,7 +442,7 @@ def test_jack_clock_out_master(jack_server: JackServer) -> None:
         assert slope == pytest.approx(period / 24 * 1e9, rel=0.05)
     finally:
         io.close()
-        peer_in.delete()
+        close_rtmidi_port(peer_in)
 
 
 @pytest.mark.timeout(60)
@@ -486,4 +487,4 @@ def test_ports_lists_jack_ports(jack_server: JackServer) -> None:
         assert out["backend"] == "jack"
         assert any("ports-peer:keys" in p for p in out["inputs"]), out
     finally:
-        peer.delete()
+        close_rtmidi_port(peer)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from liveagent.live.device_clock import DeviceClockMapper
+from liveagent.live.midi_io import close_rtmidi_port
 from tests.live.conftest import JackServer
 from tests.live.policies import PATTERN, write_pattern_policy
 from tests.live.serve_helpers import ServeProcess, wait_until
@@ -99,8 +100,8 @@ def test_serve_midi_in_and_out_through_jack(jack_server: JackServer, pattern_pol
         assert not any(balance.values()), f"stuck notes at the receiver: {balance}"
         assert [0xB1, 123, 0] in received  # All Notes Off on the way out
     finally:
-        peer_out.delete()
-        peer_in.delete()
+        close_rtmidi_port(peer_out)
+        close_rtmidi_port(peer_in)
 
 
 def test_serve_follows_jack_midi_clock(jack_server: JackServer, pattern_policy: Path) -> None:
@@ -160,7 +161,7 @@ def test_serve_follows_jack_midi_clock(jack_server: JackServer, pattern_policy: 
         )
         clock.terminate()
         clock.wait(timeout=5)
-        observer.delete()
+        close_rtmidi_port(observer)
 
 
 def test_serve_as_midi_clock_master(jack_server: JackServer, pattern_policy: Path) -> None:
@@ -198,4 +199,4 @@ def test_serve_as_midi_clock_master(jack_server: JackServer, pattern_policy: Pat
         bpm = 60e9 / (np.polyfit(np.arange(ticks.size), ticks, 1)[0] * 24)
         assert bpm == pytest.approx(150.0, rel=0.02)
     finally:
-        peer_in.delete()
+        close_rtmidi_port(peer_in)
