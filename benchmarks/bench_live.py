@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from liveagent.live import bench_cli
+from liveagent.live.commands import bench_cli
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,13 +17,19 @@ from liveagent import __version__
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("liveagent.live.serve_cli", "run the live accompanist (MIDI + OSC) until SIGINT/SIGTERM"),
-    "demo": ("liveagent.live.demo_cli", "the main job end to end: a melody into a real server, a duet out"),
+    "serve": (
+        "liveagent.live.commands.serve",
+        "run the live accompanist (MIDI + OSC) until SIGINT/SIGTERM",
+    ),
+    "demo": (
+        "liveagent.live.commands.demo",
+        "the main job end to end: a melody into a real server, a duet out",
+    ),
     "eval": ("liveagent.env.eval_cli", "evaluate policies online over a corpus split and print the table"),
     "train": ("liveagent.train.cli", "train a policy from a recipe (TOML)"),
     "export": ("liveagent.train.export_cli", "export a checkpoint to a contract-v1 ONNX policy"),
-    "bench": ("liveagent.live.bench_cli", "latency, jitter and throughput benchmarks"),
-    "ports": ("liveagent.live.ports_cli", "list MIDI input and output ports"),
+    "bench": ("liveagent.live.commands.bench_cli", "latency, jitter and throughput benchmarks"),
+    "ports": ("liveagent.live.commands.ports", "list MIDI input and output ports"),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from liveagent.live.duet import one_note_a_beat
+from liveagent.live.commands.duet import one_note_a_beat
 
 # The fixed address space (DESIGN.md, docs/OSC.md).
 IN_NOTE = "/liveagent/note"

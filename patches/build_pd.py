@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pdwriter import Canvas
 
-from liveagent.live.duet import one_note_a_beat
+from liveagent.live.commands.duet import one_note_a_beat
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000

@@ -31,7 +31,7 @@ class Import:
     """One import statement: the importing file, its line, and the absolute module it names."""
 
     path: str
-    """File relative to the repository root, e.g. ``liveagent/live/engine.py``."""
+    """File relative to the repository root, e.g. ``liveagent/live/engine/loop.py``."""
     line: int
     module: str
     """Absolute dotted module name (relative imports resolved); ``from a import b`` yields ``a.b`` too."""
@@ -149,7 +149,7 @@ print(json.dumps({{
 }}))
 """
     out = _fresh(code)
-    assert "liveagent.live.engine" in out["modules"]  # the walk found the package's modules
+    assert "liveagent.live.engine.loop" in out["modules"]  # the walk found the package's modules
     assert out["heavy"] == []
     assert out["ours"] == []
 

@@ -7,8 +7,8 @@ range). The evaluator decodes all of them with the one shared sampler, so a base
 as a trained policy is.
 
 Exported policies and the rules accompanist are loaded by the live engine's own code
-(:mod:`liveagent.live.policy`: name lookup in ``export/``, contract checks, the onnxruntime session), so
-what is evaluated is what is played.
+(:mod:`liveagent.live.engine.policy`: name lookup in ``export/``, contract checks, the onnxruntime
+session), so what is evaluated is what is played.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from liveagent.live.policy import (
+from liveagent.live.engine.policy import (
     OnnxPolicy,
     PolicyError,
     RulesPolicy,
@@ -169,7 +169,7 @@ def _meta_get(meta: Any, key: str, default: Any = None) -> Any:
 
 def from_meta(name: str, fn: PolicyFn, meta: Any) -> EvalPolicy:
     """An EvalPolicy from contract metadata: a mapping (ONNX ``metadata_props``) or an object with
-    attributes (``liveagent.live.policy.PolicyMeta``), so any live-side policy can be evaluated."""
+    attributes (``liveagent.live.engine.policy.PolicyMeta``), so any live-side policy can be evaluated."""
     try:
         window = int(_meta_get(meta, "window"))
         mode = check_mode(str(_meta_get(meta, "mode", "anticipate")))

@@ -6,7 +6,7 @@ wrong, and the agent hears them over a socket through the engine's clock, quanti
 schedule. This module measures that, end to end:
 
 1. A real ``liveagent serve --policy P --clock internal --bpm B`` subprocess on free loopback ports (OSC in;
-   OSC out to an independent :class:`~liveagent.live.receiver.OscReceiver` in this process, which stamps
+   OSC out to an independent :class:`~liveagent.live.io.receiver.OscReceiver` in this process, which stamps
    every arrival with the kernel's receive time; ``--no-record``). One server per condition, so its
    counters (misses, late inputs) belong to that condition.
 2. Per piece: ``/liveagent/mute 1``, ``/liveagent/start``; the server's grid (``grid_t0_ns``, ``step_ns``,
@@ -75,7 +75,7 @@ from liveagent.music.tokens import (
 )
 
 if TYPE_CHECKING:
-    from liveagent.live.receiver import OscReceiver
+    from liveagent.live.io.receiver import OscReceiver
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class ServeProcess:
         *,
         ready_timeout: float = 60.0,
     ) -> None:
-        from liveagent.live.receiver import OscReceiver
+        from liveagent.live.io.receiver import OscReceiver
 
         self.rx: OscReceiver = OscReceiver()
         self.cmd = [
@@ -161,7 +161,7 @@ class ServeProcess:
             self.stderr.append(line)
 
     def send(self, address: str, *args: Any) -> None:
-        from liveagent.live.osc import build_message
+        from liveagent.live.io.osc import build_message
 
         self.sock.sendto(build_message(address, args), self.dest)
 
@@ -176,7 +176,7 @@ class ServeProcess:
 
     def wait_grid(self, after_ns: int, timeout: float = 3.0) -> tuple[int, float]:
         """``(T_0 ns, step ns)`` of a run that started after ``after_ns`` (older statuses are ignored)."""
-        from liveagent.live.receiver import grid_of
+        from liveagent.live.io.receiver import grid_of
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -255,7 +255,7 @@ def play_piece(
     tail_steps: int = 2,
 ) -> PieceTake:
     """Play one piece into a running server (see the module docstring) and rebuild what happened."""
-    from liveagent.live.osc import OUT_BEAT, OUT_NOTE, build_message
+    from liveagent.live.io.osc import OUT_BEAT, OUT_NOTE, build_message
 
     grid = piece.grid
     count_in = count_in_bars * grid.steps_per_bar

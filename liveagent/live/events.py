@@ -16,6 +16,14 @@ from typing import NamedTuple, Protocol
 log = logging.getLogger(__name__)
 
 
+FOLLOW_WINDOW_LIMIT_MS = 100.0
+"""The largest fixed window accepted (``--follow-window-ms``, ``/liveagent/follow``, the config)."""
+
+FOLLOW_WINDOW_MIN_FIXED_MS = 0.1
+"""The smallest fixed window accepted (a smaller positive value would round to nothing and read like
+"adaptive"): values in (0, 0.1) ms are refused, as errors, never clamped."""
+
+
 class Control(enum.IntEnum):
     """What a :class:`ControlEvent` asks for. ``value`` / ``text`` carry its argument."""
 

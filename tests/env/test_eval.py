@@ -17,7 +17,7 @@ from liveagent.env.policies import (
     load_policy,
     random_policy,
 )
-from liveagent.live import policy as live
+from liveagent.live.engine import policy as live
 from liveagent.music.features import ObservationBuffers
 from liveagent.music.piece import Piece
 from liveagent.music.theory import Key

@@ -11,7 +11,7 @@ import pytest
 
 from liveagent.env import evaluate as ev
 from liveagent.env import policies
-from liveagent.live.policy import OnnxPolicy
+from liveagent.live.engine.policy import OnnxPolicy
 from liveagent.music.piece import Piece
 from liveagent.music.theory import Key
 from liveagent.music.tokens import HOLD, REST, VOCAB_SIZE, onset

@@ -1,7 +1,7 @@
 """A real JACK server for the MIDI tests (``jackd -d dummy``: no sound card needed).
 
 Session-scoped: one server per test session under a unique name, started by
-:func:`liveagent.live.jack.dummy_jack_server` (which `liveagent bench` uses too).
+:func:`liveagent.live.io.jack.dummy_jack_server` (which `liveagent bench` uses too).
 Skips locally without jackd, fails under CI=true.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from liveagent.live.jack import JackError, JackServer, dummy_jack_server
+from liveagent.live.io.jack import JackError, JackServer, dummy_jack_server
 from tests.support import require, require_tool
 
 __all__ = ["JackServer", "jack_server"]

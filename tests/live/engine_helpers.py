@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from liveagent.live.policy import CallablePolicy, PolicyMeta
+from liveagent.live.engine.policy import CallablePolicy, PolicyMeta
 from liveagent.music.features import ObservationBuffers
 from liveagent.music.tokens import VOCAB_SIZE
 

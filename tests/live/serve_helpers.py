@@ -13,8 +13,8 @@ from typing import Any
 
 from pythonosc.udp_client import SimpleUDPClient
 
-from liveagent.live.bench import maps_torch as proc_has_torch
-from liveagent.live.bench import rss_mb
+from liveagent.live.commands.bench import maps_torch as proc_has_torch
+from liveagent.live.commands.bench import rss_mb
 from tests.live.osc_helpers import OscCollector
 
 __all__ = ["ServeProcess", "env_with", "proc_has_torch", "rss_mb", "unmatched_notes"]

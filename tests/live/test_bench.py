@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from liveagent.live.receiver import lateness_ns, summarize_us
+from liveagent.live.io.receiver import lateness_ns, summarize_us
 from tests.live.policies import write_pattern_policy
 
 
@@ -25,7 +25,7 @@ def test_lateness_against_the_grid() -> None:
 
 
 def test_bench_line_shows_the_share_of_onsets_answered() -> None:
-    from liveagent.live.bench_cli import _line
+    from liveagent.live.commands.bench_cli import _line
 
     res = {
         "osc_lateness_us": {"n": 3, "p50": 100.0, "p99": 200.0, "p99.9": 300.0},
@@ -74,7 +74,7 @@ def test_bench_torch_section_runs_in_a_subprocess() -> None:
     pytest.importorskip("torch")
     code = (
         "import json, sys\n"
-        "from liveagent.live.bench import BenchConfig, bench_torch\n"
+        "from liveagent.live.commands.bench import BenchConfig, bench_torch\n"
         "res = bench_torch(BenchConfig(decisions=200))\n"
         "bad = [m for m in sys.modules if m == 'torch' or m.startswith('liveagent.train')]\n"
         "res['parent_imports'] = sorted(bad)\n"

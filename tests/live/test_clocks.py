@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from liveagent.live.clocks import InternalClock, ManualClock, ManualTime, MidiClockFollower, OscTransportClock
+from liveagent.live.engine.clocks import (
+    InternalClock,
+    ManualClock,
+    ManualTime,
+    MidiClockFollower,
+    OscTransportClock,
+)
 from liveagent.live.events import Control, ControlEvent
 from liveagent.music.tokens import Grid
 

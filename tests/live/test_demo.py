@@ -10,7 +10,7 @@ from pathlib import Path
 import mido
 import pytest
 
-from liveagent.live.duet import agent_notes, builtin_ode, load_melody, performer_events
+from liveagent.live.commands.duet import agent_notes, builtin_ode, load_melody, performer_events
 from liveagent.music.tokens import Grid, Note
 from tests.live.policies import PATTERN, write_pattern_policy
 

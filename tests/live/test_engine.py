@@ -7,10 +7,16 @@ import time
 import numpy as np
 import pytest
 
-from liveagent.live.clocks import InternalClock, ManualClock, ManualTime, MidiClockFollower, OscTransportClock
-from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.engine.clocks import (
+    InternalClock,
+    ManualClock,
+    ManualTime,
+    MidiClockFollower,
+    OscTransportClock,
+)
+from liveagent.live.engine.loop import Engine, EngineConfig
+from liveagent.live.engine.policy import CallablePolicy, OnnxPolicy, PolicyError, PolicyMeta
 from liveagent.live.events import Control, ControlEvent, InputError, NoteEvent
-from liveagent.live.policy import CallablePolicy, OnnxPolicy, PolicyError, PolicyMeta
 from liveagent.music.features import ObservationBuffers
 from liveagent.music.tokens import HOLD, REST, VOCAB_SIZE, onset
 from tests.live.engine_helpers import FakeSink, script_policy, tiny_onnx_bytes
@@ -381,7 +387,7 @@ def test_range_and_scale_masks_shape_the_choice() -> None:
 def test_realtime_gc_freezes_and_restores() -> None:
     import gc
 
-    from liveagent.live.runtime_gc import RealtimeGC
+    from liveagent.live.engine.runtime_gc import RealtimeGC
 
     assert gc.isenabled()
     with RealtimeGC() as rgc:

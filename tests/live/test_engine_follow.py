@@ -10,12 +10,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from liveagent.live.clocks import ManualClock
-from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.engine.clocks import ManualClock
+from liveagent.live.engine.follow import FollowWindow
+from liveagent.live.engine.loop import Engine, EngineConfig
+from liveagent.live.engine.policy import CallablePolicy, PolicyMeta
 from liveagent.live.events import Control, ControlEvent, NoteEvent
-from liveagent.live.follow import FollowWindow
-from liveagent.live.osc import MessageError, decode
-from liveagent.live.policy import CallablePolicy, PolicyMeta
+from liveagent.live.io.osc import MessageError, decode
 from liveagent.music.features import ObservationBuffers
 from liveagent.music.tokens import HOLD, REST, VOCAB_SIZE, onset
 from tests.live.engine_helpers import FakeSink, script_policy
@@ -433,7 +433,7 @@ def test_swap_at_the_bar_line_into_a_react_policy_switches_to_follow_timing() ->
 
 
 def test_midi_clock_follow_waits_for_the_tick_then_the_window() -> None:
-    from liveagent.live.clocks import ManualTime, MidiClockFollower
+    from liveagent.live.engine.clocks import ManualTime, MidiClockFollower
 
     t = ManualTime(0)
     clock = MidiClockFollower(now=t)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from liveagent.live.performer import PerformerLine
+from liveagent.live.engine.performer import PerformerLine
 from liveagent.music.tokens import HOLD, REST, Note, notes_to_tokens, onset
 
 note = st.builds(Note, st.integers(0, 30), st.integers(1, 8), st.integers(55, 70))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from liveagent.live.clocks import ManualClock
-from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.engine.clocks import ManualClock
+from liveagent.live.engine.loop import Engine, EngineConfig
+from liveagent.live.engine.policy import Policy
 from liveagent.live.events import Control, ControlEvent
-from liveagent.live.policy import Policy
 from liveagent.music.tokens import HOLD, onset
 from tests.live.engine_helpers import FakeSink, script_policy
 

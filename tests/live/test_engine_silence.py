@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from liveagent.live.clocks import ManualClock
-from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.engine.clocks import ManualClock
+from liveagent.live.engine.loop import Engine, EngineConfig
 from liveagent.live.events import Control, ControlEvent, NoteEvent
 from liveagent.music.features import hears_current_step
 from liveagent.music.sampling import count_silence, silence_gate

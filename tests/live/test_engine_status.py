@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from liveagent.live.clocks import InternalClock, ManualClock
-from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.commands.server import realtime_thread
+from liveagent.live.engine.clocks import InternalClock, ManualClock
+from liveagent.live.engine.loop import Engine, EngineConfig
+from liveagent.live.engine.policy import OnnxPolicy, Policy, load_policy
+from liveagent.live.engine.policy_view import normal_scheduling
+from liveagent.live.engine.stats import Ring, StatusBoard
 from liveagent.live.events import Control, ControlEvent, NoteEvent
-from liveagent.live.policy import OnnxPolicy, Policy, load_policy
-from liveagent.live.policy_view import normal_scheduling
-from liveagent.live.server import realtime_thread
-from liveagent.live.stats import Ring, StatusBoard
 from liveagent.music.tokens import REST
 from tests.live.engine_helpers import FakeSink, script_policy, tiny_onnx_bytes
 

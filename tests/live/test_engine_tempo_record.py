@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from liveagent.live.clocks import ManualClock
-from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.engine.clocks import ManualClock
+from liveagent.live.engine.loop import Engine, EngineConfig
 from liveagent.live.events import Control, ControlEvent
 from liveagent.music.tokens import HOLD, onset
 from tests.live.engine_helpers import FakeSink, script_policy

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from liveagent.live.device_clock import DeviceClockMapper
 from liveagent.live.events import Control, ControlEvent, FanOutSink, InputError, InputEvent, NoteEvent
-from liveagent.live.midi_io import (
+from liveagent.live.io.device_clock import DeviceClockMapper
+from liveagent.live.io.midi import (
     CLOCK,
     CONTINUE,
     SPP,
@@ -391,7 +391,7 @@ def _follow_with_engine_clock(ticks: list[int]) -> None:
     master delivered over the follower's window (the last 48 ticks). Not 150 BPM exactly: a loaded dummy
     JACK server loses wall time at each xrun, and jack_midi_clock, counting frames, with it."""
     try:
-        from liveagent.live.clocks import MidiClockFollower
+        from liveagent.live.engine.clocks import MidiClockFollower
     except ImportError:
         return
     f = MidiClockFollower(now=lambda: ticks[-1])

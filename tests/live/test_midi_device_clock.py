@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from liveagent.live.device_clock import DeviceClockMapper
+from liveagent.live.io.device_clock import DeviceClockMapper
 
 MS = 1_000_000
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from liveagent.live.device_clock import DeviceClockMapper
-from liveagent.live.midi_io import close_rtmidi_port
+from liveagent.live.io.device_clock import DeviceClockMapper
+from liveagent.live.io.midi import close_rtmidi_port
 from tests.live.conftest import JackServer
 from tests.live.policies import PATTERN, write_pattern_policy
 from tests.live.serve_helpers import ServeProcess, wait_until

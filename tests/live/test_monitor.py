@@ -9,7 +9,7 @@ import sys
 import pytest
 from rich.console import Console
 
-from liveagent.live.monitor import render
+from liveagent.live.commands.monitor import render
 
 STATUS = {
     "running": 1,
@@ -88,7 +88,7 @@ def test_render_survives_an_empty_or_odd_snapshot() -> None:
 def test_monitor_process_renders_stdin_snapshots() -> None:
     lines = "\n".join(json.dumps({**STATUS, "steps": i}) for i in range(3)) + "\n"
     r = subprocess.run(
-        [sys.executable, "-m", "liveagent.live.monitor", "--hz", "20"],
+        [sys.executable, "-m", "liveagent.live.commands.monitor", "--hz", "20"],
         input=lines,
         capture_output=True,
         text=True,

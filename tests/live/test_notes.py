@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from liveagent.live.clocks import InternalClock, ManualClock
-from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.engine.clocks import InternalClock, ManualClock
+from liveagent.live.engine.loop import Engine, EngineConfig
+from liveagent.live.engine.notes import NoteTracker
+from liveagent.live.engine.policy import CallablePolicy, PolicyMeta
 from liveagent.live.events import Control, ControlEvent, NoteEvent
-from liveagent.live.notes import NoteTracker
-from liveagent.live.policy import CallablePolicy, PolicyMeta
 from liveagent.music.features import ObservationBuffers
 from liveagent.music.tokens import HOLD, VOCAB_SIZE, onset
 from tests.live.engine_helpers import FakeSink, script_policy

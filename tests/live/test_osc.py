@@ -15,7 +15,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent
-from liveagent.live.osc import (
+from liveagent.live.io.osc import (
     MessageError,
     OscServer,
     OscServerConfig,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from liveagent.live import policy as policy_mod
-from liveagent.live.policy import OnnxPolicy, PolicyError, PolicyMeta, load_policy
+from liveagent.live.engine import policy as policy_mod
+from liveagent.live.engine.policy import OnnxPolicy, PolicyError, PolicyMeta, load_policy
 from liveagent.music.features import ObservationBuffers
 from liveagent.music.tokens import HOLD, REST, onset
 from tests.live.engine_helpers import META, tiny_onnx_bytes
@@ -129,8 +129,8 @@ def test_meta_from_props_accepts_the_contract() -> None:
 
 def test_importing_the_live_engine_does_not_load_torch() -> None:
     code = (
-        "import sys, liveagent.live.engine, liveagent.live.policy, liveagent.live.clocks, "
-        "liveagent.live.recording, liveagent.live.notes\n"
+        "import sys, liveagent.live.engine.loop, liveagent.live.engine.policy, liveagent.live.engine.clocks, "
+        "liveagent.live.engine.recording, liveagent.live.engine.notes\n"
         "bad = [m for m in ('torch', 'liveagent.env', 'liveagent.train') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -14,10 +14,10 @@ from pathlib import Path
 import mido
 import pytest
 
-from liveagent.live.clocks import ManualClock
-from liveagent.live.engine import Engine, EngineConfig
+from liveagent.live.engine.clocks import ManualClock
+from liveagent.live.engine.loop import Engine, EngineConfig
+from liveagent.live.engine.recording import Recorder
 from liveagent.live.events import NoteEvent
-from liveagent.live.recording import Recorder
 from liveagent.music.tokens import HOLD, onset
 from tests.live.engine_helpers import FakeSink, script_policy
 
@@ -88,10 +88,10 @@ CHILD = textwrap.dedent(
     """
     import sys, time, threading
     sys.path.insert(0, {repo!r})
-    from liveagent.live.clocks import InternalClock
-    from liveagent.live.engine import Engine, EngineConfig
+    from liveagent.live.engine.clocks import InternalClock
+    from liveagent.live.engine.loop import Engine, EngineConfig
     from liveagent.live.events import NoteEvent
-    from liveagent.live.recording import Recorder
+    from liveagent.live.engine.recording import Recorder
     from liveagent.music.tokens import HOLD, onset
     from tests.live.engine_helpers import FakeSink, script_policy
 

@@ -109,7 +109,7 @@ def test_serve_reports_bad_input_and_survives_flood(pattern_policy: Path) -> Non
         sp.send("/liveagent/whatever")
         assert sp.rx.wait_for("/liveagent/error", 1)
         # a flood of valid notes well above 1,000 msg/s
-        note_on = __import__("liveagent.live.osc", fromlist=["build_message"]).build_message(
+        note_on = __import__("liveagent.live.io.osc", fromlist=["build_message"]).build_message(
             "/liveagent/note", [60, 1]
         )
         for _ in range(3000):

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from liveagent.live.osc import build_message
-from liveagent.live.receiver import grid_of
+from liveagent.live.io.osc import build_message
+from liveagent.live.io.receiver import grid_of
 from tests.live.serve_helpers import ServeProcess, unmatched_notes, wait_until
 
 pytestmark = pytest.mark.timeout(120)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from liveagent.live import osc
+from liveagent.live.io import osc
 
 PATCHES = Path(__file__).resolve().parents[2] / "patches"
 MAXPAT = PATCHES / "liveagent.maxpat"

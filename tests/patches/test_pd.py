@@ -21,7 +21,7 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
-from liveagent.live import osc
+from liveagent.live.io import osc
 from tests.patches.harness import (
     PATCHES,
     Canvas,
@@ -211,7 +211,8 @@ def sounding_after(events: list[Event]) -> dict[int, int]:
 def test_duet_with_real_serve(tmp_path: Path) -> None:
     require_tool("pd")
     require(
-        importlib.util.find_spec("liveagent.live.serve_cli") is not None, "liveagent.live.serve_cli missing"
+        importlib.util.find_spec("liveagent.live.commands.serve") is not None,
+        "liveagent.live.commands.serve missing",
     )
     bpm = 120.0
     server_port, reply_port = free_udp_port(), free_udp_port()

@@ -45,12 +45,8 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-FOLLOW_WINDOW_LIMIT_MS = 100.0
-"""The largest fixed window accepted (``--follow-window-ms``, ``/liveagent/follow``, the config)."""
+from liveagent.live.events import FOLLOW_WINDOW_LIMIT_MS, FOLLOW_WINDOW_MIN_FIXED_MS
 
-FOLLOW_WINDOW_MIN_FIXED_MS = 0.1
-"""The smallest fixed window accepted (a smaller positive value would round to nothing and read like
-"adaptive"): values in (0, 0.1) ms are refused, as errors, never clamped."""
 FIXED_RESOLUTION_NS = 10_000
 """A fixed window is kept to 10 us (0.01 ms): what it was asked for, without float32 noise (OSC floats
 are 32-bit: 4.12 arrives as 4.119999885559082)."""

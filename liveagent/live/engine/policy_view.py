@@ -14,8 +14,8 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from liveagent.live.engine_config import EngineConfig, PolicyLoaded
-from liveagent.live.policy import Policy, PolicyError
+from liveagent.live.engine.config import EngineConfig, PolicyLoaded
+from liveagent.live.engine.policy import Policy, PolicyError
 from liveagent.music.features import ObservationBuffers, StreamingObservation
 from liveagent.music.sampling import pitch_class_mask, range_mask
 from liveagent.music.tokens import REST, Grid

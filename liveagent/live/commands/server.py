@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from liveagent.live.clocks import Clock, InternalClock, MidiClockFollower, OscTransportClock
-from liveagent.live.engine import Engine
-from liveagent.live.engine_config import EngineConfig
+from liveagent.live.engine.clocks import Clock, InternalClock, MidiClockFollower, OscTransportClock
+from liveagent.live.engine.config import EngineConfig
+from liveagent.live.engine.loop import Engine
+from liveagent.live.engine.policy import Policy, PolicyError, load_policy, resolve_policy_path
 from liveagent.live.events import Control, ControlEvent, FanOutSink, InputEvent, OutputSink
-from liveagent.live.midi_io import MidiConfig, MidiIO
-from liveagent.live.osc import OscServer, OscServerConfig, OscSink, OscSinkConfig, parse_host_port
-from liveagent.live.policy import Policy, PolicyError, load_policy, resolve_policy_path
+from liveagent.live.io.midi import MidiConfig, MidiIO
+from liveagent.live.io.osc import OscServer, OscServerConfig, OscSink, OscSinkConfig, parse_host_port
 from liveagent.music.features import hears_current_step
 from liveagent.music.tokens import Grid
 
@@ -230,7 +230,7 @@ class Server:
                     sinks.append(self.midi.sink)
             sink = IOStatusSink(FanOutSink(*sinks), self)
             if cfg.record:
-                from liveagent.live.recording import Recorder
+                from liveagent.live.engine.recording import Recorder
 
                 self.recorder = Recorder(Path(cfg.record), bpm=cfg.bpm, beats_per_bar=m.beats_per_bar)
             try:

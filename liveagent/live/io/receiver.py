@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from pythonosc.osc_message import OscMessage
 
-from liveagent.live.osc import OUT_BEAT, OUT_NOTE, OUT_STATUS
+from liveagent.live.io.osc import OUT_BEAT, OUT_NOTE, OUT_STATUS
 
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # 35 on Linux (SCM_TIMESTAMPNS)
 _TIMESPEC = struct.Struct("qq")

@@ -1,7 +1,7 @@
 """Engine statistics: latency and lateness rings, counters, and a snapshot for the monitor and /status.
 
 The engine thread is the only writer and the only caller of :meth:`Stats.snapshot`: it publishes the
-result (inside :meth:`Engine.status <liveagent.live.engine.Engine.status>`) in its slack time, and other
+result (inside :meth:`Engine.status <liveagent.live.engine.loop.Engine.status>`) in its slack time, and other
 threads (OSC ``/status``, the monitor) read that published copy. Samples go into preallocated int64 rings
 (no allocation per step); percentiles are taken with ``ndarray.partition`` on a preallocated scratch copy
 (a few tens of microseconds for 4096 samples), not ``np.percentile``, which sorts and allocates.

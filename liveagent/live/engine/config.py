@@ -1,6 +1,6 @@
 """The engine's configuration and the small types at its edges (kept apart so engine.py stays short).
 
-Import them from :mod:`liveagent.live.engine`, which re-exports them.
+Import them from :mod:`liveagent.live.engine.loop`, which re-exports them.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from liveagent.live.follow import FollowWindow, check_window_ms
-from liveagent.live.policy import Policy
+from liveagent.live.engine.follow import FollowWindow, check_window_ms
+from liveagent.live.engine.policy import Policy
 from liveagent.music.sampling import SamplerConfig
 
 FOLLOW_CHORD_LIMIT_MS = 30.0
@@ -26,7 +26,7 @@ class EngineConfig:
     follow_window_ms: float = 0.0
     """Follow timing (policies of mode react or follow): step k is decided on the performer's onset for
     k, or when this window after T_k closes without one. 0 = adaptive (see the ``follow_window_*``
-    fields and :mod:`liveagent.live.follow`); a value fixes it (at most 100 ms). Never more than half a
+    fields and :mod:`liveagent.live.engine.follow`); a value fixes it (at most 100 ms). Never more than half a
     step is used (a later onset is nearer the next step)."""
     follow_budget_ms: float = 5.0
     """Follow timing: a step's decision may be emitted up to this long after its window closed (the engine
@@ -38,13 +38,14 @@ class EngineConfig:
     """Adaptive follow window: its upper clamp, and the earliest an early onset is answered (T_k - this).
     50 ms: ensemble onset asynchrony up to 30-50 ms is not heard as uneven (Rasch 1979), and a human
     player is often 30-40 ms behind the grid: with a 30 ms cap a performer 40 ms late (sd 5 ms) was
-    never answered in time (answered_pct 0.9 %), with 50 ms 95.4 % (see :mod:`liveagent.live.follow`)."""
+    never answered in time (answered_pct 0.9 %), with 50 ms 95.4 %
+    (see :mod:`liveagent.live.engine.follow`)."""
     follow_window_margin_ms: float = 2.0
     """Adaptive follow window: added to the percentile of the performer's late onset offsets."""
     follow_window_percentile: float = 95.0
     """Adaptive follow window: which percentile of the onset offsets it could catch (positive, at most
     ``follow_window_max_ms``) it covers. 95: under sd-15 ms jitter p90 answered 94.3 % of the onsets and
-    p95 96.2 %, for 3.7 ms more on held steps (see :mod:`liveagent.live.follow`)."""
+    p95 96.2 %, for 3.7 ms more on held steps (see :mod:`liveagent.live.engine.follow`)."""
     follow_window_onsets: int = 32
     """Adaptive follow window: how many recent onsets it is measured over (a preallocated ring)."""
     follow_window_warmup_onsets: int = 8
@@ -183,7 +184,7 @@ class PolicyLoaded(NamedTuple):
 
 
 class RecorderLike(Protocol):
-    """What the engine needs from :class:`liveagent.live.recording.Recorder`."""
+    """What the engine needs from :class:`liveagent.live.engine.recording.Recorder`."""
 
     def performer_note(self, t_ns: int, pitch: int, velocity: int) -> None: ...
 

@@ -10,7 +10,7 @@ Timing (DESIGN.md), by the policy's ``meta.mode``:
   half the budget), or when the follow window after T_k has closed without one (the performer holds or
   rests), whichever is first, and emitted at once. An early onset is answered before T_k, but never
   before step k-1 was emitted nor earlier than T_k - ``follow_window_max_ms``. The window adapts to the
-  performer's measured onset offsets (:mod:`liveagent.live.follow`), is at most half a step, and can be
+  performer's measured onset offsets (:mod:`liveagent.live.engine.follow`), is at most half a step, and can be
   fixed (``follow_window_ms``, ``/liveagent/follow``). A note-on that arrives after its step was closed
   by the window is folded into that step in the history (counted ``late_amended``): the policy then sees
   the onset on its own step and a HOLD on the next, never a phantom off-beat onset to re-strike. Answer
@@ -38,10 +38,10 @@ the engine publishes in its slack time (:meth:`Engine.status`, :meth:`Engine.pub
 Performer onsets are quantized to the nearest step (an onset just before T_k belongs to step k) and
 folded into the observation (:class:`~liveagent.music.features.StreamingObservation`, preallocated,
 updated in place) when that step's window is final. For tests, :meth:`Engine.run_until` drives the
-same loop on a :class:`~liveagent.live.clocks.ManualTime` without real time.
+same loop on a :class:`~liveagent.live.engine.clocks.ManualTime` without real time.
 
-The slack-time work (housekeeping, the status snapshot) is in :mod:`liveagent.live.engine_status`, the
-control events and policy swaps in :mod:`liveagent.live.engine_control`: functions of this engine's
+The slack-time work (housekeeping, the status snapshot) is in :mod:`liveagent.live.engine.status`, the
+control events and policy swaps in :mod:`liveagent.live.engine.control`: functions of this engine's
 state, run on its thread.
 """
 
@@ -51,27 +51,20 @@ import importlib
 import logging
 import math
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 
-import numpy as np
-
-from liveagent.live.clocks import Clock, ManualTime
-from liveagent.live.engine_config import EngineConfig, PolicyLoaded, RecorderLike, follow_window
-from liveagent.live.engine_control import on_control, on_loaded, swap_pending
-from liveagent.live.engine_status import build_status, publish_status, slack_time
-from liveagent.live.errors import ErrorReporter
+from liveagent.live.engine.clocks import Clock, ManualTime
+from liveagent.live.engine.config import EngineConfig, PolicyLoaded, RecorderLike
+from liveagent.live.engine.control import on_control, on_loaded, swap_pending
+from liveagent.live.engine.policy import Policy, load_policy
+from liveagent.live.engine.runtime_gc import RealtimeGC
+from liveagent.live.engine.state import DECIDE, EMIT, NO_STEP, EngineState
+from liveagent.live.engine.status import build_status, publish_status, slack_time
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent, OutputSink
-from liveagent.live.notes import NoteTracker
-from liveagent.live.performer import PerformerLine
-from liveagent.live.policy import Policy, load_policy
-from liveagent.live.policy_view import PolicyView, check_grid
-from liveagent.live.runtime_gc import RealtimeGC
-from liveagent.live.stats import Stats, StatusBoard
 from liveagent.music.features import ObservationBuffers, hears_current_step
-from liveagent.music.sampling import Sampler, SamplerConfig, resolve_hold
+from liveagent.music.sampling import resolve_hold
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST
 
 log = logging.getLogger(__name__)
@@ -79,13 +72,11 @@ log = logging.getLogger(__name__)
 __all__ = ["Engine", "EngineConfig", "PolicyLoaded", "RecorderLike"]
 
 
-_DECIDE, _EMIT = 0, 1
-_NO_STEP = -(1 << 62)
 _QUIET_CONTROLS = frozenset((Control.CLOCK_TICK, Control.BEAT, Control.STATUS))
 """Controls that do not hasten the next status publication (high-rate transport; STATUS has its own)."""
 
 
-class Engine:
+class Engine(EngineState):
     """Plays ``policy`` into ``sink`` on ``clock``'s grid. See the module docstring for the timing."""
 
     def __init__(
@@ -99,75 +90,7 @@ class Engine:
         recorder: RecorderLike | None = None,
         policy_loader: Callable[[str], Policy] = load_policy,
     ) -> None:
-        self.config = cfg = config or EngineConfig()
-        self.sink = sink
-        self.clock = clock
-        self._now = now or clock.now
-        self.recorder = recorder
-        self.policy_loader = policy_loader
-        self.grid = clock.grid
-        check_grid(policy, self.grid)
-        self.stats = Stats()
-        self.tracker = NoteTracker(sink)
-        self._queue: queue.SimpleQueue[InputEvent | PolicyLoaded] = queue.SimpleQueue()
-        self._sampler = Sampler(SamplerConfig(cfg.temperature, cfg.top_p, cfg.seed))
-        self._lead_ns = int(cfg.lead_ms * 1e6)
-        self._tol_ns = int(cfg.miss_tolerance_ms * 1e6)
-        self._spin_ns = int(cfg.spin_ms * 1e6)
-        self._slack_ns = int(cfg.slack_ms * 1e6)
-        self._idle_ns = int(cfg.idle_wait_ms * 1e6)
-        self._ext_poll_ns = int(cfg.external_poll_ms * 1e6)
-        self.performer = PerformerLine()
-        self.follow = follow_window(cfg)
-        """Follow timing's window (fixed or adaptive); updated in slack time."""
-        self._early_ns = self.follow.max_ns
-        """Follow timing: an early onset for step k is answered no earlier than T_k - this."""
-        self._budget_ns = int(cfg.follow_budget_ms * 1e6)
-        self._chord_ns = round(cfg.follow_chord_ms * 1e6)
-        """Follow timing: the chord grace, how long after a step's first onset more note-ons are awaited."""
-        self._beat_k = 0
-        """The next step whose beat (if it starts one) goes out when the step opens."""
-        self._offset_step = _NO_STEP
-        """The step of the last onset offset measured (one per step: a chord's first note)."""
-        self._run_start = 0
-        spbar = self.grid.steps_per_bar
-        self._gate_steps = spbar if cfg.waits_for_performer else sys.maxsize
-        """The silence gate: a step is REST once the performer has been silent this long (a bar; never
-        when ``waits_for_performer`` is off)."""
-        self._silent = spbar
-        """The performer's consecutive REST steps as finalized (the heard ones: up to k-1 when step k is
-        decided in anticipate timing, up to k in follow timing); a bar at every transport start, so a
-        session opens closed; 0 again on an onset, held key or an amended late onset."""
-        self._vel_ema = cfg.velocity_default / max(cfg.velocity_scale, 1e-6)
-        # Transport and schedule.
-        self._epoch = -1
-        """The clock epoch last seen (-1: sync on the first pass, even if the clock started first)."""
-        self._k: int | None = None
-        """Next step to decide/emit, None while stopped."""
-        self._phase = _DECIDE
-        self._token = REST
-        self._last_step = -1
-        self.muted = False
-        self._shutdown = False
-        self._pending_policy: Policy | None = None
-        self._loading = False
-        """A policy load is in flight (loads run one at a time)."""
-        self._queued_load: tuple[str, tuple[str, int] | None] | None = None
-        """The newest ``/policy`` request that arrived while a load was in flight."""
-        self._slack_work = False
-        self._bar_work = False
-        self._gc: RealtimeGC | None = None
-        self.errors = ErrorReporter(sink, cfg.error_report_interval_s, self._now)
-        self._thread: threading.Thread | None = None
-        self._owner: threading.Thread | None = None
-        """The thread running the loop (None when none does): the only one that touches the state."""
-        self._recorded_bpm = 0.0
-        self._emit_wake = False
-        """The next wake-up is an emission deadline (spin its last stretch)."""
-        self.view = PolicyView(policy, self.grid, cfg)
-        self._tok = np.zeros(1, dtype=np.int64)
-        """The sampler's output (preallocated: the decision path allocates no array)."""
-        self.board = StatusBoard(int(cfg.status_interval_ms * 1e6))
+        super().__init__(policy, sink, clock, config, now=now, recorder=recorder, policy_loader=policy_loader)
         publish_status(self, self._now())
 
     # -- public API (thread-safe) ----------------------------------------------------------------
@@ -199,10 +122,6 @@ class Engine:
             self._thread.join(timeout)
 
     @property
-    def policy(self) -> Policy:
-        return self.view.policy
-
-    @property
     def thread(self) -> threading.Thread | None:
         """The thread :meth:`start` made (None when the caller runs :meth:`run` itself)."""
         return self._thread
@@ -222,11 +141,6 @@ class Engine:
         if owner is None or owner is threading.current_thread():
             return self._build_status()
         return dict(self.board.latest)
-
-    @property
-    def emission_pending(self) -> bool:
-        """A decision waits for its emission (anticipate, between T_k - lead and T_k)."""
-        return self._k is not None and self._phase == _EMIT
 
     def published_status(self) -> Mapping[str, object]:
         """The latest published snapshot itself (read-only, never changed; any thread, no copy)."""
@@ -360,7 +274,7 @@ class Engine:
         while True:
             k = self._k
             assert k is not None
-            if self._phase == _DECIDE:
+            if self._phase == DECIDE:
                 swap_here = self._pending_policy is not None and k % spbar == 0
                 if clock.opened(k + 1, now):  # more than a step late: skip, no late burst
                     if swap_here:
@@ -392,8 +306,8 @@ class Engine:
                     self.stats.counters.decisions -= 1
                     self._miss(k, now, emit=True)
                     continue
-                self._phase = _EMIT
-            # _EMIT (anticipate)
+                self._phase = EMIT
+            # EMIT (anticipate)
             if not clock.opened(k, now):
                 self._emit_wake = True
                 return self._future(clock.due(k), now)
@@ -504,10 +418,10 @@ class Engine:
         self.view.restart(start)
         self.performer.restart(start)
         self._k = start
-        self._phase = _DECIDE
+        self._phase = DECIDE
         self._last_step = start - 1
         self._beat_k = start
-        self._offset_step = _NO_STEP
+        self._offset_step = NO_STEP
         self._run_start = start
         self._silent = self.grid.steps_per_bar  # the gate opens on the performer's first note
 
@@ -557,12 +471,6 @@ class Engine:
             silent = silent + 1 if tok == REST else 0
         self._silent = silent
 
-    @property
-    def waiting(self) -> bool:
-        """The silence gate is closed: the performer has not played yet, or has been silent for a bar (as
-        of the performer steps finalized so far), so the agent rests."""
-        return self._silent >= self._gate_steps
-
     # -- deciding and emitting ---------------------------------------------------------------------
     def _fallback(self) -> int:
         if self._silent >= self._gate_steps:
@@ -593,11 +501,6 @@ class Engine:
         self._finalize_performer(k)
         self._emit(k, self._fallback(), now, send=emit)
 
-    def _velocity(self) -> int:
-        cfg = self.config
-        v = round(self._vel_ema * cfg.velocity_scale) if cfg.velocity_follow > 0 else cfg.velocity_default
-        return min(cfg.velocity_max, max(cfg.velocity_min, v))
-
     def _emit(self, k: int, tok: int, now: int, *, send: bool) -> int:
         """Play step k's token (note-offs first) and advance; returns the emission time."""
         tr = self.tracker
@@ -622,17 +525,11 @@ class Engine:
         self.stats.counters.steps += 1
         self._last_step = k
         self._k = k + 1
-        self._phase = _DECIDE
+        self._phase = DECIDE
         self._slack_work = True
         if k % spbar == 0:
             self._bar_work = True
         return t_emit
-
-    def _record_offs(self, pitches: list[int], t_ns: int | None = None) -> None:
-        if self.recorder is not None and pitches:
-            t = self._now() if t_ns is None else t_ns
-            for p in pitches:
-                self.recorder.agent_note(t, p, 0)
 
     # -- events ------------------------------------------------------------------------------------
     def _handle(self, ev: InputEvent | PolicyLoaded) -> None:
@@ -647,13 +544,3 @@ class Engine:
         elif isinstance(ev, PolicyLoaded):
             self.board.dirty = True
             on_loaded(self, ev)
-
-    def _input_error(self, ev: InputError) -> None:
-        c = self.stats
-        c.counters.input_errors += 1
-        c.input_errors_by_kind[ev.source] += 1
-        self._error(f"bad input ({ev.source}): {ev.message}", ev.reply_to)
-
-    def _error(self, message: str, reply_to: tuple[str, int] | None) -> None:
-        """Report through ``sink.error`` at most once per interval; the rest are counted and summarized."""
-        self.errors.error(message, reply_to)

@@ -1,8 +1,8 @@
 """How many engines one process holds at a tempo (240 BPM in sixteenths) with zero misses.
 
-Each agent is a full :class:`~liveagent.live.engine.Engine` on its own thread with its own internal clock,
-its own policy instance and a real OSC sink (to a socket nobody reads, so the kernel absorbs the output);
-with no performer, each leads (``waits_for_performer=False``) so that its notes go out as before.
+Each agent is a full :class:`~liveagent.live.engine.loop.Engine` on its own thread with its own internal
+clock, its own policy instance and a real OSC sink (to a socket nobody reads, so the kernel absorbs the
+output); with no performer, each leads (``waits_for_performer=False``) so that its notes go out as before.
 The count doubles until an agent misses a step, then bisects between the last clean and the first missing
 count. Automatic gc is frozen and off for the whole run, as each engine would do alone.
 """
@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from liveagent.live.clocks import InternalClock
-from liveagent.live.engine import Engine
-from liveagent.live.engine_config import EngineConfig
+from liveagent.live.commands.server import realtime_thread, resolve_policy
+from liveagent.live.engine.clocks import InternalClock
+from liveagent.live.engine.config import EngineConfig
+from liveagent.live.engine.loop import Engine
 from liveagent.live.events import Control, ControlEvent
-from liveagent.live.osc import OscSink, OscSinkConfig
-from liveagent.live.server import realtime_thread, resolve_policy
+from liveagent.live.io.osc import OscSink, OscSinkConfig
 from liveagent.music.tokens import Grid
 
 

@@ -16,7 +16,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from liveagent.live.midi_io import MidiUnavailableError, list_ports
+    from liveagent.live.io.midi import MidiUnavailableError, list_ports
 
     try:
         backend, ins, outs = list_ports(args.midi_api)

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from liveagent.live.receiver import (
+from liveagent.live.engine.stats import answered_pct
+from liveagent.live.io.receiver import (
     OscReceiver,
     emission_times,
     follow_window_ms,
@@ -36,7 +37,6 @@ from liveagent.live.receiver import (
     lateness_ns,
     summarize_us,
 )
-from liveagent.live.stats import answered_pct
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class ServeRun:
                 self.out_lines.append(line)
 
     def send(self, address: str, *args: Any) -> None:
-        from liveagent.live.osc import build_message
+        from liveagent.live.io.osc import build_message
 
         self.sock.sendto(build_message(address, args), ("127.0.0.1", self.port))
 
@@ -163,7 +163,7 @@ def maps_torch(pid: int) -> bool:
 
 def bench_decision(cfg: BenchConfig) -> dict[str, Any]:
     """Fill + policy + sample, exactly the engine's decide path, ``cfg.decisions`` times."""
-    from liveagent.live.server import realtime_thread, resolve_policy
+    from liveagent.live.commands.server import realtime_thread, resolve_policy
     from liveagent.music.features import ObservationBuffers, StreamingObservation, hears_current_step
     from liveagent.music.sampling import Sampler, SamplerConfig, range_mask
 
@@ -292,7 +292,7 @@ def _perform(port: int, grid: tuple[int, float], stop: threading.Event) -> None:
     """An arpeggio, one note per beat (held three sixteenths), sent on the server's grid."""
     import socket
 
-    from liveagent.live.osc import build_message
+    from liveagent.live.io.osc import build_message
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     t0, step = grid
@@ -315,7 +315,7 @@ def _flood(port: int, rate: float, stop: threading.Event, sent: list[int]) -> No
     """Valid performer notes at ``rate`` msg/s, paced in 10 ms batches (what a runaway patch does)."""
     import socket
 
-    from liveagent.live.osc import build_message
+    from liveagent.live.io.osc import build_message
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     msgs = [build_message("/liveagent/note", [60 + (i % 12), 64 if i % 2 == 0 else 0]) for i in range(24)]
@@ -369,7 +369,7 @@ class _MidiReceiver:
         subprocess.run(["jack_connect", out, f"{self.name}:in"], check=True, timeout=10, capture_output=True)
 
     def close(self) -> None:
-        from liveagent.live.midi_io import close_rtmidi_port
+        from liveagent.live.io.midi import close_rtmidi_port
 
         close_rtmidi_port(self.port)
 
@@ -377,7 +377,7 @@ class _MidiReceiver:
 def bench_jack(cfg: BenchConfig) -> dict[str, Any]:
     import shutil
 
-    from liveagent.live.jack import dummy_jack_server
+    from liveagent.live.io.jack import dummy_jack_server
 
     if shutil.which("jackd") is None:
         return {"skipped": "jackd not installed"}
@@ -410,7 +410,7 @@ def bench_torch(cfg: BenchConfig) -> dict[str, Any]:
 
 
 def bench_agents(cfg: BenchConfig) -> dict[str, Any]:
-    from liveagent.live.bench_agents import max_agents
+    from liveagent.live.commands.bench_agents import max_agents
 
     return max_agents(cfg.policy, bpm=cfg.bpm, seconds=cfg.agents_s, limit=cfg.max_agents)
 

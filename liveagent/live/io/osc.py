@@ -30,8 +30,15 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent
-from liveagent.live.follow import FOLLOW_WINDOW_LIMIT_MS, FOLLOW_WINDOW_MIN_FIXED_MS
+from liveagent.live.events import (
+    FOLLOW_WINDOW_LIMIT_MS,
+    FOLLOW_WINDOW_MIN_FIXED_MS,
+    Control,
+    ControlEvent,
+    InputError,
+    InputEvent,
+    NoteEvent,
+)
 
 log = logging.getLogger(__name__)
 

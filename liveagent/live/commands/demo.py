@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from pythonosc.udp_client import SimpleUDPClient
 
-    from liveagent.live.duet import (
+    from liveagent.live.commands.duet import (
         agent_notes,
         list_melodies,
         load_melody,
@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
         plot_piano_roll,
         write_duet_midi,
     )
-    from liveagent.live.osc import OUT_BEAT, OUT_NOTE, build_message
-    from liveagent.live.receiver import (
+    from liveagent.live.io.osc import OUT_BEAT, OUT_NOTE, build_message
+    from liveagent.live.io.receiver import (
         OscReceiver,
         emission_times,
         follow_window_ms,
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         if args.no_monitor:
             done.wait()
         else:
-            from liveagent.live.monitor import Monitor
+            from liveagent.live.commands.monitor import Monitor
 
             def snapshot() -> dict[str, Any]:
                 client.send_message("/liveagent/status", [])

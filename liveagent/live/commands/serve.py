@@ -135,7 +135,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> object:
-    from liveagent.live.server import ServeConfig
+    from liveagent.live.commands.server import ServeConfig
 
     return ServeConfig(
         policy=args.policy,
@@ -175,8 +175,8 @@ def config_from_args(args: argparse.Namespace) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from liveagent.live.midi_io import MidiUnavailableError
-    from liveagent.live.server import ServeConfig, ServeError, Server
+    from liveagent.live.commands.server import ServeConfig, ServeError, Server
+    from liveagent.live.io.midi import MidiUnavailableError
 
     cfg = config_from_args(args)
     assert isinstance(cfg, ServeConfig)
@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         server.start()
         print(server.ready_line(), flush=True)
         if args.monitor:
-            from liveagent.live.monitor import MonitorProcess
+            from liveagent.live.commands.monitor import MonitorProcess
 
             mon = MonitorProcess(title=f"liveagent serve · {server.policy.name}")
             try:

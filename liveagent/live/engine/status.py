@@ -1,9 +1,9 @@
 """The engine's slack time: housekeeping, and the status snapshot it publishes for other threads.
 
-Functions of the :class:`~liveagent.live.engine.Engine`'s state, split out of engine.py and called only
+Functions of the :class:`~liveagent.live.engine.loop.Engine`'s state, split out of engine.py and called only
 on the engine thread (the one that owns the state). Other threads never build a status: they read the
 snapshot published here (:meth:`Engine.status`, :meth:`Engine.published_status`); the publication
-itself is a :class:`~liveagent.live.stats.StatusBoard` reference swap.
+itself is a :class:`~liveagent.live.engine.stats.StatusBoard` reference swap.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 from liveagent.music.features import hears_current_step
 
 if TYPE_CHECKING:
-    from liveagent.live.engine import Engine
+    from liveagent.live.engine.state import EngineState
 
 log = logging.getLogger(__name__)
 
 
-def build_status(eng: Engine) -> dict[str, object]:
+def build_status(eng: EngineState) -> dict[str, object]:
     """The status, built from the engine's state: the engine thread's job (in slack time)."""
     k = eng._last_step
     grid = eng.grid
@@ -56,7 +56,7 @@ def build_status(eng: Engine) -> dict[str, object]:
     return out
 
 
-def publish_status(eng: Engine, now: int) -> None:
+def publish_status(eng: EngineState, now: int) -> None:
     """Build and publish the status; answer the STATUS requests waiting for it (engine thread)."""
     board = eng.board
     board.publish(eng._build_status(), now)
@@ -64,7 +64,7 @@ def publish_status(eng: Engine, now: int) -> None:
         eng.sink.status(dict(board.latest), reply_to)
 
 
-def slack_time(eng: Engine, wake: int, *, check: bool = True) -> None:
+def slack_time(eng: EngineState, wake: int, *, check: bool = True) -> None:
     """Work that waits for slack (``check=False``: tests on a ManualTime): housekeeping, then the
     status snapshot (and the replies waiting for it). Never within ``slack_ms`` of the next deadline,
     and never between a decision and its emission: the snapshot waits for the pass after the emission
@@ -80,7 +80,7 @@ def slack_time(eng: Engine, wake: int, *, check: bool = True) -> None:
         publish_status(eng, now)
 
 
-def housekeeping(eng: Engine) -> None:
+def housekeeping(eng: EngineState) -> None:
     """Slack-time work: the follow window's update, young-generation gc; at bar lines the recorder's
     flush (and followed tempo)."""
     recorder = eng.recorder

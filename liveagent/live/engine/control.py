@@ -1,10 +1,10 @@
 """The engine's control events and policy swaps: mute, panic, temperature, status requests, and policies
 loaded off the engine thread then swapped in at a bar line.
 
-Functions of the :class:`~liveagent.live.engine.Engine`'s state, split out of engine.py and called only
+Functions of the :class:`~liveagent.live.engine.loop.Engine`'s state, split out of engine.py and called only
 on the engine thread (the one that owns the state), except the loader thread :func:`start_load` starts, which
 only loads and posts the result back through the engine's queue as a
-:class:`~liveagent.live.engine_config.PolicyLoaded`.
+:class:`~liveagent.live.engine.config.PolicyLoaded`.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ import math
 import threading
 from typing import TYPE_CHECKING
 
-from liveagent.live.engine_config import PolicyLoaded
+from liveagent.live.engine.config import PolicyLoaded
+from liveagent.live.engine.policy import PolicyError
+from liveagent.live.engine.policy_view import HISTORY, check_grid, load_for_swap, loader_thread_main
 from liveagent.live.events import Control, ControlEvent, InputError
-from liveagent.live.policy import PolicyError
-from liveagent.live.policy_view import HISTORY, check_grid, load_for_swap, loader_thread_main
 
 if TYPE_CHECKING:
-    from liveagent.live.engine import Engine
+    from liveagent.live.engine.state import EngineState
 
 log = logging.getLogger(__name__)
 
 
-def on_control(eng: Engine, ev: ControlEvent) -> None:
+def on_control(eng: EngineState, ev: ControlEvent) -> None:
     """A control event: the clock's first (transport), then the engine's own."""
     kind = ev.kind
     if eng.clock.handle(ev):
@@ -70,7 +70,7 @@ def on_control(eng: Engine, ev: ControlEvent) -> None:
         log.debug("ignored control %s", kind)
 
 
-def start_load(eng: Engine, name: str, reply_to: tuple[str, int] | None) -> None:
+def start_load(eng: EngineState, name: str, reply_to: tuple[str, int] | None) -> None:
     """Load a policy on a "policy-loader" thread (or inline, ``load_in_thread=False``); the result comes
     back through the engine's queue as a :class:`PolicyLoaded`.
 
@@ -92,7 +92,7 @@ def start_load(eng: Engine, name: str, reply_to: tuple[str, int] | None) -> None
         load_for_swap(*args)
 
 
-def on_loaded(eng: Engine, ev: PolicyLoaded) -> None:
+def on_loaded(eng: EngineState, ev: PolicyLoaded) -> None:
     """A loaded policy: checked against the grid and config, then pending until the next bar line (at
     once while stopped). A policy that fails a check is reported and the current one kept."""
     if ev.from_loader:
@@ -119,7 +119,7 @@ def on_loaded(eng: Engine, ev: PolicyLoaded) -> None:
         swap_pending(eng, eng._now())
 
 
-def swap_pending(eng: Engine, now: int) -> None:
+def swap_pending(eng: EngineState, now: int) -> None:
     """Swap in the pending policy at a bar line: notes off first, then rebuild the observation."""
     policy = eng._pending_policy
     if policy is None:

@@ -1,6 +1,6 @@
 """MIDI clock master: 24 PPQN pulses phase-locked to the engine's beats (split from :mod:`midi_io`).
 
-:class:`~liveagent.live.midi_io.MidiSink` owns one when ``clock_out`` is on and calls :meth:`on_beat` from
+:class:`~liveagent.live.io.midi.MidiSink` owns one when ``clock_out`` is on and calls :meth:`on_beat` from
 the engine thread; the pulses between beats come from this module's own thread.
 """
 

@@ -92,7 +92,7 @@ def _line(name: str, res: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from liveagent.live.bench import BenchConfig, run_all, save
+    from liveagent.live.commands.bench import BenchConfig, run_all, save
 
     cfg = BenchConfig(
         policy=args.policy,

@@ -2,7 +2,7 @@
 
 It never touches engine state and never makes the engine thread build anything: ``snapshot()`` returns
 the status the engine thread last published in its slack time (at most ``status_interval_ms`` old; see
-:meth:`Engine.published_status <liveagent.live.engine.Engine.published_status>`). In `serve` that is
+:meth:`Engine.published_status <liveagent.live.engine.loop.Engine.published_status>`). In `serve` that is
 ``Server.status()``, a copy of the published snapshot merged with the I/O counters, written as JSON lines
 to a child process that renders it (:class:`MonitorProcess`: rendering is Python time, which would be
 taken from the engine's process); in `demo` it is the last ``/liveagent/status`` reply, which the server's
@@ -160,7 +160,8 @@ class MonitorProcess:
     """The monitor in a child process: this process only takes snapshots and writes them as JSON lines.
 
     Rendering a rich frame costs ~15 ms of Python (measured); in `serve` that would be GIL time taken from
-    the engine's process. The child (``python -m liveagent.live.monitor``) renders to the same terminal.
+    the engine's process. The child (``python -m liveagent.live.commands.monitor``) renders to the same
+    terminal.
     """
 
     def __init__(self, title: str = "liveagent", hz: float = 4.0) -> None:
@@ -169,7 +170,7 @@ class MonitorProcess:
 
         self.period = 1.0 / max(0.5, hz)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "liveagent.live.monitor", "--title", title, "--hz", str(hz)],
+            [sys.executable, "-m", "liveagent.live.commands.monitor", "--title", title, "--hz", str(hz)],
             stdin=subprocess.PIPE,
             text=True,
         )

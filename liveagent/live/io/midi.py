@@ -8,7 +8,7 @@ as :class:`ControlEvent` for the engine's MIDI clock follower. Malformed bytes b
 
 Time stamps come from the backend's timeline (rtmidi's delta times, measured in C before the callback
 waits for the GIL), mapped onto ``perf_counter_ns`` by
-:class:`~liveagent.live.device_clock.DeviceClockMapper`: under load the callback runs milliseconds late,
+:class:`~liveagent.live.io.device_clock.DeviceClockMapper`: under load the callback runs milliseconds late,
 and that delay must not reach the clock follower's tempo or the performer's onsets. rtmidi filters
 nothing (``ignore_types`` all off): JACK's RtMidi advances its delta reference on messages it drops, so
 a filtered message would lose its interval from the sum.
@@ -40,9 +40,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from liveagent.live.device_clock import DeviceClockMapper
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent, WarnLimiter
-from liveagent.live.midi_clock_out import CLOCK, CONTINUE, PPQN, SPP, START, STOP, MidiClockOut
+from liveagent.live.io.device_clock import DeviceClockMapper
+from liveagent.live.io.midi_clock_out import CLOCK, CONTINUE, PPQN, SPP, START, STOP, MidiClockOut
 
 __all__ = [
     "CLOCK",

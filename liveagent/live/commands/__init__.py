@@ -1,0 +1,1 @@
+"""The programs: ``serve`` (the server wires engine and I/O), ``demo``, ``bench``, ``ports``, the monitor."""
