@@ -229,3 +229,18 @@ def test_midi_clock_follows_a_tempo_change_within_the_window() -> None:
     assert clock.bpm == pytest.approx(120.0, rel=1e-6)
     _feed_ticks(clock, times[96:])
     assert clock.bpm == pytest.approx(140.0, rel=1e-6)
+
+
+def test_osc_beat_pulse_keeps_a_pending_tempo() -> None:
+    """Issue 12, item 3: a pulse dropped a /tempo waiting for its bar line; now it starts at the pulse."""
+    t = ManualTime(0)
+    clock = OscTransportClock(bpm=125, now=t, preroll_ms=0)  # 16ths: 120 ms, beats: 480 ms
+    clock.start(at_ns=0)
+    t.set(100 * MS)
+    clock.handle(ControlEvent(t(), Control.TEMPO, 100.0))  # 16ths: 150 ms, pending for step 16
+    assert clock.bpm == 125
+    clock.handle(ControlEvent(480 * MS, Control.BEAT, -1))  # the sender's beat 1, at its new tempo
+    assert clock.bpm == 100
+    assert clock.due(4) == 480 * MS and clock.due(8) == 480 * MS + 4 * 150 * MS
+    clock.handle(ControlEvent(480 * MS + 600 * MS + 3 * MS, Control.BEAT, -1))  # the next pulse, 3 ms late
+    assert clock.bpm == 100 and clock.due(12) == 1083 * MS + 600 * MS

@@ -245,7 +245,9 @@ class OscTransportClock(InternalClock):
 
     A beat pulse re-anchors the phase: the beat boundary nearest the pulse (or, when the pulse names its
     beat within the bar, the nearest such beat) is moved to the pulse's time, scaled by ``phase_gain``
-    (1 = hard lock; below 1 smooths a jittery sender).
+    (1 = hard lock; below 1 smooths a jittery sender). The tempo does not follow the pulses; a ``/tempo``
+    waiting for its bar line takes effect at the next pulse instead (whichever comes first): the pulse is
+    the sender's beat at its new tempo.
     """
 
     def __init__(
@@ -278,7 +280,13 @@ class OscTransportClock(InternalClock):
         else:
             step = round(pos / spbeat) * spbeat
         predicted = self.due(step)
+        pending = self._pending
         self._pending = None
+        if pending is not None:
+            # A /tempo waiting for its bar line: the pulse is a beat boundary the sender plays at its new
+            # tempo (patches/README.md: send `tempo`, then pulse), so the new period starts here. Dropping
+            # it left the clock at the old tempo between pulses (misses, skipped steps, beats off the grid).
+            self._period, self._bpm = pending[2], pending[3]
         self._anchor_step = step
         self._anchor_ns = predicted + round(self.phase_gain * (t_ns - predicted))
         self.beats_seen += 1
