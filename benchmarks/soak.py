@@ -145,7 +145,8 @@ def _against_master_us(agent: list[int], master: list[int]) -> dict[str, float]:
 
 def _status_figures(st: dict[str, Any]) -> dict[str, Any]:
     keys: tuple[str, ...] = ("steps", "misses", "skipped", "bpm", "lateness_p50_us", "lateness_p99_us")
-    keys += ("lateness_max_us", "decision_p99_us", "osc_in", "osc_flood_dropped", "osc_errors", "input_errors")
+    keys += ("lateness_max_us", "decision_p99_us", "osc_in", "osc_flood_dropped", "osc_errors")
+    keys += ("input_errors",)
     return {k: st.get(k) for k in keys}
 
 
