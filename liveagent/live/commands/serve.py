@@ -168,6 +168,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         pitch_min=args.pitch_min,
         pitch_max=args.pitch_max,
         record=None if args.no_record else (args.record or str(default_session_dir())),
+        record_optional=args.record is None,
         gc_freeze=not args.no_gc_freeze,
         rt_priority=args.rt_priority,
         osc_rt_priority=args.osc_rt_priority,

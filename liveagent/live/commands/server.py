@@ -23,6 +23,7 @@ from liveagent.live.engine.clocks import Clock, InternalClock, MidiClockFollower
 from liveagent.live.engine.config import EngineConfig
 from liveagent.live.engine.loop import Engine
 from liveagent.live.engine.policy import Policy, PolicyError, load_policy, resolve_policy_path
+from liveagent.live.engine.recording import Recorder
 from liveagent.live.events import Control, ControlEvent, FanOutSink, InputEvent, OutputSink
 from liveagent.live.io.midi import MidiConfig, MidiIO
 from liveagent.live.io.osc import OscServer, OscServerConfig, OscSink, OscSinkConfig, parse_host_port
@@ -108,6 +109,9 @@ class ServeConfig:
     """Highest agent pitch (default: the policy's)."""
     record: str | None = None
     """Directory to record the session to (MIDI + JSONL), or None."""
+    record_optional: bool = False
+    """``record`` is the default folder, not one asked for: if it cannot be used the server warns and plays
+    unrecorded (the status says ``record=off`` and why) instead of refusing to start."""
     gc_freeze: bool = True
     """Freeze the heap and turn automatic gc off while playing."""
     rt_priority: int = 20
@@ -212,7 +216,9 @@ class Server:
         self.osc_server: OscServer | None = None
         self.midi: MidiIO | None = None
         self.osc_sink: OscSink | None = None
-        self.recorder = None
+        self.recorder: Recorder | None = None
+        self.record_error = ""
+        """Why the default recording folder could not be used ("" when recording or told not to)."""
         self._stopped = False
         self._lock = threading.Lock()
         self.realtime = "off"
@@ -229,10 +235,7 @@ class Server:
                 if self.midi.sink is not None:
                     sinks.append(self.midi.sink)
             sink = IOStatusSink(FanOutSink(*sinks), self)
-            if cfg.record:
-                from liveagent.live.engine.recording import Recorder
-
-                self.recorder = Recorder(Path(cfg.record), bpm=cfg.bpm, beats_per_bar=m.beats_per_bar)
+            self.recorder = self._make_recorder(m.beats_per_bar)
             try:
                 self.lead_ms = cfg.lead_ms if cfg.lead_ms is not None else self._auto_lead(policy)
                 ecfg = EngineConfig(
@@ -277,9 +280,27 @@ class Server:
                     raise ServeError(str(e)) from e
         except BaseException:
             self._close_io()
-            if self.recorder is not None and not hasattr(self, "engine"):
-                self.recorder.close()
+            if self.recorder is not None:
+                self.recorder.discard()  # nothing was played: leave no empty session files
             raise
+
+    def _make_recorder(self, beats_per_bar: int) -> Recorder | None:
+        """The session recorder, or None. A folder that fails is a clear error when asked for
+        (``--record DIR``); for the default folder a warning, and the show goes on unrecorded."""
+        cfg = self.config
+        if not cfg.record:
+            return None
+        try:
+            return Recorder(Path(cfg.record), bpm=cfg.bpm, beats_per_bar=beats_per_bar)
+        except OSError as e:
+            reason = f"cannot record to {cfg.record}: {e.strerror or e}"
+            if not cfg.record_optional:
+                raise ServeError(f"{reason} (--no-record plays without recording)") from e
+            self.record_error = reason
+            warning = f"{reason}: this session is not recorded"
+            log.warning("%s", warning)
+            self.warning = f"{self.warning}; {warning}" if self.warning else warning
+            return None
 
     def _auto_lead(self, policy: Policy) -> float:
         """Lead time for ``policy``: time 30 decisions now (cold-start cost: 30 policy calls)."""
@@ -393,6 +414,9 @@ class Server:
     def io_status(self) -> dict[str, object]:
         """The I/O counters (plain ints their threads bump) and process facts; no engine state."""
         out: dict[str, object] = {"torch_loaded": int("torch" in sys.modules)}
+        out["record"] = str(self.recorder.midi_path) if self.recorder is not None else "off"
+        if self.record_error:
+            out["record_error"] = self.record_error
         if self.osc_server is not None:
             c = self.osc_server.counters
             out.update(

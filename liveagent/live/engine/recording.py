@@ -6,6 +6,12 @@ the new events, appends them to the JSONL log and flushes it, and writes the who
 temporary file that replaces the old one atomically (``os.replace``). A reader therefore always finds a
 complete, valid Standard MIDI File; after SIGKILL it holds everything up to the last bar line.
 
+Creating a :class:`Recorder` proves the folder usable (it makes it and reserves the session's name by
+creating the empty log exclusively) but writes nothing else: the MIDI file appears at the first flush. A
+start that fails after that calls :meth:`Recorder.discard`, so a server that never ran leaves no empty
+``session-*.jsonl``/``.mid`` pair behind. The log's first line carries ``clock_ns``, the session's start
+on the machine's monotonic clock (``perf_counter_ns``), so its times compare with other processes' stamps.
+
 The MIDI file is format 1: track 0 tempo map and time signature, track 1 the performer (channel 1),
 track 2 the agent (channel 2). Event bytes are encoded incrementally into per-track bytearrays, so a
 flush costs one ``write`` of the file (tens of kB after an hour), not a re-encoding of the session.
@@ -74,15 +80,10 @@ class Recorder:
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        if name is None:
-            name = datetime.now(UTC).strftime("session-%Y%m%d-%H%M%S")
-            base, n = name, 1
-            while (self.directory / f"{name}.mid").exists() or (self.directory / f"{name}.jsonl").exists():
-                n += 1
-                name = f"{base}-{n}"
-        self.name = name
-        self.midi_path = self.directory / f"{name}.mid"
-        self.log_path = self.directory / f"{name}.jsonl"
+        self.name, log_file = self._reserve(name)
+        self._log: IO[str] | None = log_file
+        self.midi_path = self.directory / f"{self.name}.mid"
+        self.log_path = self.directory / f"{self.name}.jsonl"
         self.ticks_per_beat = ticks_per_beat
         self.t0_ns = now()
         self._bpm = float(bpm)
@@ -92,12 +93,29 @@ class Recorder:
         self._tracks["tempo"].add(0, _meta(0x58, bytes((beats_per_bar, 2, 24, 8))))
         self._tracks["tempo"].add(0, _meta(0x51, self._tempo_bytes(bpm)))
         self._pending: list[tuple[int, str, dict[str, object]]] = []
-        self._log: IO[str] | None = self.log_path.open("a", encoding="utf-8")
         self.flushes = 0
         self.last_flush_ns = 0
         """Duration of the last flush (for benchmarks)."""
-        self.event(self.t0_ns, "session", name=name, bpm=bpm, ticks_per_beat=ticks_per_beat)
-        self.flush()
+        self.event(
+            self.t0_ns, "session", name=self.name, bpm=bpm, ticks_per_beat=ticks_per_beat, clock_ns=self.t0_ns
+        )
+
+    def _reserve(self, name: str | None) -> tuple[str, IO[str]]:
+        """Create the log exclusively under ``name`` (default: the UTC time, with -2, -3... when taken):
+        two servers started in the same second never share a file, and an unwritable folder fails here,
+        before the show starts."""
+        if name is not None:  # a name the caller chose: that file, appended to
+            return name, (self.directory / f"{name}.jsonl").open("a", encoding="utf-8")
+        base = datetime.now(UTC).strftime("session-%Y%m%d-%H%M%S")
+        candidate, n = base, 1
+        while True:
+            if not (self.directory / f"{candidate}.mid").exists():
+                try:
+                    return candidate, (self.directory / f"{candidate}.jsonl").open("x", encoding="utf-8")
+                except FileExistsError:
+                    pass
+            n += 1
+            candidate = f"{base}-{n}"
 
     @staticmethod
     def _tempo_bytes(bpm: float) -> bytes:
@@ -167,3 +185,12 @@ class Recorder:
         self.flush()
         self._log.close()
         self._log = None
+
+    def discard(self) -> None:
+        """A start that failed: close and remove whatever this session created (nothing was played)."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self._pending.clear()
+        for path in (self.log_path, self.midi_path, self.midi_path.with_name(self.midi_path.name + ".tmp")):
+            path.unlink(missing_ok=True)
