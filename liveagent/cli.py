@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "liveagent.live.commands.demo",
         "the main job end to end: a melody into a real server, a duet out",
     ),
+    "render": ("liveagent.live.commands.render", "render a duet or a recorded session to a WAV (FluidSynth)"),
     "eval": ("liveagent.env.eval_cli", "evaluate policies online over a corpus split and print the table"),
     "train": ("liveagent.train.cli", "train a policy from a recipe (TOML)"),
     "export": ("liveagent.train.export_cli", "export a checkpoint to a contract-v1 ONNX policy"),

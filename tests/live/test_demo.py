@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from liveagent.live.commands.duet import agent_notes, builtin_ode, load_melody, performer_events
 from liveagent.music.tokens import Grid, Note
 from tests.live.policies import PATTERN, write_pattern_policy
+from tests.support import require_tool
 
 
 def _demo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -58,6 +60,42 @@ def test_demo_writes_duet_pianoroll_and_timing(tmp_path: Path) -> None:
     png = (out / "pianoroll.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert list((out / "server-recording").glob("*.mid"))
+
+
+@pytest.mark.timeout(150)
+def test_demo_writes_a_non_silent_duet_wav(tmp_path: Path) -> None:
+    """duet.wav through FluidSynth: performer and agent on their own General MIDI programs, audible."""
+    require_tool("fluidsynth")
+    from liveagent.live.commands.render import SILENCE_RMS, wav_rms
+
+    policy = write_pattern_policy(tmp_path / "pattern.onnx")
+    out = tmp_path / "out"
+    r = _demo("--melody", "ode", "--bars", "1", "--bpm", "180", "--policy", str(policy), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    wav = out / "duet.wav"
+    assert wav.is_file(), r.stdout
+    assert wav_rms(wav) > SILENCE_RMS
+    assert json.loads((out / "timing.json").read_text())["files"]["sound"] == str(wav)
+    assert f"sound:      {wav}" in r.stdout
+
+
+def test_demo_without_fluidsynth_still_writes_its_midi(tmp_path: Path) -> None:
+    """No FluidSynth on PATH: a clear line, status 0, the MIDI and the piano roll written."""
+    policy = write_pattern_policy(tmp_path / "pattern.onnx")
+    out = tmp_path / "out"
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable)}
+    args = ["--melody", "ode", "--bars", "1", "--bpm", "180", "--policy", str(policy), "--out", str(out)]
+    r = subprocess.run(
+        [sys.executable, "-m", "liveagent", "demo", "--no-monitor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "no duet.wav: fluidsynth is not installed" in r.stdout
+    assert (out / "duet.mid").is_file() and (out / "pianoroll.png").is_file()
+    assert not (out / "duet.wav").exists()
 
 
 @pytest.mark.timeout(150)

@@ -4,8 +4,9 @@ A melody (a held-out chorale soprano shipped with the package, or your MIDI file
 on loopback into a real `liveagent serve` subprocess, which accompanies it live. This process is the
 performer and the listener: a sender thread plays the melody on the server's grid (one bar of count-in),
 a receiver thread timestamps every note and beat the server sends, and the main thread shows the live
-monitor. At the end it writes the duet (MIDI), a piano roll (PNG) and a timing report (JSON), and prints
-the emission lateness measured at the receiver.
+monitor. At the end it writes the duet (MIDI, and a WAV rendered with FluidSynth when it is installed:
+performer on piano, agent on cello), a piano roll (PNG) and a timing report (JSON), and prints the emission
+lateness measured at the receiver.
 """
 
 from __future__ import annotations
@@ -81,6 +82,21 @@ def _sleep_until(t_ns: int) -> None:
             time.sleep((d - 1_000_000) / 1e9)
         elif d > 300_000:
             time.sleep(0.0002)
+
+
+def _render_duet(midi_path: Path, wav_path: Path) -> tuple[str | None, str]:
+    """duet.wav through FluidSynth (performer on piano, agent on cello): (its path or None, the line to
+    print). Missing FluidSynth or soundfont, or a failed rendering, is said and never fails the demo."""
+    from liveagent.live.commands.render import RenderError, RenderUnavailableError, render_wav
+
+    try:
+        rms = render_wav(midi_path, wav_path)
+    except RenderUnavailableError as e:
+        return None, f"no duet.wav: {e}"
+    except RenderError as e:
+        log.warning("rendering the duet failed: %s", e)
+        return None, f"no duet.wav: {e}"
+    return str(wav_path), f"{wav_path}  (performer: piano, agent: cello; RMS {rms:.3f})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -237,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         grid,
         title=f"{name} · policy {fields.get('policy')} · {args.bpm:g} BPM (blue: performer, orange: agent)",
     )
+    wav_path, sound_note = _render_duet(midi_path, out / "duet.wav")
     beats = len([1 for t, _ in rx.of(OUT_BEAT) if t < t_stop])
     report = {
         "melody": name,
@@ -263,12 +280,13 @@ def run(args: argparse.Namespace) -> int:
         "answered_pct": round(float(final.get("answered_pct", 0.0)), 1),
         "follow_window_ms": follow_window_ms(final),
         "input_errors": final.get("input_errors"),
-        "files": {"duet": str(midi_path), "pianoroll": str(png_path)},
+        "files": {"duet": str(midi_path), "pianoroll": str(png_path), "sound": wav_path},
     }
     (out / "timing.json").write_text(json.dumps(report, indent=2) + "\n")
     print()  # the monitor leaves the cursor at the end of its panel
     print(f"duet:       {midi_path}  ({len(melody)} performer notes, {len(agent)} agent notes)")
     print(f"piano roll: {png_path}")
+    print(f"sound:      {sound_note}")
     print(f"timing:     {out / 'timing.json'}")
     print(
         f"emission lateness at the receiver: p50 {late_summary['p50']:.0f} us, "

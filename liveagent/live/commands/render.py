@@ -1,0 +1,187 @@
+"""`liveagent render FILE.mid -o FILE.wav`: a duet or a recorded session to sound, through FluidSynth.
+
+FluidSynth (the Debian package ``fluidsynth``) renders the MIDI with a General MIDI soundfont (Debian
+``fluid-soundfont-gm``, or ``--soundfont`` / ``$LIVEAGENT_SOUNDFONT``) in a subprocess with a timeout. Before
+that, a copy of the MIDI file gets one General MIDI program per part, so the two players can be told apart
+by ear: the performer on piano, the agent on cello (a track is the agent's when its name says "agent", as
+in the demo's duet and in every recorded session). The WAV is then read back (stdlib ``wave`` + numpy) and
+a silent one is an error: a soundfont that failed to load makes FluidSynth write zeros and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PERFORMER_PROGRAM = 0
+"""General MIDI 1: Acoustic Grand Piano."""
+AGENT_PROGRAM = 42
+"""General MIDI 43: Cello."""
+SAMPLE_RATE = 44100
+SILENCE_RMS = 1e-3
+"""RMS (full scale = 1) below which a rendering counts as silent (FluidSynth's output of a few notes at
+the default gain measures ~0.01-0.1)."""
+SOUNDFONTS = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/soundfonts/FluidR3_GM.sf2",
+    "/usr/share/soundfonts/default.sf2",
+)
+"""Where Debian's fluid-soundfont-gm (and other distributions' GM soundfonts) put the soundfont."""
+INSTALL_HINT = "install them with: apt-get install fluidsynth fluid-soundfont-gm"
+
+
+class RenderUnavailableError(Exception):
+    """FluidSynth or a General MIDI soundfont is missing: the caller says so and carries on."""
+
+
+class RenderError(Exception):
+    """FluidSynth ran but failed, timed out, or wrote a silent file."""
+
+
+def find_soundfont(explicit: str | None = None) -> Path:
+    """The soundfont to use: ``explicit``, else ``$LIVEAGENT_SOUNDFONT``, else the first of
+    :data:`SOUNDFONTS` that exists."""
+    for cand in (explicit, os.environ.get("LIVEAGENT_SOUNDFONT")):
+        if cand:
+            if not Path(cand).is_file():
+                raise RenderUnavailableError(f"soundfont not found: {cand}")
+            return Path(cand)
+    for cand in SOUNDFONTS:
+        if Path(cand).is_file():
+            return Path(cand)
+    raise RenderUnavailableError(f"no General MIDI soundfont found ({INSTALL_HINT})")
+
+
+def find_fluidsynth() -> str:
+    exe = shutil.which("fluidsynth")
+    if exe is None:
+        raise RenderUnavailableError(f"fluidsynth is not installed ({INSTALL_HINT})")
+    return exe
+
+
+def with_instruments(
+    src: Path, dst: Path, *, performer: int = PERFORMER_PROGRAM, agent: int = AGENT_PROGRAM
+) -> Path:
+    """Copy ``src`` to ``dst`` with a General MIDI program change at the start of every part: ``agent``
+    for the channels of a track named like "agent", ``performer`` for the others (drums, channel 10, keep
+    their kit)."""
+    import mido
+
+    mid = mido.MidiFile(str(src))
+    for track in mid.tracks:
+        name = next((m.name for m in track if m.type == "track_name"), "")
+        program = agent if "agent" in name.lower() else performer
+        channels = sorted({m.channel for m in track if m.type in ("note_on", "note_off")} - {9})
+        old = [i for i, m in enumerate(track) if m.type == "program_change"]
+        for i in reversed(old):  # a program already there gives way to ours (its time goes to the next)
+            if i + 1 < len(track):
+                track[i + 1].time += track[i].time
+            del track[i]
+        at = 1 if track and track[0].type == "track_name" else 0
+        for ch in reversed(channels):
+            track.insert(at, mido.Message("program_change", channel=ch, program=program, time=0))
+    mid.save(str(dst))
+    return dst
+
+
+def wav_rms(path: Path) -> float:
+    """RMS of a 16-bit (or 8/32-bit integer) PCM WAV, full scale = 1."""
+    with wave.open(str(path), "rb") as w:
+        width, frames = w.getsampwidth(), w.readframes(w.getnframes())
+    dtype = {1: np.uint8, 2: np.int16, 4: np.int32}.get(width)
+    if dtype is None:
+        raise RenderError(f"{path}: unsupported sample width {width}")
+    x = np.frombuffer(frames, dtype=dtype).astype(np.float64)
+    if width == 1:
+        x -= 128.0
+    if x.size == 0:
+        return 0.0
+    return float(np.sqrt(np.mean(x * x)) / float(2 ** (8 * width - 1)))
+
+
+def render_wav(
+    midi: Path,
+    wav: Path,
+    *,
+    soundfont: str | None = None,
+    instruments: bool = True,
+    performer: int = PERFORMER_PROGRAM,
+    agent: int = AGENT_PROGRAM,
+    timeout: float = 120.0,
+) -> float:
+    """Render ``midi`` to ``wav`` (44.1 kHz); returns its RMS. :class:`RenderUnavailableError` when FluidSynth
+    or the soundfont is missing, :class:`RenderError` when the rendering fails or is silent."""
+    exe = find_fluidsynth()
+    sf2 = find_soundfont(soundfont)
+    if not midi.is_file():
+        raise RenderError(f"no such MIDI file: {midi}")
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="liveagent-render-") as tmp:
+        src = midi
+        if instruments:
+            src = with_instruments(midi, Path(tmp) / "instruments.mid", performer=performer, agent=agent)
+        cmd = [exe, "-ni", "-F", str(wav), "-r", str(SAMPLE_RATE), str(sf2), str(src)]
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            )
+        except subprocess.TimeoutExpired as e:
+            raise RenderError(f"fluidsynth did not finish within {timeout:g} s") from e
+    if proc.returncode != 0 or not wav.is_file():
+        raise RenderError(f"fluidsynth failed (status {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    rms = wav_rms(wav)
+    if rms < SILENCE_RMS:
+        raise RenderError(f"{wav} is silent (RMS {rms:.2e}): did the soundfont {sf2} load?")
+    log.info("rendered %s -> %s (RMS %.3f)", midi, wav, rms)
+    return rms
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("midi", type=Path, help="a MIDI file: a demo's duet.mid or a recorded session")
+    parser.add_argument("-o", "--out", type=Path, default=None, help="the WAV file (default: FILE.wav)")
+    parser.add_argument("--soundfont", default=None, help="a General MIDI .sf2 (default: the system's)")
+    parser.add_argument(
+        "--performer-program", type=int, default=PERFORMER_PROGRAM, help="GM program 0..127 (default: piano)"
+    )
+    parser.add_argument(
+        "--agent-program", type=int, default=AGENT_PROGRAM, help="GM program 0..127 (default: cello)"
+    )
+    parser.add_argument(
+        "--keep-programs", action="store_true", help="render the file's own programs (no instrument change)"
+    )
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds FluidSynth may take")
+
+
+def run(args: argparse.Namespace) -> int:
+    for p in (args.performer_program, args.agent_program):
+        if not 0 <= p <= 127:
+            print(f"liveagent render: error: programs are 0..127, got {p}", file=sys.stderr)
+            return 2
+    out = args.out or args.midi.with_suffix(".wav")
+    try:
+        rms = render_wav(
+            args.midi,
+            out,
+            soundfont=args.soundfont,
+            instruments=not args.keep_programs,
+            performer=args.performer_program,
+            agent=args.agent_program,
+            timeout=args.timeout,
+        )
+    except (RenderUnavailableError, RenderError) as e:
+        print(f"liveagent render: error: {e}", file=sys.stderr)
+        return 2
+    print(f"sound:      {out}  (RMS {rms:.3f})")
+    return 0

@@ -1,0 +1,139 @@
+"""`liveagent render` and the FluidSynth rendering: a real fluidsynth subprocess, the WAV read back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from liveagent.live.commands.duet import write_duet_midi
+from liveagent.live.commands.render import (
+    AGENT_PROGRAM,
+    PERFORMER_PROGRAM,
+    SILENCE_RMS,
+    RenderError,
+    find_soundfont,
+    render_wav,
+    wav_rms,
+    with_instruments,
+)
+from liveagent.live.engine.recording import Recorder
+from liveagent.music.tokens import Grid, Note
+from tests.support import require, require_tool
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def require_fluidsynth() -> None:
+    require_tool("fluidsynth")
+    try:
+        find_soundfont()
+    except Exception as e:
+        require(False, f"no General MIDI soundfont ({e})")
+
+
+def duet(path: Path) -> Path:
+    grid = Grid(4, 4)
+    perf = [Note(4 * i, 4, p, 90) for i, p in enumerate((64, 64, 65, 67))]
+    agent = [Note(4 * i, 4, p, 75) for i, p in enumerate((48, 52, 53, 55))]
+    return write_duet_midi(path, perf, agent, 120.0, grid)
+
+
+def programs(path: Path) -> dict[int, int]:
+    tracks = mido.MidiFile(str(path)).tracks
+    return {m.channel: m.program for t in tracks for m in t if m.type == "program_change"}
+
+
+def note_messages(path: Path) -> list[tuple[str, int, int]]:
+    tracks = mido.MidiFile(str(path)).tracks
+    return [(m.type, m.note, m.channel) for t in tracks for m in t if "note" in m.type]
+
+
+def test_with_instruments_gives_each_part_its_program(tmp_path: Path) -> None:
+    src = duet(tmp_path / "duet.mid")
+    dst = with_instruments(src, tmp_path / "inst.mid")
+    assert programs(dst) == {0: PERFORMER_PROGRAM, 1: AGENT_PROGRAM}
+    assert note_messages(dst) == note_messages(src)
+    assert mido.MidiFile(str(dst)).length == pytest.approx(mido.MidiFile(str(src)).length)
+
+
+def test_render_cli_writes_a_non_silent_wav(tmp_path: Path) -> None:
+    require_fluidsynth()
+    src = duet(tmp_path / "duet.mid")
+    out = tmp_path / "duet.wav"
+    r = subprocess.run(
+        [sys.executable, "-m", "liveagent", "render", str(src), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert r.returncode == 0, r.stderr
+    with wave.open(str(out), "rb") as w:
+        assert w.getframerate() == 44100 and w.getnchannels() == 2 and w.getsampwidth() == 2
+        seconds = w.getnframes() / 44100
+    assert seconds >= 2.0  # 2 bars at 120 BPM (FluidSynth adds its release tail)
+    rms = wav_rms(out)
+    assert rms > SILENCE_RMS, rms
+    assert f"RMS {rms:.3f}" in r.stdout
+
+
+def test_render_a_recorded_session(tmp_path: Path) -> None:
+    """A session as `serve --record` writes it (the Recorder itself): performer and agent notes."""
+    require_fluidsynth()
+    rec = Recorder(tmp_path / "rec", bpm=120.0, beats_per_bar=4)
+    t = rec.t0_ns
+    for i, (p, a) in enumerate(((60, 48), (62, 50), (64, 52), (65, 53))):
+        at = t + i * 500_000_000
+        rec.performer_note(at, p, 90)
+        rec.agent_note(at, a, 80)
+        rec.performer_note(at + 450_000_000, p, 0)
+        rec.agent_note(at + 450_000_000, a, 0)
+    rec.close()
+    mid = rec.midi_path
+    assert mid.is_file()
+    out = tmp_path / "session.wav"
+    rms = render_wav(mid, out)
+    assert rms > SILENCE_RMS
+    assert programs(with_instruments(mid, tmp_path / "i.mid")) == {0: PERFORMER_PROGRAM, 1: AGENT_PROGRAM}
+
+
+def test_a_silent_rendering_is_an_error(tmp_path: Path) -> None:
+    require_fluidsynth()
+    mf = mido.MidiFile()
+    tr = mido.MidiTrack()
+    mf.tracks.append(tr)
+    tr.append(mido.MetaMessage("end_of_track", time=480))
+    src = tmp_path / "empty.mid"
+    mf.save(str(src))
+    with pytest.raises(RenderError, match="silent"):
+        render_wav(src, tmp_path / "empty.wav")
+
+
+def test_wav_rms_reads_pcm(tmp_path: Path) -> None:
+    path = tmp_path / "tone.wav"
+    x = (0.5 * 32767 * np.sin(np.linspace(0, 200 * np.pi, 44100))).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(x.tobytes())
+    assert wav_rms(path) == pytest.approx(0.5 / np.sqrt(2), rel=1e-3)
+
+
+def test_render_without_fluidsynth_says_how_to_install(tmp_path: Path) -> None:
+    src = duet(tmp_path / "duet.mid")
+    r = subprocess.run(
+        [sys.executable, "-m", "liveagent", "render", str(src)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+    )
+    assert r.returncode == 2
+    assert "fluidsynth is not installed" in r.stderr
+    assert "apt-get install fluidsynth fluid-soundfont-gm" in r.stderr
