@@ -1,16 +1,17 @@
-"""Registers ``liveagent/Accompany-v0`` with gymnasium (lazily: the env module loads on ``gym.make``)."""
+"""Registers ``liveagent/Accompany-v0`` with gymnasium: the one registration lives in the package's
+``__init__`` (:func:`liveagent.register_envs`, which ``import liveagent`` arranges); this module keeps the
+names ``liveagent.env`` has always exported."""
 
 from __future__ import annotations
 
-import gymnasium as gym
+from liveagent import ENV_ID, register_envs
 
-ENV_ID = "liveagent/Accompany-v0"
+__all__ = ["ENV_ID", "register"]
 
 
 def register() -> None:
     """Register the accompaniment env once (safe to call repeatedly)."""
-    if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="liveagent.env.accompaniment:AccompanimentEnv")
+    register_envs()
 
 
 register()

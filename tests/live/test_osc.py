@@ -6,7 +6,9 @@ import contextlib
 import math
 import os
 import queue
+import random
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +18,10 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent
 from liveagent.live.io.osc import (
+    MAX_BUNDLE_DEPTH,
+    MAX_ELEMENTS,
+    MAX_REPLY_BYTES,
+    DatagramError,
     MessageError,
     OscServer,
     OscServerConfig,
@@ -23,9 +29,14 @@ from liveagent.live.io.osc import (
     OscSinkConfig,
     build_message,
     decode,
+    encode_status,
+    osc_header,
+    osc_string,
+    parse_datagram,
     parse_host_port,
 )
 from tests.live.osc_helpers import OscCollector
+from tests.live.serve_helpers import wait_until
 from tests.support import require_tool
 
 
@@ -307,3 +318,201 @@ def test_sink_to_oscdump_peer() -> None:
         sink.close()
         proc.terminate()
         proc.wait(timeout=5)
+
+
+# ------------------------------------------------------------------------------ the bounded parser
+
+
+def _bundle(*elements: bytes, tag: int = 1) -> bytes:
+    return b"#bundle\0" + struct.pack(">Q", tag) + b"".join(struct.pack(">i", len(e)) + e for e in elements)
+
+
+def test_parse_datagram_reads_messages_and_nested_bundles() -> None:
+    note = build_message("/liveagent/note", [60, 100])
+    assert parse_datagram(note) == [("/liveagent/note", [60, 100])]
+    stop = osc_string("/liveagent/stop")  # no type tag string at all (OSC 1.0)
+    assert parse_datagram(stop) == [("/liveagent/stop", [])]
+    nested = _bundle(note, _bundle(build_message("/liveagent/tempo", [96.0]), _bundle()))
+    assert parse_datagram(nested) == [("/liveagent/note", [60, 100]), ("/liveagent/tempo", [96.0])]
+    rich = osc_header("/x", "sbhdTFNc") + osc_string("héllo") + struct.pack(">i", 3) + b"abc\0"
+    rich += struct.pack(">qd", 2**40, 0.5) + struct.pack(">i", 65)
+    assert parse_datagram(rich) == [("/x", ["héllo", b"abc", 2**40, 0.5, True, False, None, "A"])]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"abc", "size"),
+        (b"junk", "not_osc"),
+        (b"#bundle\0" + b"\0" * 8 + b"\xff\xff\xff\xfc", "element_size"),  # python-osc looped forever
+        (b"#bundle\0" + b"\0" * 8 + struct.pack(">i", 0), "element_size"),
+        (b"#bundle\0" + b"\0" * 8 + struct.pack(">i", 6) + b"\0" * 8, "element_size"),
+        (b"#bundle\0" + b"\0" * 8 + struct.pack(">i", 64) + b"\0" * 8, "element_size"),
+        (b"#bundle\0" + b"\0" * 4, "truncated"),
+        (b"#bundle\0" + b"\0" * 8 + b"\0\0\0\x08", "element_size"),
+        (osc_header("/liveagent/note", "ff") + struct.pack(">f", 60.0), "truncated"),
+        (osc_header("/liveagent/tempo", "f") + b"\x42\xc8\0\0" + b"\0\0\0\0", "trailing"),
+        (osc_header("/liveagent/policy", "s") + b"rule", "truncated"),
+        (osc_header("/liveagent/policy", "b") + struct.pack(">i", -4), "truncated"),
+        (osc_header("/liveagent/policy", "b") + struct.pack(">i", 100) + b"\0" * 4, "truncated"),
+        (b"/liveagent/stop\0,\0\0\0x", "size"),
+        (b"/liveagent/stop\0,\0\0x", "padding"),
+        (b"/liveagent/stop\0,\0x\0", "padding"),
+        (osc_header("/x", "[i]") + b"\0\0\0\x01", "type_tag"),
+        (osc_header("/x", "i" * 40) + b"\0" * 160, "too_many_args"),
+        (osc_string("/x") + osc_string("ii"), "type_tag"),
+        (b"/\xff\0\0", "bad_string"),
+    ],
+)
+def test_parse_datagram_refuses(data: bytes, reason: str) -> None:
+    with pytest.raises(DatagramError) as e:
+        parse_datagram(data)
+    assert e.value.reason == reason
+
+
+def test_parse_datagram_bounds_depth_and_element_count() -> None:
+    note = build_message("/liveagent/note", [60, 100])
+    deep = note
+    for _ in range(MAX_BUNDLE_DEPTH):
+        deep = _bundle(deep)
+    assert len(parse_datagram(deep)) == 1
+    with pytest.raises(DatagramError, match="deeper") as e:
+        parse_datagram(_bundle(deep))
+    assert e.value.reason == "too_deep"
+    assert len(parse_datagram(_bundle(*([note] * MAX_ELEMENTS)))) == MAX_ELEMENTS
+    with pytest.raises(DatagramError) as e:
+        parse_datagram(_bundle(*([note] * (MAX_ELEMENTS + 1))))
+    assert e.value.reason == "too_many"
+
+
+def test_parse_datagram_survives_random_bytes() -> None:
+    """Mutated datagrams: every one parses or raises DatagramError, fast (no other exception, no hang)."""
+    rng = random.Random(12)
+    seeds = [
+        build_message("/liveagent/note", [60, 100]),
+        _bundle(build_message("/liveagent/note", [60, 100]), _bundle(build_message("/liveagent/stop", []))),
+    ]
+    t0 = time.perf_counter()
+    for i in range(20_000):
+        d = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            d[rng.randrange(len(d))] = rng.randrange(256)
+        if i % 3 == 0:
+            d = d[: rng.randrange(len(d) + 1)]
+        with contextlib.suppress(DatagramError):
+            parse_datagram(bytes(d))
+    assert time.perf_counter() - t0 < 20.0
+
+
+# ------------------------------------------------------------------------------------- rate limits
+
+
+def test_rate_limit_counts_bundled_messages() -> None:
+    q: queue.Queue[InputEvent] = queue.Queue()
+    srv = OscServer(q.put, OscServerConfig(port=0, max_rate=1000.0, burst=100.0))
+    try:
+        temp = build_message("/liveagent/temperature", [0.5])
+        t = time.perf_counter_ns()
+        for _ in range(10):
+            srv.handle_datagram(_bundle(*([temp] * 50)), ("127.0.0.1", 5000), t)
+        c = srv.counters
+        assert c.messages == 500 and c.accepted == 100 and c.flood_dropped == 400
+    finally:
+        srv.stop()
+
+
+def test_quiet_sender_passes_when_a_flood_emptied_the_shared_bucket() -> None:
+    q: queue.Queue[InputEvent] = queue.Queue()
+    srv = OscServer(q.put, OscServerConfig(port=0, max_rate=1000.0, burst=100.0))
+    try:
+        temp = build_message("/liveagent/temperature", [0.5])
+        t = time.perf_counter_ns()
+        for i in range(1000):  # 1 ms apart: the flooder alone keeps the shared bucket empty
+            srv.handle_datagram(_bundle(*([temp] * 4)), ("127.0.0.1", 5000), t + i * 1_000_000)
+        assert srv.counters.flood_dropped > 2000
+        notes = 0
+        for i in range(20):  # the performer, 20 notes/s, while the flood goes on
+            t_i = t + (1000 + i * 50) * 1_000_000
+            srv.handle_datagram(_bundle(*([temp] * 4)), ("127.0.0.1", 5000), t_i)
+            srv.handle_datagram(build_message("/liveagent/note", [60, 90]), ("127.0.0.1", 6000), t_i)
+        while not q.empty():
+            notes += isinstance(q.get_nowait(), NoteEvent)
+        assert notes == 20
+    finally:
+        srv.stop()
+
+
+def test_status_and_policy_requests_are_limited() -> None:
+    q: queue.Queue[InputEvent] = queue.Queue()
+    answered: list[tuple[str, int]] = []
+    srv = OscServer(q.put, OscServerConfig(port=0), status_handler=answered.append)
+    try:
+        t = time.perf_counter_ns()
+        for _ in range(100):
+            srv.handle_datagram(build_message("/liveagent/status", []), ("127.0.0.1", 5000), t)
+            srv.handle_datagram(build_message("/liveagent/policy", ["rules"]), ("127.0.0.1", 5000), t)
+        assert len(answered) == 20 and srv.counters.status_limited == 80
+        policies = [e for e in _drain(q, 100, timeout=0.2) if isinstance(e, ControlEvent)]
+        assert len(policies) == 2 and srv.counters.policy_limited == 98
+    finally:
+        srv.stop()
+
+
+# ------------------------------------------------------------------------------ output safety nets
+
+
+def test_sink_resolves_host_names_once() -> None:
+    rx = OscCollector()
+    sink = OscSink(OscSinkConfig(out=("localhost", rx.port)))
+    try:
+        assert sink.out == ("127.0.0.1", rx.port)
+        sink.note_on(60, 90)
+        assert rx.wait_for("/liveagent/out/note") == [[60, 90]]
+    finally:
+        sink.close()
+        rx.close()
+    with pytest.raises(ValueError, match=r"no-such-host\.invalid"):
+        OscSink(OscSinkConfig(out=("no-such-host.invalid", 9001)))
+
+
+def test_sink_counts_send_errors_and_never_raises() -> None:
+    sink = OscSink(OscSinkConfig(out=("255.255.255.255", 9)))  # broadcast without SO_BROADCAST: EACCES
+    try:
+        sink.note_on(60, 90)
+        sink.note_off(60)
+        sink.beat(0, 0)
+        assert sink.send_errors == 3
+    finally:
+        sink.close()
+
+
+@pytest.mark.timeout(30)
+def test_sink_repeats_note_offs_unless_struck_again() -> None:
+    rx = OscCollector()
+    sink = OscSink(OscSinkConfig(out=("127.0.0.1", rx.port), noteoff_repeat_ms=5.0))
+    try:
+        sink.note_on(60, 90)
+        sink.note_off(60)
+        sink.note_on(62, 90)
+        sink.note_off(62)
+        sink.note_on(62, 80)  # struck again at once: its repeat must not cut the new note
+        assert wait_until(lambda: sink.noteoff_repeats == 1, 2.0)
+        time.sleep(0.1)
+        assert rx.of("/liveagent/out/note") == [[60, 90], [60, 0], [62, 90], [62, 0], [62, 80], [60, 0]]
+        assert sink.noteoff_repeats_skipped == 1
+        times = [t for t, a, p in rx.messages if a == "/liveagent/out/note" and p == [60, 0]]
+        assert 3e6 <= times[1] - times[0] <= 100e6
+    finally:
+        sink.close()
+        rx.close()
+
+
+def test_status_reply_is_bounded() -> None:
+    fields: dict[str, object] = {f"k{i}": "x" * 1000 for i in range(100)}
+    data = encode_status(fields)
+    assert len(data) <= MAX_REPLY_BYTES
+    from pythonosc.osc_message import OscMessage
+
+    params = OscMessage(data).params
+    assert params[0] == "k0" and len(params[1]) == 256 and len(params) % 2 == 0

@@ -101,6 +101,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--osc-reply", choices=("sender", "out", "both"), default="both", help="where status/error replies go"
     )
+    g.add_argument(
+        "--osc-noteoff-repeat",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="UDP safety net: send each OSC note-off a second time 5 ms later, unless the pitch was struck "
+        "again (default on; a receiver ignores a note-off for a silent note)",
+    )
     g = parser.add_argument_group("MIDI")
     g.add_argument("--midi-in", default=None, help="MIDI input port (name or unique substring; see `ports`)")
     g.add_argument("--midi-out", default=None, help="MIDI output port")
@@ -158,6 +165,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         osc_allow=tuple(a.strip() for a in args.osc_allow.split(",") if a.strip()),
         osc_max_rate=args.osc_max_rate,
         osc_reply=args.osc_reply,
+        osc_noteoff_repeat=args.osc_noteoff_repeat,
         midi_in=args.midi_in,
         midi_out=args.midi_out,
         virtual=args.virtual,

@@ -26,7 +26,14 @@ from liveagent.live.engine.policy import Policy, PolicyError, load_policy, resol
 from liveagent.live.engine.recording import Recorder
 from liveagent.live.events import Control, ControlEvent, FanOutSink, InputEvent, OutputSink
 from liveagent.live.io.midi import MidiConfig, MidiIO
-from liveagent.live.io.osc import OscServer, OscServerConfig, OscSink, OscSinkConfig, parse_host_port
+from liveagent.live.io.osc import (
+    NOTEOFF_REPEAT_MS,
+    OscServer,
+    OscServerConfig,
+    OscSink,
+    OscSinkConfig,
+    parse_host_port,
+)
 from liveagent.music.features import hears_current_step
 from liveagent.music.tokens import Grid
 
@@ -64,6 +71,9 @@ class ServeConfig:
     """OSC messages per second accepted before flood dropping."""
     osc_reply: str = "both"
     """Replies (status, errors) go to the "sender", the "out" address, or "both"."""
+    osc_noteoff_repeat: bool = True
+    """UDP safety net: each OSC note-off is sent again ``NOTEOFF_REPEAT_MS`` later (a lost datagram must
+    not hang a synth note); ``--no-osc-noteoff-repeat`` turns it off."""
     midi_in: str | None = None
     """MIDI input port name (exact or unique substring)."""
     midi_out: str | None = None
@@ -226,7 +236,13 @@ class Server:
         try:
             if cfg.osc:
                 out = parse_host_port(cfg.osc_out)
-                self.osc_sink = OscSink(OscSinkConfig(out=out, reply=cfg.osc_reply))
+                repeat_ms = NOTEOFF_REPEAT_MS if cfg.osc_noteoff_repeat else 0.0
+                try:  # resolves a host name once, here, before `ready` (never per datagram)
+                    self.osc_sink = OscSink(
+                        OscSinkConfig(out=out, reply=cfg.osc_reply, noteoff_repeat_ms=repeat_ms)
+                    )
+                except ValueError as e:
+                    raise ServeError(f"--osc-out {cfg.osc_out}: {e}") from e
                 sinks.append(self.osc_sink)
             if cfg.midi_in or cfg.midi_out or cfg.virtual or cfg.clock == "midi":
                 if cfg.clock == "midi" and not (cfg.midi_in or cfg.virtual):
@@ -421,6 +437,17 @@ class Server:
             c = self.osc_server.counters
             out.update(
                 osc_in=c.accepted, osc_errors=c.errors, osc_flood_dropped=c.flood_dropped, osc_denied=c.denied
+            )
+            out.update(
+                osc_messages=c.messages,
+                osc_undecodable=c.undecodable,
+                osc_status_limited=c.status_limited,
+                osc_policy_limited=c.policy_limited,
+            )
+        if self.osc_sink is not None:
+            out.update(
+                osc_send_errors=self.osc_sink.send_errors,
+                osc_noteoff_repeats=self.osc_sink.noteoff_repeats,
             )
         if self.midi is not None:
             mc = self.midi.counters

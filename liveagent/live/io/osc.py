@@ -18,6 +18,7 @@ import contextlib
 import ipaddress
 import logging
 import math
+import queue
 import socket
 import struct
 import threading
@@ -26,8 +27,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pythonosc.osc_bundle import OscBundle
-from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from liveagent.live.events import (
@@ -53,6 +52,16 @@ DEFAULT_OUT_PORT = 9001
 BPM_MIN, BPM_MAX = 20.0, 400.0
 TEMPERATURE_MAX = 10.0
 MAX_POLICY_NAME = 1024
+MAX_BUNDLE_DEPTH = 4
+"""Bundles nested deeper than this (a bundle in a bundle in ...) are refused whole."""
+MAX_ELEMENTS = 64
+"""Elements (messages and nested bundles) per datagram; a chord is a few, 700 is an attack."""
+MAX_ARGS = 32
+"""Arguments per message (no address takes more than 2)."""
+MAX_REPLY_BYTES = 8192
+"""A status reply is cut to this size (whole key/value pairs), so a 20-byte request buys a bounded answer."""
+MAX_REPLY_STRING = 256
+"""Longer string values in a status reply are cut to this many characters."""
 
 
 def osc_string(s: str) -> bytes:
@@ -107,6 +116,144 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# ------------------------------------------------------------------------------------------ parsing
+
+
+class DatagramError(ValueError):
+    """A datagram that is not well-formed OSC; ``reason`` names the counter (``OscCounters.by_reason``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+_I32 = struct.Struct(">i")
+_F32 = struct.Struct(">f")
+_I64 = struct.Struct(">q")
+_F64 = struct.Struct(">d")
+_FIXED: dict[str, tuple[int, Callable[[bytes, int], Any]]] = {
+    "i": (4, lambda d, p: _I32.unpack_from(d, p)[0]),
+    "f": (4, lambda d, p: _F32.unpack_from(d, p)[0]),
+    "h": (8, lambda d, p: _I64.unpack_from(d, p)[0]),
+    "d": (8, lambda d, p: _F64.unpack_from(d, p)[0]),
+    "t": (8, lambda d, p: _I64.unpack_from(d, p)[0]),
+    "c": (4, lambda d, p: chr(_I32.unpack_from(d, p)[0] & 0x10FFFF)),
+    "r": (4, lambda d, p: _I32.unpack_from(d, p)[0]),
+    "m": (4, lambda d, p: tuple(d[p : p + 4])),
+}
+_NO_DATA: dict[str, object] = {"T": True, "F": False, "N": None, "I": math.inf}
+_BUNDLE_TAG = b"#bundle\0"
+
+
+def _read_string(data: bytes, pos: int, end: int, what: str) -> tuple[str, int]:
+    """An OSC string at ``pos``: NUL-terminated, zero-padded to 4 bytes, all within ``end``."""
+    nul = data.find(b"\0", pos, end)
+    if nul < 0:
+        raise DatagramError("truncated", f"{what}: string without its NUL terminator")
+    nxt = pos + ((nul - pos) // 4 + 1) * 4
+    if nxt > end:
+        raise DatagramError("truncated", f"{what}: string padding runs past the end")
+    if data.count(0, nul, nxt) != nxt - nul:
+        raise DatagramError("padding", f"{what}: non-zero string padding")
+    try:
+        return data[pos:nul].decode("utf-8"), nxt
+    except UnicodeDecodeError:
+        raise DatagramError("bad_string", f"{what}: string is not UTF-8") from None
+
+
+def parse_message(data: bytes, pos: int = 0, end: int | None = None) -> tuple[str, list[Any]]:
+    """(address, arguments) of the OSC message in ``data[pos:end]``; raises :class:`DatagramError`.
+
+    Strict where python-osc is lenient: arguments the type tags promise must all be there (python-osc pads
+    a missing float with zeros, so a truncated note read as a note-off), nothing may follow them, and
+    every loop is bounded by the bytes present.
+    """
+    end = len(data) if end is None else end
+    address, pos = _read_string(data, pos, end, "address")
+    if not address.startswith("/"):
+        raise DatagramError("not_osc", f"address must start with '/', got {address[:40]!r}")
+    if pos == end:
+        return address, []  # no type tag string: an OSC 1.0 message without arguments
+    tags, pos = _read_string(data, pos, end, "type tags")
+    if not tags.startswith(","):
+        raise DatagramError("type_tag", "type tag string must start with ','")
+    if len(tags) - 1 > MAX_ARGS:
+        raise DatagramError("too_many_args", f"{len(tags) - 1} arguments (at most {MAX_ARGS})")
+    params: list[Any] = []
+    for tag in tags[1:]:
+        fixed = _FIXED.get(tag)
+        if fixed is not None:
+            size, read = fixed
+            if pos + size > end:
+                raise DatagramError("truncated", f"{address[:80]}: argument '{tag}' runs past the end")
+            params.append(read(data, pos))
+            pos += size
+        elif tag in _NO_DATA:
+            params.append(_NO_DATA[tag])
+        elif tag in "sS":
+            text, pos = _read_string(data, pos, end, "string argument")
+            params.append(text)
+        elif tag == "b":
+            if pos + 4 > end:
+                raise DatagramError("truncated", f"{address[:80]}: blob size runs past the end")
+            n = _I32.unpack_from(data, pos)[0]
+            nxt = pos + 4 + n + (-n % 4)
+            if n < 0 or nxt > end:
+                raise DatagramError("truncated", f"{address[:80]}: blob of {n} bytes does not fit")
+            params.append(bytes(data[pos + 4 : pos + 4 + n]))
+            pos = nxt
+        else:
+            raise DatagramError("type_tag", f"{address[:80]}: unsupported type tag {tag!r}")
+    if pos != end:
+        raise DatagramError("trailing", f"{address[:80]}: {end - pos} bytes after the last argument")
+    return address, params
+
+
+def parse_datagram(data: bytes) -> list[tuple[str, list[Any]]]:
+    """Every message of one datagram (a message, or a bundle with nested bundles flattened in order; time
+    tags are ignored). Raises :class:`DatagramError`; bounded: element sizes must be positive multiples of
+    4 inside their bundle, at most :data:`MAX_BUNDLE_DEPTH` levels and :data:`MAX_ELEMENTS` elements, so
+    no datagram can make this loop more than a few hundred times (python-osc's bundle parser looped
+    forever on a negative size)."""
+    if not data:
+        raise DatagramError("empty", "empty datagram")
+    if len(data) % 4:
+        raise DatagramError("size", f"datagram of {len(data)} bytes is not a multiple of 4")
+    out: list[tuple[str, list[Any]]] = []
+    if data[:8] == _BUNDLE_TAG:
+        _parse_bundle(data, 0, len(data), 1, out, [0])
+    elif data[:1] == b"/":
+        out.append(parse_message(data))
+    else:
+        raise DatagramError("not_osc", "neither an OSC message nor a bundle")
+    return out
+
+
+def _parse_bundle(
+    data: bytes, pos: int, end: int, depth: int, out: list[tuple[str, list[Any]]], count: list[int]
+) -> None:
+    if depth > MAX_BUNDLE_DEPTH:
+        raise DatagramError("too_deep", f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
+    pos += 16  # "#bundle\0" + time tag
+    if pos > end:
+        raise DatagramError("truncated", "bundle shorter than its header")
+    while pos < end:
+        if pos + 4 > end:
+            raise DatagramError("truncated", "bundle element size runs past the end")
+        size = _I32.unpack_from(data, pos)[0]
+        pos += 4
+        if size <= 0 or size % 4 or pos + size > end:
+            raise DatagramError("element_size", f"bundle element size {size} is invalid here")
+        count[0] += 1
+        if count[0] > MAX_ELEMENTS:
+            raise DatagramError("too_many", f"more than {MAX_ELEMENTS} elements in one datagram")
+        if data[pos : pos + 8] == _BUNDLE_TAG:
+            _parse_bundle(data, pos, pos + size, depth + 1, out, count)
+        else:
+            out.append(parse_message(data, pos, pos + size))
+        pos += size
+
+
 # ---------------------------------------------------------------------------------------------- input
 
 
@@ -126,6 +273,20 @@ class OscServerConfig:
     """Token-bucket depth: how many messages may arrive at once before the rate limit bites."""
     error_reports_per_s: float = 4.0
     """At most this many :class:`InputError` per second reach the engine; the rest are counted only."""
+    quiet_rate: float = 250.0
+    """A sender that stays under this many messages per second (a performer) still gets through when
+    louder senders have used up the shared ``max_rate``: one flood cannot starve everybody else."""
+    quiet_burst: float = 64.0
+    """How many messages at once a quiet sender may send past an exhausted shared limit (chords)."""
+    max_senders: int = 32
+    """Senders (address + port) with a bucket of their own; more share one (idle ones are forgotten)."""
+    status_replies_per_s: float = 50.0
+    """``/liveagent/status`` replies per second per sender (burst 20; a monitor polls at 10/s); more
+    requests are counted (``status_limited``), not answered."""
+    status_replies_total_per_s: float = 200.0
+    """``/liveagent/status`` replies per second for all senders together (burst 50)."""
+    policy_loads_per_s: float = 2.0
+    """``/liveagent/policy`` requests per second passed to the engine (burst 2); more are refused."""
 
 
 @dataclass
@@ -134,14 +295,24 @@ class OscCounters:
 
     datagrams: int = 0
     messages: int = 0
+    """Messages seen in well-formed datagrams (every element of a bundle counts)."""
     accepted: int = 0
     errors: int = 0
-    """Rejected messages of every kind (sum of the ``by_kind`` entries)."""
+    """Rejected datagrams and messages of every kind but ``flood`` and ``denied``."""
     flood_dropped: int = 0
+    """Messages dropped by the rate limit (a bundle's messages one by one)."""
     denied: int = 0
+    undecodable: int = 0
+    """Datagrams refused whole by the parser (their reasons in ``by_reason``)."""
+    status_limited: int = 0
+    """``/liveagent/status`` requests not answered (reply rate limit)."""
+    policy_limited: int = 0
+    """``/liveagent/policy`` requests refused (load rate limit)."""
     reported: int = 0
     suppressed: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    by_reason: dict[str, int] = field(default_factory=dict)
+    """Why datagrams were undecodable: ``element_size``, ``too_deep``, ``too_many``, ``truncated``, ..."""
 
     def snapshot(self) -> dict[str, object]:
         return {
@@ -151,9 +322,13 @@ class OscCounters:
             "errors": self.errors,
             "flood_dropped": self.flood_dropped,
             "denied": self.denied,
+            "undecodable": self.undecodable,
+            "status_limited": self.status_limited,
+            "policy_limited": self.policy_limited,
             "reported": self.reported,
             "suppressed": self.suppressed,
             "by_kind": dict(self.by_kind),
+            "by_reason": dict(self.by_reason),
         }
 
 
@@ -268,8 +443,53 @@ ADDRESSES_IN: tuple[str, ...] = (
 )
 
 
+class _Bucket:
+    """A token bucket: ``rate`` tokens per second, at most ``depth`` saved up."""
+
+    __slots__ = ("depth", "last_ns", "rate", "tokens")
+
+    def __init__(self, rate: float, depth: float, now_ns: int) -> None:
+        self.rate = rate
+        self.depth = max(1.0, depth)
+        self.tokens = self.depth
+        self.last_ns = now_ns
+
+    def refill(self, now_ns: int) -> None:
+        elapsed = max(0, now_ns - self.last_ns) * 1e-9
+        self.last_ns = now_ns
+        self.tokens = min(self.depth, self.tokens + elapsed * self.rate)
+
+    def take(self, now_ns: int) -> bool:
+        self.refill(now_ns)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class _Sender:
+    """The limits of one sender (address + port): its messages, its quiet-sender priority, its replies."""
+
+    __slots__ = ("msgs", "quiet", "replies", "seen_ns")
+
+    def __init__(self, cfg: OscServerConfig, now_ns: int) -> None:
+        self.msgs = _Bucket(cfg.max_rate, cfg.burst, now_ns)
+        self.quiet = _Bucket(cfg.quiet_rate, cfg.quiet_burst, now_ns)
+        self.replies = _Bucket(cfg.status_replies_per_s, 20.0, now_ns)
+        self.seen_ns = now_ns
+
+
+SENDER_IDLE_NS = 2_000_000_000
+"""A sender silent this long may lose its own bucket to a new sender when the table is full."""
+
+
 class OscServer:
-    """The OSC input thread. ``submit`` receives each accepted event (and rate-limited errors)."""
+    """The OSC input thread. ``submit`` receives each accepted event (and rate-limited errors).
+
+    Per datagram: allow-list, then :func:`parse_datagram` (bounded; a malformed datagram is refused whole),
+    then per message the rate limit (each sender has its own bucket of ``max_rate``; all share one more of
+    ``max_rate``, past which only quiet senders get through), decoding, and the status/policy limits.
+    """
 
     def __init__(
         self,
@@ -280,8 +500,9 @@ class OscServer:
         self.config = config or OscServerConfig()
         self.submit = submit
         self.status_handler = status_handler
-        """Answers ``/liveagent/status`` on this thread (so the engine thread never pays for a snapshot);
-        None = submit a STATUS event to the engine."""
+        """Answers ``/liveagent/status`` on this thread from the engine's published snapshot (the engine
+        thread never pays for a request); None = submit a STATUS event to the engine. Either way the
+        replies are rate-limited per sender and in total."""
         self.counters = OscCounters()
         self._allow = [ipaddress.ip_network(a, strict=False) for a in self.config.allow]
         if not is_loopback(self.config.host) and not self._allow:
@@ -301,9 +522,14 @@ class OscServer:
         self.host: str = self.config.host
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._tokens = self.config.burst
-        self._last_ns = time.perf_counter_ns()
-        self._report_tokens = max(1.0, self.config.error_reports_per_s)
+        now = time.perf_counter_ns()
+        cfg = self.config
+        self._shared = _Bucket(cfg.max_rate, cfg.burst, now)
+        self._senders: dict[tuple[str, int], _Sender] = {}
+        self._overflow = _Sender(cfg, now)
+        self._replies = _Bucket(cfg.status_replies_total_per_s, 50.0, now)
+        self._policy = _Bucket(cfg.policy_loads_per_s, 2.0, now)
+        self._reports = _Bucket(cfg.error_reports_per_s, cfg.error_reports_per_s, now)
         self._allowed_cache: dict[str, bool] = {}
 
     # -- lifecycle
@@ -351,6 +577,35 @@ class OscServer:
                 self._allowed_cache[host] = ok
         return ok
 
+    def _sender(self, sender: tuple[str, int], now: int) -> _Sender:
+        """This sender's limits; a new sender evicts idle ones when the table is full, else shares one."""
+        st = self._senders.get(sender)
+        if st is None:
+            if len(self._senders) >= self.config.max_senders:
+                idle = [k for k, v in self._senders.items() if now - v.seen_ns > SENDER_IDLE_NS]
+                for k in idle:
+                    del self._senders[k]
+            if len(self._senders) >= self.config.max_senders:
+                st = self._overflow
+            else:
+                st = self._senders[sender] = _Sender(self.config, now)
+        st.seen_ns = now
+        return st
+
+    def _admit(self, st: _Sender) -> bool:
+        """Rate limit of one message (buckets refilled per datagram): the sender's own bucket, then the
+        shared one, or, when others have emptied that, the sender's quiet-sender allowance (which every
+        accepted message also spends, so only a sender well under ``quiet_rate`` keeps one)."""
+        if st.msgs.tokens < 1.0:
+            return False
+        if self._shared.tokens >= 1.0:
+            self._shared.tokens -= 1.0
+        elif st.quiet.tokens < 1.0:
+            return False
+        st.msgs.tokens -= 1.0
+        st.quiet.tokens = max(0.0, st.quiet.tokens - 1.0)
+        return True
+
     def handle_datagram(self, data: bytes, sender: tuple[str, int], t_ns: int) -> None:
         """Validate one datagram and submit its event(s). Runs on the server thread (tests call it too)."""
         c = self.counters
@@ -359,53 +614,63 @@ class OscServer:
             c.denied += 1
             self._reject("denied", f"sender {sender[0]} is not in the allow-list", None, t_ns)
             return
-        # token bucket: one token per datagram
-        elapsed = max(0, t_ns - self._last_ns) * 1e-9
-        self._last_ns = t_ns
-        self._tokens = min(self.config.burst, self._tokens + elapsed * self.config.max_rate)
-        self._report_tokens = min(
-            max(1.0, self.config.error_reports_per_s),
-            self._report_tokens + elapsed * self.config.error_reports_per_s,
-        )
-        if self._tokens < 1.0:
-            c.flood_dropped += 1
-            self._reject("flood", f"input above {self.config.max_rate:g} msg/s: dropped", sender, t_ns)
-            return
-        self._tokens -= 1.0
         try:
-            if data[:8] == b"#bundle\0":
-                messages = list(_flatten(OscBundle(data)))
-            else:
-                messages = [OscMessage(data)]
-        except Exception as e:  # any decoder failure is bad input, never a crash
-            self._reject(
-                "undecodable", f"undecodable datagram ({len(data)} bytes): {type(e).__name__}", sender, t_ns
-            )
+            messages = parse_datagram(data)
+        except DatagramError as e:
+            c.undecodable += 1
+            c.by_reason[e.reason] = c.by_reason.get(e.reason, 0) + 1
+            self._reject("undecodable", f"undecodable datagram ({len(data)} bytes): {e}", sender, t_ns)
             return
-        for msg in messages:
+        st = self._sender(sender, t_ns)
+        st.msgs.refill(t_ns)
+        st.quiet.refill(t_ns)
+        self._shared.refill(t_ns)
+        for address, params in messages:
             c.messages += 1
+            if not self._admit(st):
+                c.flood_dropped += 1
+                self._reject("flood", f"input above {self.config.max_rate:g} msg/s: dropped", sender, t_ns)
+                continue
             try:
-                event = decode(msg.address, msg.params, t_ns, sender)
+                event = decode(address, params, t_ns, sender)
             except MessageError as e:
                 self._reject(e.kind, str(e), sender, t_ns)
                 continue
+            if type(event) is ControlEvent:
+                if event.kind == Control.STATUS:
+                    self._status(st, sender, event, t_ns)
+                    continue
+                if event.kind == Control.POLICY and not self._policy.take(t_ns):
+                    c.policy_limited += 1
+                    self._reject(
+                        "policy_rate",
+                        f"/liveagent/policy above {self.config.policy_loads_per_s:g} loads/s: refused",
+                        sender,
+                        t_ns,
+                    )
+                    continue
             c.accepted += 1
-            if (
-                self.status_handler is not None
-                and type(event) is ControlEvent
-                and event.kind == Control.STATUS
-            ):
-                self.status_handler(sender)
-            else:
-                self.submit(event)
+            self.submit(event)
+
+    def _status(self, st: _Sender, sender: tuple[str, int], event: ControlEvent, t_ns: int) -> None:
+        """A status request: answered within the reply limits (per sender and in total), else only
+        counted, so a spoofed or looping client cannot turn 20-byte requests into a stream of replies."""
+        c = self.counters
+        c.accepted += 1
+        if not (st.replies.take(t_ns) and self._replies.take(t_ns)):
+            c.status_limited += 1
+            return
+        if self.status_handler is not None:
+            self.status_handler(sender)
+        else:
+            self.submit(event)
 
     def _reject(self, kind: str, message: str, sender: tuple[str, int] | None, t_ns: int) -> None:
         c = self.counters
         if kind != "flood" and kind != "denied":
             c.errors += 1
         c.by_kind[kind] = c.by_kind.get(kind, 0) + 1
-        if self._report_tokens >= 1.0:
-            self._report_tokens -= 1.0
+        if self._reports.take(t_ns):
             c.reported += 1
             if c.suppressed:
                 message = f"{message} (+{c.suppressed} more suppressed)"
@@ -415,18 +680,81 @@ class OscServer:
             c.suppressed += 1
 
 
-def _flatten(bundle: OscBundle) -> Iterable[OscMessage]:
-    """Messages of a bundle, nested bundles included; time tags are ignored (everything is "now")."""
-    for item in bundle:
-        if isinstance(item, OscBundle):
-            yield from _flatten(item)
-        else:
-            yield item
-
-
 # --------------------------------------------------------------------------------------------- output
 
 _II = struct.Struct(">ii")
+_D64 = struct.Struct(">d")
+_Q64 = struct.Struct(">q")
+NOTEOFF_REPEAT_MS = 5.0
+"""The serve default of the note-off safety net: a second note-off this long after the first."""
+NOTEOFF_REPEAT_STALE_NS = 25_000_000
+"""A repeat that could not be sent within this long after it was due is dropped (counted): by then the
+engine may be about to strike the pitch again, and a late repeat must never cut a new note."""
+
+
+def resolve_udp(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, int]]:
+    """``host`` resolved once, IPv4 preferred: (address family, (address, port)).
+
+    Called where the sink is built, before ``serve`` says ``ready``: ``getaddrinfo`` blocks (a DNS lookup
+    can take seconds), so it must never run per datagram on the engine thread, and a name that does not
+    resolve is a start-up error naming the host, not a show with every note silently dropped.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError) as e:
+        raise ValueError(f"cannot resolve the OSC output host {host!r}: {e}") from None
+    if not infos:
+        raise ValueError(f"cannot resolve the OSC output host {host!r}: no address")
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, _, _, _, addr = infos[0]
+    return family, (str(addr[0]), int(addr[1]))
+
+
+def _status_arg(v: object) -> tuple[str, bytes]:
+    """(type tag, bytes) of one status value; strings cut to :data:`MAX_REPLY_STRING` characters."""
+    if isinstance(v, bool):
+        return "i", _I32.pack(int(v))
+    if isinstance(v, int):
+        return (
+            ("i", _I32.pack(v))
+            if -(2**31) <= v < 2**31
+            else ("h", _Q64.pack(max(-(2**63), min(v, 2**63 - 1))))
+        )
+    if isinstance(v, float):
+        try:
+            return "f", _F32.pack(v)
+        except OverflowError:
+            return "d", _D64.pack(v)
+    if v is None:
+        return "s", osc_string("")
+    if isinstance(v, list | tuple):
+        v = " ".join(str(x) for x in v)
+    return "s", osc_string(str(v)[:MAX_REPLY_STRING])
+
+
+def encode_status(fields: dict[str, object], limit: int = MAX_REPLY_BYTES) -> bytes:
+    """``/liveagent/status key value ...`` of at most ``limit`` bytes (whole pairs; dict values skipped).
+
+    Bounded so that a status request, 20 bytes, buys at most ``limit`` bytes of reply (the limit on the
+    reply rate does the rest); encoded by hand because python-osc's builder costs several times more on
+    the OSC input thread that answers.
+    """
+    head = osc_string(OUT_STATUS)
+    tags = [","]
+    body: list[bytes] = []
+    body_len = 0
+    for k, v in fields.items():
+        if isinstance(v, dict):
+            continue
+        kb = osc_string(str(k)[:MAX_REPLY_STRING])
+        tag, vb = _status_arg(v)
+        tags_len = (len(tags) + 2) // 4 * 4 + 4  # the tag string with its NUL, padded
+        if len(head) + tags_len + body_len + len(kb) + len(vb) > limit:
+            break
+        tags += ["s", tag]
+        body += [kb, vb]
+        body_len += len(kb) + len(vb)
+    return head + osc_string("".join(tags)) + b"".join(body)
 
 
 @dataclass
@@ -434,32 +762,84 @@ class OscSinkConfig:
     """Where the OSC output goes."""
 
     out: tuple[str, int] = ("127.0.0.1", DEFAULT_OUT_PORT)
-    """Notes, beats, status and errors go here."""
+    """Notes, beats, status and errors go here (a host name is resolved once, when the sink is built)."""
     reply: str = "both"
     """Where replies (status, errors) to a client go: "sender", "out", or "both"."""
     beats: bool = True
     """Send ``/liveagent/out/beat`` on every beat."""
+    noteoff_repeat_ms: float = 0.0
+    """UDP safety net: send every note-off once more this many ms later (0 = off). One lost datagram on a
+    stage network otherwise leaves a synth note hanging; a receiver ignores a note-off for a silent note.
+    The repeat is skipped if the pitch was struck again in between."""
+
+
+class _NoteOffRepeater:
+    """Sends each note-off a second time ``delay_ns`` later, from a thread of its own.
+
+    The engine thread only puts (due time, pitch, generation) on a queue (no lock, no sleep); this thread
+    sleeps until the repeat is due and sends it unless the pitch was struck again since (its generation
+    changed) or the repeat is more than :data:`NOTEOFF_REPEAT_STALE_NS` late.
+    """
+
+    def __init__(self, sink: OscSink, delay_ns: int) -> None:
+        self._sink = sink
+        self._delay_ns = delay_ns
+        self._queue: queue.SimpleQueue[tuple[int, int, int] | None] = queue.SimpleQueue()
+        self.sent = 0
+        self.skipped = 0
+        self.errors = 0
+        self._thread = threading.Thread(target=self._run, name="osc-noteoff-repeat", daemon=True)
+        self._thread.start()
+
+    def schedule(self, pitch: int, generation: int) -> None:
+        self._queue.put((time.perf_counter_ns() + self._delay_ns, pitch, generation))
+
+    def _run(self) -> None:
+        sink = self._sink
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            due, pitch, generation = item
+            wait = due - time.perf_counter_ns()
+            if wait > 0:
+                time.sleep(wait * 1e-9)
+            if sink.generation(pitch) != generation or time.perf_counter_ns() - due > NOTEOFF_REPEAT_STALE_NS:
+                self.skipped += 1
+                continue
+            try:
+                sink.sock.sendto(sink.note_off_datagram(pitch), sink.out)
+                self.sent += 1
+            except OSError:
+                self.errors += 1
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=0.5)
 
 
 class OscSink:
     """OutputSink over OSC/UDP. Notes and beats use prebuilt headers: one pack and one sendto each.
 
     ``sock`` may be shared with an :class:`OscServer` so replies come from the server's port; by default the
-    sink owns a socket of its own. Send errors (nobody listening, buffer full) are counted, never raised:
-    the engine must keep time whatever the network does.
+    sink owns a socket of its own. The output host is resolved once, here (see :func:`resolve_udp`). Send
+    errors (nobody listening, no route, buffer full) are counted (``send_errors``), never raised: the engine
+    must keep time whatever the network does.
     """
 
     def __init__(self, config: OscSinkConfig | None = None, sock: socket.socket | None = None) -> None:
         self.config = config or OscSinkConfig()
-        self.out = self.config.out
-        family = socket.AF_INET6 if ":" in self.out[0] else socket.AF_INET
+        family, self.out = resolve_udp(*self.config.out)
         self._own = sock is None
         self.sock = sock or socket.socket(family, socket.SOCK_DGRAM)
         self._note_hdr = osc_header(OUT_NOTE, "ii")
         self._beat_hdr = osc_header(OUT_BEAT, "ii")
         self._note_off = [self._note_hdr + _II.pack(p, 0) for p in range(128)]
+        self._generation = [0] * 128
         self.send_errors = 0
         self.sent = 0
+        repeat_ms = self.config.noteoff_repeat_ms
+        self._repeater = _NoteOffRepeater(self, int(repeat_ms * 1e6)) if repeat_ms > 0 else None
 
     def _send(self, data: bytes, dest: tuple[str, int]) -> None:
         try:
@@ -468,11 +848,30 @@ class OscSink:
         except OSError:
             self.send_errors += 1
 
+    def generation(self, pitch: int) -> int:
+        """How many note-ons of ``pitch`` were sent (the repeater's test for "struck again")."""
+        return self._generation[pitch]
+
+    def note_off_datagram(self, pitch: int) -> bytes:
+        return self._note_off[pitch]
+
+    @property
+    def noteoff_repeats(self) -> int:
+        """Note-offs sent a second time by the safety net."""
+        return self._repeater.sent if self._repeater is not None else 0
+
+    @property
+    def noteoff_repeats_skipped(self) -> int:
+        return self._repeater.skipped if self._repeater is not None else 0
+
     def note_on(self, pitch: int, velocity: int) -> None:
+        self._generation[pitch] += 1
         self._send(self._note_hdr + _II.pack(pitch, velocity), self.out)
 
     def note_off(self, pitch: int) -> None:
         self._send(self._note_off[pitch], self.out)
+        if self._repeater is not None:
+            self._repeater.schedule(pitch, self._generation[pitch])
 
     def all_notes_off(self) -> None:
         for p in range(128):
@@ -492,15 +891,9 @@ class OscSink:
         return dests
 
     def status(self, fields: dict[str, object], reply_to: tuple[str, int] | None) -> None:
-        """``/liveagent/status key value key value ...`` (flat pairs: easy to route in Pd and Max)."""
-        args: list[object] = []
-        for k, v in fields.items():
-            if isinstance(v, dict):
-                continue
-            if isinstance(v, list | tuple):
-                v = " ".join(str(x) for x in v)
-            args += [k, v]
-        data = build_message(OUT_STATUS, args)
+        """``/liveagent/status key value key value ...`` (flat pairs: easy to route in Pd and Max), at most
+        :data:`MAX_REPLY_BYTES`."""
+        data = encode_status(fields)
         for d in self._dests(reply_to):
             self._send(data, d)
 
@@ -510,5 +903,7 @@ class OscSink:
             self._send(data, d)
 
     def close(self) -> None:
+        if self._repeater is not None:
+            self._repeater.close()
         if self._own:
             self.sock.close()
