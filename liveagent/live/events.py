@@ -49,6 +49,9 @@ class Control(enum.IntEnum):
     SHUTDOWN = 13
     FOLLOW = 14
     """Fix the follow window to value ms, or free it (0 = adaptive)."""
+    PERFORMER_NOTES_OFF = 15
+    """The performer's MIDI All Notes Off / All Sound Off (CC 123 / 120) or System Reset: release the
+    performer's held keys (not the agent's notes: that is PANIC)."""
 
 
 class NoteEvent(NamedTuple):

@@ -291,20 +291,29 @@ def test_jack_notes_in_and_out(jack_server: JackServer) -> None:
 
 @pytest.mark.system
 @pytest.mark.timeout(60)
-def test_jack_feedback_loop_is_suppressed(jack_server: JackServer) -> None:
+@pytest.mark.parametrize("same_channel", [False, True])
+def test_jack_feedback_loop_is_suppressed(jack_server: JackServer, same_channel: bool) -> None:
+    """Our output looped back to our input never reaches the engine: by default the performer's channels
+    leave ours out (filtered); when they include it, the very bytes we sent are our echo (suppressed)."""
     q: queue.Queue[InputEvent] = queue.Queue()
-    io = MidiIO(q.put, MidiConfig(api="jack", virtual=True, client_name="la-loop", feedback_ms=100.0))
+    name = f"la-loop{int(same_channel)}"
+    chans = (1,) if same_channel else ()
+    io = MidiIO(
+        q.put, MidiConfig(api="jack", virtual=True, client_name=name, feedback_ms=100.0, in_channels=chans)
+    )
     try:
-        jack_server.wait_port("la-loop-out:out")
-        jack_server.connect("la-loop-out:out", "la-loop:in")  # our output loops back to our input
+        jack_server.wait_port(f"{name}-out:out")
+        jack_server.connect(f"{name}-out:out", f"{name}:in")  # our output loops back to our input
         time.sleep(0.1)
         assert io.sink is not None
         io.sink.note_on(65, 70)
         io.sink.note_off(65)
+        io.sink.all_notes_off()  # its CC 123 is not the performer's All Notes Off
+        c = io.counters
         deadline = time.monotonic() + 2
-        while io.counters.echo_suppressed < 2 and time.monotonic() < deadline:
+        while c.echo_suppressed + c.filtered < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert io.counters.echo_suppressed == 2
+        assert (c.echo_suppressed, c.filtered) == ((3, 0) if same_channel else (0, 3))
         assert q.empty(), "our own echo must not reach the engine as performer input"
     finally:
         io.close()

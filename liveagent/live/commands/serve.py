@@ -55,7 +55,19 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pitch-min", type=int, default=None, help="lowest agent pitch (default: the policy's)")
     g.add_argument("--pitch-max", type=int, default=None, help="highest agent pitch (default: the policy's)")
     g = parser.add_argument_group("clock")
-    g.add_argument("--clock", choices=("internal", "midi", "osc"), default="internal", help="beat source")
+    g.add_argument(
+        "--clock",
+        choices=("internal", "midi", "osc", "link"),
+        default="internal",
+        help="beat source (link: Ableton Link, needs the optional extra liveagent[link])",
+    )
+    g.add_argument(
+        "--link-bpm",
+        type=float,
+        default=None,
+        help="--clock link: propose this tempo to the Link session once joined (default: none, join at the "
+        "session's tempo; alone, start at --bpm)",
+    )
     g.add_argument("--bpm", type=float, default=120.0, help="tempo of the internal/OSC clock")
     g.add_argument("--autostart", action="store_true", help="start playing at once (internal/osc clock)")
     g.add_argument(
@@ -157,6 +169,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         policy=args.policy,
         clock=args.clock,
         bpm=args.bpm,
+        link_bpm=args.link_bpm,
         autostart=args.autostart,
         osc=not args.no_osc,
         osc_host=args.osc_host,

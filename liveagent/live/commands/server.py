@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 DEFAULT_POLICY = "default"
 AUTO_LEAD_MIN_MS = 5.0
 AUTO_LEAD_MAX_MS = 20.0
-CLOCKS = ("internal", "midi", "osc")
+CLOCKS = ("internal", "midi", "osc", "link")
 
 
 @dataclass
@@ -55,6 +55,9 @@ class ServeConfig:
     """internal (BPM), midi (follow MIDI clock on the MIDI input), osc (/tempo, /start, /beat)."""
     bpm: float = 120.0
     """Tempo of the internal/OSC clock (and the MIDI follower's first guess)."""
+    link_bpm: float | None = None
+    """The tempo a Link clock proposes to its session once joined (None: none; a session of its own then
+    starts at ``bpm``, and joining a running session adopts its tempo, as every Link app does)."""
     autostart: bool = False
     """Start playing at once (internal/osc clock) instead of waiting for /start or MIDI Start."""
     osc: bool = True
@@ -296,6 +299,7 @@ class Server:
                     raise ServeError(str(e)) from e
         except BaseException:
             self._close_io()
+            self._close_clock()
             if self.recorder is not None:
                 self.recorder.discard()  # nothing was played: leave no empty session files
             raise
@@ -349,6 +353,15 @@ class Server:
             return MidiClockFollower(self.grid, initial_bpm=cfg.bpm)
         if cfg.clock == "osc":
             return OscTransportClock(cfg.bpm, self.grid)
+        if cfg.clock == "link":
+            from liveagent.live.engine.link_clock import LinkUnavailableError, make_link_clock
+
+            if cfg.link_bpm is not None and not 20.0 <= cfg.link_bpm <= 999.0:
+                raise ServeError(f"--link-bpm must be in 20..999, got {cfg.link_bpm}")
+            try:
+                return make_link_clock(self.grid, cfg.bpm, propose_bpm=cfg.link_bpm, wake=self._submit)
+            except (LinkUnavailableError, RuntimeError) as e:
+                raise ServeError(str(e)) from e
         return InternalClock(cfg.bpm, self.grid)
 
     def _midi_config(self) -> MidiConfig:
@@ -498,3 +511,10 @@ class Server:
                 log.error("engine thread did not stop in time; closing outputs anyway")
                 self.engine.close()
         self._close_io()
+        self._close_clock()
+
+    def _close_clock(self) -> None:
+        """Clocks with a thread of their own (Link) stop it here."""
+        close = getattr(getattr(self, "clock", None), "close", None)
+        if close is not None:
+            close()

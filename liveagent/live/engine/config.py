@@ -76,6 +76,14 @@ class EngineConfig:
     lead (``serve --no-wait-for-performer``): it plays from the first step whatever the performer does."""
     max_note_steps: int = 32
     """Longest agent note in steps; a HOLD beyond it becomes REST (guards against stuck notes)."""
+    performer_max_hold_bars: float = 4.0
+    """Longest performer key hold, in bars, without its note-off: then the key is released from the line
+    the policy hears (counted ``performer_notes_timed_out``). A lost note-off otherwise holds its pitch on
+    every step for ever: the skyline hides every lower note the performer plays and the silence gate
+    stays open against a phantom. 4 bars: longer than any note of the chorale corpus the policies learn
+    from (fermatas of one or two bars), and half of the shipped policies' 8-bar window, so a phantom never
+    fills more than half of what the policy hears; a real pedal point held longer only loses its HOLD in
+    the policy's view (its next note-on is heard as ever). At least one step."""
     velocity_min: int = 30
     """Lowest output velocity."""
     velocity_max: int = 120
@@ -147,6 +155,10 @@ class EngineConfig:
             raise ValueError("need 1 <= velocity_min <= velocity_max <= 127")
         if self.max_note_steps < 1:
             raise ValueError("max_note_steps must be >= 1")
+        if not (math.isfinite(self.performer_max_hold_bars) and 0.0 < self.performer_max_hold_bars <= 1000.0):
+            raise ValueError(
+                f"performer_max_hold_bars must be in (0, 1000], got {self.performer_max_hold_bars}"
+            )
         for name in ("pitch_min", "pitch_max"):
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 127:

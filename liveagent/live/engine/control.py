@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 def on_control(eng: EngineState, ev: ControlEvent) -> None:
     """A control event: the clock's first (transport), then the engine's own."""
     kind = ev.kind
+    if kind == Control.STOP or kind == Control.PERFORMER_NOTES_OFF:
+        performer_notes_off(eng, ev.t_ns)
+        if kind == Control.PERFORMER_NOTES_OFF:
+            return
     if eng.clock.handle(ev):
         # A tempo that applies at once is recorded now; one for the next bar, at that bar (housekeeping).
         changed = abs(eng.clock.bpm - eng._recorded_bpm) >= 0.25
@@ -68,6 +72,16 @@ def on_control(eng: EngineState, ev: ControlEvent) -> None:
         pass  # transport events this clock does not follow (e.g. /tempo while slaved to MIDI clock)
     else:  # START/STOP/CONTINUE are every clock's business; anything else is new to this engine
         log.debug("ignored control %s", kind)
+
+
+def performer_notes_off(eng: EngineState, t_ns: int) -> None:
+    """Release the performer's held keys (All Notes Off, All Sound Off, Reset, Stop): at once while
+    stopped, else at the step the message arrived in, after the notes that came before it."""
+    clock = eng.clock
+    if eng._k is None or not clock.running:
+        eng.performer.notes_off()
+    else:
+        eng.performer.notes_off(math.floor(clock.step_at(t_ns) + 0.5))
 
 
 def start_load(eng: EngineState, name: str, reply_to: tuple[str, int] | None) -> None:

@@ -410,6 +410,7 @@ class Engine(EngineState):
                 self.recorder.event(now, "start", step=clock.start_step, bpm=clock.bpm)
         elif self._k is not None:
             self._k = None
+            self.performer.notes_off()  # a key held across a stop would be a phantom in the next run
             if self.recorder is not None:
                 self.recorder.event(now, "stop")
             self._bar_work = True

@@ -9,21 +9,38 @@ An event whose nearest step was already finalized goes to the next open step (a 
 as late), except under follow timing, where a note-on for the step finalized last (closed by the follow
 window before the onset arrived) is folded into that step instead (:meth:`PerformerLine.amend`): the
 history then shows the onset on its own step and a HOLD on the next, never a phantom off-beat onset.
+
+A key whose note-off never comes (a cable pulled, a keyboard that drops it, a note-off lost on the way)
+must not stay down for ever: the skyline would show its pitch held on every step, hide every lower note
+the performer plays after it, and keep the silence gate open against a phantom. So a key is released
+from the line after ``max_hold_steps`` finalized steps without its note-off (counted ``timed_out``), and
+:meth:`PerformerLine.notes_off` releases all keys at once (MIDI All Notes Off / All Sound Off, Stop,
+Reset, ``/panic``; counted ``cleared``). A new run (:meth:`PerformerLine.restart`) starts with no key
+down: a key held across a stop is either released by then or a phantom.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST
+
+ALL_NOTES = -1
+"""The pitch of a pending :meth:`PerformerLine.notes_off`: release every key when its step is finalized."""
 
 
 class PerformerLine:
     """Pending performer events and the held keys; ``finalize`` turns a step into its token."""
 
-    def __init__(self) -> None:
-        self.held: set[int] = set()
-        """Pitches whose key is down (as of the last finalized step, or now while stopped)."""
+    def __init__(self, max_hold_steps: int = sys.maxsize) -> None:
+        if max_hold_steps < 1:
+            raise ValueError(f"max_hold_steps must be >= 1, got {max_hold_steps}")
+        self.max_hold_steps = max_hold_steps
+        """A key down this many finalized steps without its note-off is released (see the module doc)."""
+        self.held: dict[int, int] = {}
+        """Pitches whose key is down (as of the last finalized step, or now while stopped), each with the
+        step it was struck on (the oldest sets when the hold limit releases it)."""
         self._pending: deque[tuple[int, int, int, int]] = deque()
         """(quantized step, pitch, velocity, arrival ns) not yet folded into a finalized step."""
         self._onsets: list[int] = []
@@ -36,10 +53,17 @@ class PerformerLine:
         """Note-ons moved to a later step because theirs was already final."""
         self.amended = 0
         """Note-ons folded into the step finalized last (:meth:`amend`)."""
+        self.timed_out = 0
+        """Keys released because their note-off had not come after ``max_hold_steps``."""
+        self.cleared = 0
+        """Keys released by :meth:`notes_off` or a restart (All Notes Off, Stop, Reset, panic, stop/start)."""
 
     def restart(self, step: int) -> None:
-        """A new run from ``step``: forget pending events (keys still held stay held)."""
+        """A new run from ``step``: forget pending events and release the keys still down (counted
+        ``cleared``): a key held across a stop is a phantom more often than a pedal point, and a phantom
+        would hide the performer for the whole run."""
         self._pending.clear()
+        self.notes_off()
         self._top = -1
         self.last_token = REST
         self.next_step = step
@@ -47,9 +71,21 @@ class PerformerLine:
     def live_note(self, pitch: int, velocity: int) -> None:
         """A note while the transport is stopped: only the held keys change."""
         if velocity > 0:
-            self.held.add(pitch)
+            self.held[pitch] = self.next_step
         else:
-            self.held.discard(pitch)
+            self.held.pop(pitch, None)
+
+    def notes_off(self, step: int | None = None) -> int:
+        """Release every key: now (``step`` None: the transport is stopped, or a panic), or when step
+        ``step`` is finalized, after the events that arrived before (pending, in arrival order). Returns
+        the keys released now."""
+        if step is not None:
+            self.add(step, ALL_NOTES, 0)
+            return 0
+        n = len(self.held)
+        self.cleared += n
+        self.held.clear()
+        return n
 
     def add(self, step: int, pitch: int, velocity: int, t_ns: int = 0) -> None:
         """A note event whose nearest step is ``step``, arrived at ``t_ns``."""
@@ -73,14 +109,26 @@ class PerformerLine:
         it: fold it into that step and return the step's token as it should have been. The key is held
         from then on, so the next step is a HOLD of it (not an onset)."""
         self.amended += 1
-        self.held.add(pitch)
+        self.held[pitch] = self.next_step - 1
         if pitch >= self._top:  # the new top of the skyline, or the top struck again
             self._top = pitch
             self.last_token = ONSET_BASE + pitch
         return self.last_token
 
     def clear_held(self) -> None:
-        self.held.clear()
+        """Release every key now (``/panic``), counted ``cleared``."""
+        self.notes_off()
+
+    def _expire(self, j: int) -> None:
+        """Release the keys down for ``max_hold_steps`` steps as of step ``j`` (no allocation unless one
+        is released: this runs on every finalized step while a key is down)."""
+        held = self.held
+        limit = j - self.max_hold_steps
+        if min(held.values()) > limit:
+            return
+        for pitch in [p for p, s in held.items() if s <= limit]:
+            del held[pitch]
+            self.timed_out += 1
 
     def finalize(self) -> int:
         """Fold the events of step ``next_step`` into its token, advance, and return the token."""
@@ -92,10 +140,16 @@ class PerformerLine:
         while pend and pend[0][0] <= j:
             _, pitch, vel, _t = pend.popleft()
             if vel > 0:
-                held.add(pitch)
+                held[pitch] = j
                 onsets.append(pitch)
+            elif pitch == ALL_NOTES:
+                self.cleared += len(held)
+                held.clear()
+                onsets.clear()
             else:
-                held.discard(pitch)
+                held.pop(pitch, None)
+        if held:
+            self._expire(j)
         top_on = max(onsets) if onsets else -1
         top = max(top_on, max(held) if held else -1)
         if top < 0:

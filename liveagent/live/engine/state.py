@@ -67,7 +67,7 @@ class EngineState:
         self._slack_ns = int(cfg.slack_ms * 1e6)
         self._idle_ns = int(cfg.idle_wait_ms * 1e6)
         self._ext_poll_ns = int(cfg.external_poll_ms * 1e6)
-        self.performer = PerformerLine()
+        self.performer = PerformerLine(max(1, round(cfg.performer_max_hold_bars * self.grid.steps_per_bar)))
         self.follow = follow_window(cfg)
         """Follow timing's window (fixed or adaptive); updated in slack time."""
         self._early_ns = self.follow.max_ns

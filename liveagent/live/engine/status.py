@@ -52,6 +52,10 @@ def build_status(eng: EngineState) -> dict[str, object]:
     out["follow_chord_ms"] = eng.config.follow_chord_ms
     out["waits_for_performer"] = eng.config.waits_for_performer
     out["performer_silent_steps"] = eng._silent
+    perf = eng.performer
+    out["performer_held"] = len(perf.held)
+    out["performer_notes_timed_out"] = perf.timed_out
+    out["performer_notes_cleared"] = perf.cleared
     out["waiting"] = eng.waiting
     return out
 

@@ -1,10 +1,21 @@
 """MIDI in and out through python-rtmidi (JACK or ALSA), with mido only for port discovery.
 
-The rtmidi input callback runs on rtmidi's own thread. It only timestamps, decodes the few bytes, and
-hands an immutable event to ``submit``: notes (filtered by channel, with our own echoed output suppressed
-when the out port loops back to the in port), MIDI clock, Start/Stop/Continue and Song Position Pointer
-as :class:`ControlEvent` for the engine's MIDI clock follower. Malformed bytes become a rate-limited
-:class:`InputError`; everything else (CC, aftertouch, active sensing) is ignored and counted.
+The rtmidi input callback runs on rtmidi's own thread (with JACK: JACK's real-time process thread, which
+then waits for the GIL). It only timestamps, decodes the few bytes, and hands an immutable event to
+``submit``: notes of the performer's channels, MIDI clock, Start/Stop/Continue and Song Position Pointer as
+:class:`ControlEvent` for the clock, and the performer's All Notes Off / All Sound Off (CC 123 / 120) and
+System Reset as :data:`Control.PERFORMER_NOTES_OFF` (they release the keys the engine holds for the
+performer; Stop does too, in the engine). Malformed bytes become a rate-limited :class:`InputError`;
+everything else (other CCs, aftertouch, active sensing) is ignored and counted.
+
+Our own output is told from the performer by channel: by default the performer is every channel but
+``out_channel`` (channel 2, apart from the channel 1 keyboards send on), so our output looped back to our
+input is filtered, never a note. When the performer's channels include ours (a choice), a message on our
+channel is taken for our echo only when it has the very bytes we sent within ``feedback_ms``, once per
+message sent, and a note-off only while the performer holds no such key on that channel: a note-off that
+releases a performer's key is never dropped (it was, when both defaults were channel 1, and the key then
+stayed down for good). What is left of the risk, an echo of our note-off taken for the performer's, only
+releases a key the performer does not hold.
 
 Time stamps come from the backend's timeline (rtmidi's delta times, measured in C before the callback
 waits for the GIL), mapped onto ``perf_counter_ns`` by
@@ -21,10 +32,22 @@ clock phase-locked to the engine's beats (:class:`MidiClockOut`), and Stop when 
 
 Why the output port has a lock: rtmidi output ports are not thread-safe (with JACK, ``send_message``
 writes a single-producer ring buffer) and three threads may send: the engine (notes), the clock-out thread
-(pulses) and, with ``thru``, the input callback. The lock is held for one ``send_message`` only (a few us),
-never while building a message, so the engine waits at most one send. Thru stays on the input callback on
-purpose: another thread would add a wake-up (or, drained by the engine, up to a grid step) to the
-performer's own notes, to save a wait of one send that the GIL imposes on any Python thread anyway.
+(pulses) and, with ``thru``, the thru thread. The lock is held for one ``send_message`` only (a few us),
+never while building a message, so the engine waits at most one send.
+
+Thru has a thread of its own ("midi-thru", fed by a ``SimpleQueue``), not the input callback. With JACK
+the callback runs in JACK's real-time process thread and must take the GIL (the price of any Python
+callback; it holds it for a few us of decoding). Sending thru there also took the output lock, shared
+with the normal-priority clock-out thread: a clock-out thread switched out while holding it (the GIL is
+handed over between bytecodes) kept JACK's process thread waiting until the scheduler ran it again, a
+priority inversion that stalls the whole JACK graph. The callback now only puts a tuple on the queue.
+The cost is the thread's wake-up, small against the JACK period every message waits for anyway (measured
+in the issue-12 note; ``MidiIO.thru_latency_ns`` keeps the hand-off times). The
+callback remembers the last message thru sent for each pitch: that message coming back within
+``thru_loop_ms`` (a performer cannot repeat a key that fast without a note-off between) is a MIDI loop, as
+is a thru rate above ``thru_max_rate`` (a loop that transposes or re-channels). A loop stops thru for good:
+counted ``thru_loops``, reported in the status (``midi_thru`` 0), one warning logged by the thru thread
+(logging may block: never in the callback). Without it one key press fed back 788 messages in 2 s.
 
 The backend is chosen by ``api`` or mido's ``MIDO_BACKEND`` variable (``mido.backends.rtmidi/UNIX_JACK``);
 "auto" tries ALSA then JACK, because machines without ``/dev/snd`` only have JACK.
@@ -34,8 +57,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +91,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NOTE_OFF, NOTE_ON, CC = 0x80, 0x90, 0xB0
+RESET = 0xFF
 # data bytes that follow each status (high nibble for channel messages)
 _CHANNEL_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
 _SYSTEM_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0, 0xFF: 0}
@@ -179,13 +205,29 @@ class MidiConfig:
     client_name: str = "liveagent"
     """Client name in JACK/ALSA (the output client gets ``-out`` appended)."""
     in_channels: tuple[int, ...] = ()
-    """Input channels 0..15 that count as the performer; empty = all."""
-    out_channel: int = 0
-    """Output channel 0..15 of the accompaniment."""
+    """Input channels 0..15 that count as the performer; empty = all, but ``out_channel`` when there is
+    an output port (so our own output looped back is never taken for the performer)."""
+    out_channel: int = 1
+    """Output channel 0..15 of the accompaniment: 1 (MIDI channel 2) by default, apart from channel 1,
+    where keyboards send by default (it was 0, so the performer's note-offs were taken for our echo)."""
     thru: bool = False
-    """Forward the performer's notes to the output (on ``out_channel``) as they arrive."""
+    """Forward the performer's notes to the output (on ``out_channel``) as they arrive (a thread of its
+    own sends them; a feedback loop turns thru off, see the module docstring)."""
     feedback_ms: float = 30.0
-    """A note on our out channel equal to one we sent within this window is our own echo: ignored."""
+    """An input message on ``out_channel`` with the very bytes of one we sent within this window is our
+    own echo: ignored (a note-off only while the performer holds no such key on that channel)."""
+    thru_loop_ms: float = 100.0
+    """A performer note equal to the last one thru sent for its pitch, within this window, is thru coming
+    back (a MIDI loop): thru stops (``thru_loops``). A performer cannot repeat a key this fast without a
+    note-off between (which the match would have to be)."""
+    thru_rt_priority: int = 18
+    """SCHED_FIFO priority of the thru thread (below serve's engine, 20, and OSC input, 19); 0 = normal
+    scheduling. Without it the thread's wake-up waited behind every busy process of a loaded machine
+    (measured: p99 1.3-5 ms, max 20 ms on two loaded cores). Falls back to normal without permission."""
+    thru_max_rate: float = 200.0
+    """Thru messages per second (over one second) above which thru is a loop even when what comes back is
+    changed on its way (transposed, re-channelled): a glissando over the whole keyboard in one second is
+    176 messages."""
     clock_out: bool = False
     """Act as clock master: send Start/Stop and 24 PPQN clock locked to the engine's beats."""
     beats_per_bar: int | None = None
@@ -200,6 +242,10 @@ class MidiConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.out_channel <= 15 or any(not 0 <= c <= 15 for c in self.in_channels):
             raise ValueError("MIDI channels are 0..15")
+        if not 0 <= self.thru_rt_priority <= 99:
+            raise ValueError(f"thru_rt_priority must be in 0..99, got {self.thru_rt_priority}")
+        if not (self.thru_loop_ms >= 0 and self.thru_max_rate > 0 and self.feedback_ms >= 0):
+            raise ValueError("thru_loop_ms and feedback_ms must be >= 0, thru_max_rate > 0")
         if self.beats_per_bar is not None and not 1 <= self.beats_per_bar <= 32:
             raise ValueError(f"beats_per_bar must be in 1..32, got {self.beats_per_bar}")
 
@@ -210,6 +256,10 @@ class MidiCounters:
     def __init__(self) -> None:
         self.messages = self.notes = self.clock = self.filtered = self.echo_suppressed = 0
         self.ignored = self.errors = self.reported = self.suppressed = 0
+        self.notes_off_in = 0
+        """All Notes Off / All Sound Off (CC 123 / 120) on the performer's channels, and System Resets."""
+        self.thru = self.thru_echoes = self.thru_loops = 0
+        """Thru: messages forwarded; performer notes that were thru coming back; loops broken."""
 
     def snapshot(self) -> dict[str, int]:
         return dict(vars(self))
@@ -225,11 +275,34 @@ class MidiIO:
         self.midi_in: Any = None
         self.midi_out: Any = None
         self.in_name = self.out_name = ""
-        # last time (perf_counter_ns) we sent note-on / note-off of each pitch, for echo suppression
+        # What we sent on out_channel, for echo suppression (written by the sender, consumed by the
+        # callback): per pitch the time (perf_counter_ns; 0 = no echo expected) and velocity of our last
+        # note-on, the time of our last note-off; the time of our last All Notes Off.
         self.sent_on_ns = [0] * 128
+        self.sent_on_vel = [0] * 128
         self.sent_off_ns = [0] * 128
+        self.sent_notes_off_ns = 0
         self._feedback_ns = int(cfg.feedback_ms * 1e6)
         self._channels = frozenset(cfg.in_channels) if cfg.in_channels else frozenset(range(16))
+        if not cfg.in_channels and (cfg.out_port or cfg.virtual):
+            self._channels -= {cfg.out_channel}  # our own output looped back is never the performer
+        self._down = bytearray(16 * 128)
+        """The performer's keys down, per (channel << 7 | pitch), as the callback passed them on."""
+        # thru (callback thread): the last message thru sent per pitch (velocity, 0 = off; -1 = none) and
+        # when, and the messages sent in the current one-second window
+        self.thru_active = cfg.thru
+        """Thru forwards (False once a loop was found)."""
+        self._thru_vel = [-1] * 128
+        self._thru_ns = [0] * 128
+        self._thru_loop_ns = int(cfg.thru_loop_ms * 1e6)
+        self._thru_window_ns = 0
+        self._thru_window_n = 0
+        self._thru_queue: queue.SimpleQueue[tuple[int, int, int] | str | None] = queue.SimpleQueue()
+        self._thru_thread: threading.Thread | None = None
+        self.thru_realtime = False
+        """The thru thread runs at SCHED_FIFO ``thru_rt_priority``."""
+        self.thru_latency_ns: deque[int] = deque(maxlen=4096)
+        """Thru: callback entry to send done, per message (the thru thread's hand-off, measured)."""
         self._report_tokens = 1.0
         self._report_last = time.perf_counter_ns()
         self.out_lock = threading.Lock()
@@ -263,6 +336,11 @@ class MidiIO:
                     clock_out=cfg.clock_out,
                     beats_per_bar=cfg.beats_per_bar,
                 )
+                if cfg.thru:
+                    self._thru_thread = threading.Thread(
+                        target=self._thru_main, name="midi-thru", daemon=True
+                    )
+                    self._thru_thread.start()
         except BaseException:
             self.close()
             raise
@@ -276,14 +354,15 @@ class MidiIO:
 
     # -- input (rtmidi thread)
     def _callback(self, msg_data: tuple[list[int], float], _data: object = None) -> None:
-        t_ns = time.perf_counter_ns()
+        t_ns = t_in = time.perf_counter_ns()
         msg, delta_s = msg_data
         if self.config.device_time:
             t_ns = self.device_clock.map(delta_s, t_ns)
-        self.handle(msg, t_ns)
+        self.handle(msg, t_ns, t_in)
 
-    def handle(self, msg: list[int], t_ns: int) -> None:
-        """Decode one raw MIDI message and submit its event (tests call this directly)."""
+    def handle(self, msg: list[int], t_ns: int, t_in: int = 0) -> None:
+        """Decode one raw MIDI message and submit its event (tests call this directly); ``t_in`` is when
+        the callback got it (``perf_counter_ns``), for the thru hand-off's latency."""
         c = self.counters
         c.messages += 1
         n = len(msg)
@@ -299,6 +378,9 @@ class MidiIO:
             if n != _CHANNEL_LEN[kind] + 1:
                 self._error(f"MIDI {kind:#x} with {n - 1} data bytes", t_ns)
                 return
+            if kind == CC and msg[1] in (120, 123):
+                self._notes_off_in(msg, ch, t_ns)
+                return
             if kind != NOTE_ON and kind != NOTE_OFF:
                 c.ignored += 1
                 return
@@ -307,15 +389,17 @@ class MidiIO:
                 return
             pitch = msg[1]
             vel = msg[2] if kind == NOTE_ON else 0
-            if ch == self.config.out_channel and self.midi_out is not None:
-                sent = self.sent_on_ns[pitch] if vel else self.sent_off_ns[pitch]
-                if t_ns - sent < self._feedback_ns:
-                    c.echo_suppressed += 1
-                    return
+            key = ch << 7 | pitch
+            if ch == self.config.out_channel and self.midi_out is not None and self._echo(msg, key, t_ns):
+                c.echo_suppressed += 1
+                return
+            if self._thru_ns[pitch] and self._thru_echo(pitch, vel, key, t_ns):
+                return
+            self._down[key] = 1 if vel else 0
             c.notes += 1
             self.submit(NoteEvent(t_ns, pitch, vel, "midi"))
-            if self.config.thru and self.sink is not None:
-                self.sink.thru(pitch, vel)
+            if self.thru_active and self.sink is not None:
+                self._forward(pitch, vel, t_ns, t_in)
             return
         if status == 0xF7:
             c.ignored += 1
@@ -335,8 +419,134 @@ class MidiIO:
             self.submit(ControlEvent(t_ns, Control.CONTINUE))
         elif status == SPP:
             self.submit(ControlEvent(t_ns, Control.SONG_POSITION, float(msg[1] | (msg[2] << 7))))
+        elif status == RESET:
+            c.notes_off_in += 1
+            self._down[:] = bytes(len(self._down))
+            self.submit(ControlEvent(t_ns, Control.PERFORMER_NOTES_OFF))
         else:
             c.ignored += 1
+
+    def _notes_off_in(self, msg: list[int], ch: int, t_ns: int) -> None:
+        """All Notes Off / All Sound Off: on a performer channel it releases the performer's keys (the
+        engine's :data:`Control.PERFORMER_NOTES_OFF`), unless it is our own All Notes Off coming back."""
+        c = self.counters
+        if ch not in self._channels:
+            c.filtered += 1
+            return
+        own = ch == self.config.out_channel and self.midi_out is not None and msg[1] == 123
+        if own and self.sent_notes_off_ns and t_ns - self.sent_notes_off_ns < self._feedback_ns:
+            self.sent_notes_off_ns = 0
+            c.echo_suppressed += 1
+            return
+        c.notes_off_in += 1
+        self._down[ch << 7 : (ch + 1) << 7] = bytes(128)
+        self.submit(ControlEvent(t_ns, Control.PERFORMER_NOTES_OFF))
+
+    def _echo(self, msg: list[int], key: int, t_ns: int) -> bool:
+        """Whether a note on our out channel is our own output coming back: the very bytes we sent, within
+        ``feedback_ms``, once per message sent. A note-off only while the performer holds no such key on
+        this channel: a note-off that releases a performer's key is never taken for an echo (dropping it
+        left the key down for good)."""
+        pitch = msg[1]
+        window = self._feedback_ns
+        if msg[0] & 0xF0 == NOTE_ON and msg[2]:
+            sent = self.sent_on_ns[pitch]
+            if sent and t_ns - sent < window and msg[2] == self.sent_on_vel[pitch]:
+                self.sent_on_ns[pitch] = 0
+                return True
+            return False
+        sent = self.sent_off_ns[pitch]
+        if (
+            sent
+            and t_ns - sent < window
+            and msg[0] & 0xF0 == NOTE_OFF
+            and msg[2] == 0
+            and not self._down[key]
+        ):
+            self.sent_off_ns[pitch] = 0
+            return True
+        return False
+
+    # -- thru (callback thread decides, the "midi-thru" thread sends)
+    def _thru_echo(self, pitch: int, vel: int, key: int, t_ns: int) -> bool:
+        """Whether a performer note is thru's own last message for its pitch coming back (a MIDI loop):
+        then it is dropped (the engine heard the original) and thru stops. A performer cannot send the
+        same message for a key twice within ``thru_loop_ms`` without another between; a note-off that
+        would release a key the performer holds is never taken for an echo."""
+        if vel != self._thru_vel[pitch] or t_ns - self._thru_ns[pitch] >= self._thru_loop_ns:
+            return False
+        if vel == 0 and self._down[key]:
+            return False
+        ago_ms = (t_ns - self._thru_ns[pitch]) / 1e6
+        self._thru_ns[pitch] = 0  # one echo per message sent
+        self.counters.thru_echoes += 1
+        if self.thru_active:
+            self._break_thru(f"note {pitch} came back to the input {ago_ms:.0f} ms after thru sent it")
+        return True
+
+    def _forward(self, pitch: int, vel: int, t_ns: int, t_in: int) -> None:
+        """Hand a performer note to the thru thread (after the rate guard)."""
+        if t_ns - self._thru_window_ns >= 1_000_000_000:
+            self._thru_window_ns = t_ns
+            self._thru_window_n = 0
+        self._thru_window_n += 1
+        if self._thru_window_n > self.config.thru_max_rate:
+            self._break_thru(f"more than {self.config.thru_max_rate:g} messages within a second")
+            return
+        self._thru_vel[pitch] = vel
+        self._thru_ns[pitch] = t_ns
+        self.counters.thru += 1
+        self._thru_queue.put((pitch, vel, t_in or time.perf_counter_ns()))
+
+    def _break_thru(self, why: str) -> None:
+        """A MIDI loop: thru stops for good (counted ``thru_loops``); the thru thread logs the one warning
+        (logging may block: never on the input callback)."""
+        self.thru_active = False
+        self.counters.thru_loops += 1
+        self._thru_queue.put(
+            f"MIDI thru stopped: a MIDI loop ({why}): our output {self.out_name} reaches our input "
+            f"{self.in_name}; fix the connections and restart to use thru again"
+        )
+
+    def _thru_main(self) -> None:
+        """The thru thread: sends what the callback handed over, logs a loop once, ends on None."""
+        prio = self.config.thru_rt_priority
+        if prio > 0 and hasattr(os, "sched_setscheduler"):
+            try:  # pid 0: this thread
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
+                self.thru_realtime = True
+            except OSError as e:
+                log.info("MIDI thru thread at normal priority (real-time scheduling unavailable: %s)", e)
+        q = self._thru_queue
+        lat = self.thru_latency_ns
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, str):
+                log.warning("%s", item)
+                continue
+            pitch, vel, t_in = item
+            sink = self.sink
+            if sink is not None:
+                sink.thru(pitch, vel)
+                lat.append(time.perf_counter_ns() - t_in)
+
+    def thru_status(self) -> dict[str, object]:
+        """Thru's counters and hand-off latency (p50/max in us over the last messages), for the status."""
+        c = self.counters
+        out: dict[str, object] = {
+            "midi_thru": int(self.thru_active),
+            "midi_thru_rt": int(self.thru_realtime),
+            "midi_thru_sent": c.thru,
+            "midi_thru_echoes": c.thru_echoes,
+            "thru_loops": c.thru_loops,
+        }
+        lat = sorted(self.thru_latency_ns)
+        if lat:
+            out["midi_thru_p50_us"] = round(lat[len(lat) // 2] / 1e3, 1)
+            out["midi_thru_max_us"] = round(lat[-1] / 1e3, 1)
+        return out
 
     def _error(self, message: str, t_ns: int) -> None:
         c = self.counters
@@ -357,6 +567,12 @@ class MidiIO:
             c.suppressed += 1
 
     def close(self) -> None:
+        thread = self._thru_thread
+        if thread is not None:
+            self.thru_active = False
+            self._thru_queue.put(None)
+            thread.join(timeout=1.0)
+            self._thru_thread = None
         if self.sink is not None:
             self.sink.close()
             self.sink = None
@@ -405,6 +621,7 @@ class MidiSink:
             self.note_off(pitch)
             return
         if self.io is not None:
+            self.io.sent_on_vel[pitch] = velocity
             self.io.sent_on_ns[pitch] = time.perf_counter_ns()
         self._send([self._on, pitch, velocity])
         self.sounding[pitch] = True
@@ -416,13 +633,15 @@ class MidiSink:
         self.sounding[pitch] = False
 
     def thru(self, pitch: int, velocity: int) -> None:
-        """Performer note forwarded as it arrives, on the input callback thread (see the module docstring)."""
+        """Performer note forwarded as it arrives, on the "midi-thru" thread (see the module docstring)."""
         self._send([self._on, pitch, velocity] if velocity else self._offs[pitch])
 
     def all_notes_off(self) -> None:
         for p in range(128):
             if self.sounding[p]:
                 self.note_off(p)
+        if self.io is not None:
+            self.io.sent_notes_off_ns = time.perf_counter_ns()
         self._send([CC | self.channel, 123, 0])
 
     def beat(self, bar: int, beat: int) -> None:
