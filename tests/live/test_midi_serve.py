@@ -14,6 +14,7 @@ from liveagent.live.io.device_clock import DeviceClockMapper
 from liveagent.live.io.midi import close_rtmidi_port
 from tests.live.conftest import JackServer
 from tests.live.policies import PATTERN, write_pattern_policy
+from tests.live.receiver_notes import midi_notes, sounding_at
 from tests.live.serve_helpers import ServeProcess, wait_until
 from tests.support import require_tool
 
@@ -54,7 +55,13 @@ def test_serve_midi_in_and_out_through_jack(jack_server: JackServer, pattern_pol
     peer_in = _rt("in", "perf-synth")
     peer_in.open_virtual_port("in")
     received: list[list[int]] = []
-    peer_in.set_callback(lambda m, d=None: received.append(list(m[0])))
+    stamped: list[tuple[int, list[int]]] = []  # (arrival perf_counter_ns, message)
+
+    def _hear(m: Any, d: object = None) -> None:
+        received.append(list(m[0]))
+        stamped.append((time.perf_counter_ns(), list(m[0])))
+
+    peer_in.set_callback(_hear)
     try:
         with ServeProcess(
             "--policy",
@@ -80,6 +87,12 @@ def test_serve_midi_in_and_out_through_jack(jack_server: JackServer, pattern_pol
             # bar of performer silence) keeps answering it.
             peer_out.send_message([0x90, 72, 100])
             assert _wait(lambda: len([m for m in received if m[0] == 0x91 and m[2] > 0]) >= 4)
+            # /stop while the agent answers the held key: the engine's own note-off, before any CC 123
+            assert sounding_at(midi_notes(stamped)), "no agent note sounding before the stop"
+            sp.send("/liveagent/stop")
+            time.sleep(0.3)
+            assert sounding_at(midi_notes(stamped)) == {}, "a note outlived the transport stop"
+            assert not [m for m in received if m[0] & 0xF0 == 0xB0], "a CC on /stop would hide the release"
             peer_out.send_message([0x80, 72, 0])
             ons = [m[1] for m in received if m[0] == 0x91 and m[2] > 0]
             assert _wait(lambda: sp.status()["notes_in"] == 3)

@@ -169,7 +169,7 @@ def _serve(*args: str) -> list[str]:
 def test_sigkill_leaves_the_recording_up_to_the_last_flushed_bar(
     pattern_policy: Path, tmp_path: Path
 ) -> None:
-    """A real `serve` recording at 240 BPM (a bar a second) is SIGKILLed in the middle of bar 4 or later.
+    """A real `serve` recording at 240 BPM (a bar a second) is SIGKILLed in the middle of bar 6 or later.
     The recording holds exactly what the receiver heard up to a flushed bar line: every agent note the
     receiver heard before the line of the bar before the last one it heard began, in order, and nothing it
     did not hear; the log and the MIDI file agree."""
@@ -182,7 +182,7 @@ def test_sigkill_leaves_the_recording_up_to_the_last_flushed_bar(
             time.sleep(0.05)
             sp.send("/liveagent/note", p, 0)
         assert wait_until(
-            lambda: any(b >= 4 and beat >= 1 for b, beat in sp.rx.of("/liveagent/out/beat")), 15
+            lambda: any(b >= 6 and beat >= 2 for b, beat in sp.rx.of("/liveagent/out/beat")), 20
         )
         sp.proc.send_signal(signal.SIGKILL)
         sp.proc.wait(10)
