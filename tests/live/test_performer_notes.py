@@ -240,6 +240,21 @@ def test_serve_all_notes_off_stop_and_reset_release_the_performer(
             peers.send(0xFF)
             assert wait_until(lambda: sp.status()["performer_held"] == 0, timeout=3)
             assert sp.status()["performer_notes_cleared"] == 3
+            sp.send("/liveagent/start")  # a key held across an OSC start is released
+            peers.send(0x90, 71, 100)
+            assert wait_until(lambda: sp.status()["performer_held"] == 1, timeout=3)
+            sp.send("/liveagent/stop")
+            assert wait_until(lambda: sp.status()["performer_held"] == 0, timeout=3)
+            peers.send(0x90, 72, 100)
+            assert wait_until(lambda: sp.status()["performer_held"] == 1, timeout=3)
+            sp.send("/liveagent/panic")
+            assert wait_until(lambda: sp.status()["performer_held"] == 0, timeout=3)
+            assert sp.status()["performer_notes_cleared"] == 5
+            peers.send(0x90, 73, 100)  # a key down while stopped (its note-off lost): not kept into the run
+            assert wait_until(lambda: sp.status()["performer_held"] == 1, timeout=3)
+            sp.send("/liveagent/start")
+            assert wait_until(lambda: sp.status()["performer_notes_cleared"] == 6, timeout=3)
+            assert sp.status()["performer_held"] == 0
             assert sp.terminate() == 0
     finally:
         peers.close()
