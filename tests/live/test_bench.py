@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 from liveagent.live.io.receiver import lateness_ns, summarize_us
 from tests.live.policies import write_pattern_policy
+from tests.support import require
 
 
 def test_lateness_against_the_grid() -> None:
@@ -71,7 +73,7 @@ def test_bench_quick_sections(tmp_path: Path) -> None:
 def test_bench_torch_section_runs_in_a_subprocess() -> None:
     """ONNX vs torch on the same policy, measured by liveagent.train.bench_torch in a child process: the
     bench process itself never imports torch or liveagent.train."""
-    pytest.importorskip("torch")
+    require(importlib.util.find_spec("torch") is not None, "torch not installed (pip install -e '.[train]')")
     code = (
         "import json, sys\n"
         "from liveagent.live.commands.bench import BenchConfig, bench_torch\n"

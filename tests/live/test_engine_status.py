@@ -20,6 +20,7 @@ from liveagent.live.engine.stats import Ring, StatusBoard
 from liveagent.live.events import Control, ControlEvent, NoteEvent
 from liveagent.music.tokens import REST
 from tests.live.engine_helpers import FakeSink, script_policy, tiny_onnx_bytes
+from tests.support import require
 
 MS = 1_000_000
 
@@ -141,10 +142,9 @@ def _fifo_available() -> bool:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="no POSIX scheduling")
 def test_the_loader_thread_runs_at_normal_scheduling() -> None:
-    if not _fifo_available():
-        pytest.skip("SCHED_FIFO not permitted here")
+    require(hasattr(os, "sched_getscheduler"), "no POSIX scheduling")
+    require(_fifo_available(), "SCHED_FIFO not permitted here (needs CAP_SYS_NICE, root or an rtprio limit)")
     policies: list[int] = []
 
     def loader(name: str) -> Policy:  # a plain loader: it does nothing about priority itself

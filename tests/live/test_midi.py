@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from liveagent.live.engine.clocks import MidiClockFollower
 from liveagent.live.events import Control, ControlEvent, FanOutSink, InputError, InputEvent, NoteEvent
 from liveagent.live.io.device_clock import DeviceClockMapper
 from liveagent.live.io.midi import (
@@ -399,10 +400,6 @@ def _follow_with_engine_clock(ticks: list[int]) -> None:
     """Feed the received ticks to the engine's MidiClockFollower: its tempo estimate matches the tempo the
     master delivered over the follower's window (the last 48 ticks). Not 150 BPM exactly: a loaded dummy
     JACK server loses wall time at each xrun, and jack_midi_clock, counting frames, with it."""
-    try:
-        from liveagent.live.engine.clocks import MidiClockFollower
-    except ImportError:
-        return
     f = MidiClockFollower(now=lambda: ticks[-1])
     f.handle(ControlEvent(ticks[0] - 1000, Control.START))
     for t in ticks:
