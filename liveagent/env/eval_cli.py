@@ -1,4 +1,8 @@
-"""`liveagent eval`: play policies online over a chorale split and print the table (terminal, JSON, Markdown).
+"""`liveagent eval`: play policies online over a corpus split and print the table (terminal, JSON, Markdown).
+
+The corpus is the Bach chorales (default) or a user's MIDI folder (``--corpus midi:PATH``, split by file as
+in training, see liveagent/music/midi_corpus.py); the files of the folder that were skipped are listed on
+stderr with their reasons and recorded in the JSON report.
 
 Default rows: random, rules, bach (the real part as a policy: the ceiling), plus the shipped
 ``export/default.onnx`` when it exists. Nothing heavy is imported at module level, so `liveagent eval
@@ -24,6 +28,7 @@ from liveagent.music.piece import Piece
 
 if TYPE_CHECKING:
     from liveagent.env.evaluate import PolicyResult
+    from liveagent.music.midi_corpus import MidiCorpus
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +36,19 @@ SPLITS = ("train", "valid", "test")
 DEFAULT_POLICIES = ("random", "rules", "bach")
 JSON_FORMAT = 1
 """Version of the JSON report layout."""
+CORPUS_PARTS = {"chorales": ("soprano", "bass"), "midi": ("index:0", "index:1")}
+"""Default (performer, accompaniment) per corpus kind (the same as a training recipe's ``[data]``)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--split", choices=SPLITS, default="test", help="chorale split to play (default: test)"
+        "--split", choices=SPLITS, default="test", help="corpus split to play (default: test)"
+    )
+    parser.add_argument(
+        "--corpus",
+        default="chorales",
+        metavar="chorales|midi:PATH",
+        help="the Bach chorales (default) or a folder of MIDI files, split by file as in training",
     )
     parser.add_argument(
         "--policy",
@@ -52,8 +65,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold (1 = off)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the samplers and the random policy")
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N pieces of the split")
-    parser.add_argument("--performer", default="soprano", help="performer voice (default soprano)")
-    parser.add_argument("--accompaniment", default="bass", help="accompaniment voice (default bass)")
+    parser.add_argument(
+        "--performer",
+        default=None,
+        help="performer part: a chorale voice (default soprano) or, with midi:PATH, a track selector "
+        "name:NAME, index:N, track:N or channel:N (default index:0)",
+    )
+    parser.add_argument(
+        "--accompaniment",
+        default=None,
+        help="accompaniment part: a chorale voice (default bass) or a track selector (default index:1)",
+    )
+    parser.add_argument(
+        "--accompaniment-chords",
+        choices=("lowest", "highest"),
+        default="lowest",
+        help="midi:PATH: chords of the accompaniment part reduced to their lowest (default) or highest note",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = parser.add_argument_group(
         "through a real serve",
@@ -98,10 +126,70 @@ def load_pieces(split: str, performer: str = "soprano", accompaniment: str = "ba
     return chorale_split(split, performer=performer, accompaniment=accompaniment, grid=Grid(), progress=True)
 
 
+def parse_corpus(spec: str) -> tuple[str, Path | None]:
+    """``chorales`` -> ``("chorales", None)``; ``midi:PATH`` -> ``("midi", PATH)``; else ``ValueError``."""
+    kind, sep, path = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "chorales" and not path:
+        return "chorales", None
+    if kind == "midi" and sep and path.strip():
+        return "midi", Path(path.strip()).expanduser()
+    raise ValueError(f"--corpus {spec!r}: expected chorales or midi:PATH (a folder of MIDI files)")
+
+
+def resolve_parts(args: argparse.Namespace) -> None:
+    """Fill the --performer/--accompaniment left out with the corpus's defaults (in place)."""
+    try:
+        kind = parse_corpus(getattr(args, "corpus", "chorales"))[0]
+    except ValueError:
+        kind = "chorales"
+    perf, acc = CORPUS_PARTS[kind]
+    args.performer = args.performer or perf
+    args.accompaniment = args.accompaniment or acc
+
+
+def load_midi_pieces(args: argparse.Namespace, folder: Path) -> tuple[list[Piece], MidiCorpus]:
+    """The split of a MIDI folder; the skipped files are listed on stderr, with their reasons."""
+    from liveagent.music.midi_corpus import midi_split
+    from liveagent.music.tokens import Grid
+
+    pieces, corpus = midi_split(
+        folder, args.split, args.performer, args.accompaniment, Grid(),
+        accompaniment_chords=args.accompaniment_chords, progress=not args.no_progress,
+    )  # fmt: skip
+    sizes = ", ".join(f"{k} {v}" for k, v in corpus.split_sizes().items())
+    print(f"liveagent eval: midi:{folder}: {len(corpus.pieces)} pieces ({sizes}); {corpus.summary()}",
+          file=sys.stderr)  # fmt: skip
+    for line in corpus.skip_report(folder):
+        print(f"  skipped {line}", file=sys.stderr)
+    return pieces, corpus
+
+
+def load_corpus(args: argparse.Namespace) -> tuple[list[Piece], dict[str, Any]]:
+    """The pieces of ``--corpus`` / ``--split`` and what the JSON report says of the corpus."""
+    _, folder = parse_corpus(args.corpus)
+    if folder is None:
+        return load_pieces(args.split, args.performer, args.accompaniment), {"name": "chorales"}
+    pieces, corpus = load_midi_pieces(args, folder)
+    info = {
+        "name": f"midi:{folder}",
+        "files": len(corpus.pieces) + len(corpus.skipped),
+        "split_sizes": corpus.split_sizes(),
+        "skip_counts": corpus.skip_counts,
+        "skipped": [{"path": s.path, "reason": s.reason, "detail": s.detail} for s in corpus.skipped],
+        "off_grid": corpus.off_grid,
+    }
+    return pieces, info
+
+
 def report(
-    results: Sequence[PolicyResult], pieces: Sequence[Piece], args: argparse.Namespace, command: str
+    results: Sequence[PolicyResult],
+    pieces: Sequence[Piece],
+    args: argparse.Namespace,
+    command: str,
+    corpus: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON report: settings, columns and one row per policy."""
+    """The JSON report: settings, the corpus (a MIDI folder's skipped files), columns, one row per policy."""
     from liveagent.env.evaluate import json_safe
     from liveagent.env.metrics import COLUMNS
 
@@ -109,6 +197,7 @@ def report(
         {
             "format": JSON_FORMAT,
             "command": command,
+            "corpus": corpus or {"name": getattr(args, "corpus", "chorales")},
             "split": args.split,
             "performer": args.performer,
             "accompaniment": args.accompaniment,
@@ -152,10 +241,17 @@ def print_table(results: Sequence[PolicyResult], title: str) -> None:
 def command_line(args: argparse.Namespace) -> str:
     """A command that reproduces this table (the options that change it, spelled out)."""
     parts = ["liveagent", "eval", "--split", args.split]
+    corpus = getattr(args, "corpus", "chorales")
+    kind = "chorales"
+    if corpus != "chorales":
+        parts += ["--corpus", corpus]
+        kind = parse_corpus(corpus)[0]
     if args.policy:
         parts += ["--policy", *policy_names(args)]
-    if (args.performer, args.accompaniment) != ("soprano", "bass"):
+    if (args.performer, args.accompaniment) != CORPUS_PARTS[kind]:
         parts += ["--performer", args.performer, "--accompaniment", args.accompaniment]
+    if kind == "midi" and getattr(args, "accompaniment_chords", "lowest") != "lowest":
+        parts += ["--accompaniment-chords", args.accompaniment_chords]
     if args.temperature:
         parts += ["--temperature", f"{args.temperature:g}", "--top-p", f"{args.top_p:g}"]
     if args.seed or args.temperature:
@@ -166,15 +262,17 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace, pieces: list[Piece] | None = None) -> int:
-    """Run the evaluation; ``pieces`` replaces the chorale split (tests, custom corpora)."""
+    """Run the evaluation; ``pieces`` replaces the corpus split (tests, custom corpora)."""
+    resolve_parts(args)
     if getattr(args, "through_serve", None):
         return run_through_serve(args, pieces)
     from liveagent.env.evaluate import EvalConfig, evaluate
     from liveagent.env.policies import PolicyLoadError, load_policy
 
+    corpus: dict[str, Any] | None = None
     if pieces is None:
         try:
-            pieces = load_pieces(args.split, args.performer, args.accompaniment)
+            pieces, corpus = load_corpus(args)
         except (ImportError, ValueError, OSError) as exc:
             print(f"liveagent eval: cannot load the {args.split} split: {exc}", file=sys.stderr)
             return 2
@@ -198,14 +296,16 @@ def run(args: argparse.Namespace, pieces: list[Piece] | None = None) -> int:
         print(f"liveagent eval: {exc}", file=sys.stderr)
         return 2
     command = command_line(args)
+    where = "" if corpus is None or corpus["name"] == "chorales" else f"{corpus['name']}, "
     title = (
-        f"liveagent eval: {args.split} split, {len(pieces)} pieces, "
+        f"liveagent eval: {where}{args.split} split, {len(pieces)} pieces, "
         f"{args.performer} -> {args.accompaniment}, temperature {args.temperature:g}"
     )
     print_table(results, title)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report(results, pieces, args, command), indent=2) + "\n")
+        data = report(results, pieces, args, command, corpus)
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
         log.info("wrote %s", args.json)
     if args.markdown is not None:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -249,9 +349,10 @@ def run_through_serve(args: argparse.Namespace, pieces: list[Piece] | None = Non
     if args.pieces < 1 or not (math.isfinite(args.bpm) and 20.0 <= args.bpm <= 300.0):
         print("liveagent eval: --pieces must be >= 1 and --bpm in 20..300", file=sys.stderr)
         return 2
+    corpus: dict[str, Any] | None = None
     if pieces is None:
         try:
-            pieces = load_pieces(args.split, args.performer, args.accompaniment)
+            pieces, corpus = load_corpus(args)
         except (ImportError, ValueError, OSError) as exc:
             print(f"liveagent eval: cannot load the {args.split} split: {exc}", file=sys.stderr)
             return 2
@@ -282,6 +383,8 @@ def run_through_serve(args: argparse.Namespace, pieces: list[Piece] | None = Non
                 return 1
     seconds = time.perf_counter() - t_all
     parts = ["liveagent", "eval", "--split", args.split, "--through-serve", *args.through_serve]
+    if getattr(args, "corpus", "chorales") != "chorales":
+        parts += ["--corpus", args.corpus]
     parts += ["--policy", *specs, "--pieces", str(len(pieces)), "--bpm", f"{args.bpm:g}"]
     parts += [f"--serve-arg={a}" for a in serve_args]
     command = shlex.join(parts)
@@ -292,7 +395,7 @@ def run_through_serve(args: argparse.Namespace, pieces: list[Piece] | None = Non
     table = serve_table(results)
     print(f"`{command}`\n\n{title}\n\n{table}", end="")
     if args.json is not None:
-        data = report(results, pieces, args, command)
+        data = report(results, pieces, args, command, corpus)
         data["through_serve"] = {
             "conditions": [r.meta.get("condition") for r in results],
             "bpm": args.bpm,

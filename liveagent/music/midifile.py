@@ -82,22 +82,24 @@ class MidiSong:
 
 @dataclass(frozen=True)
 class TrackSelector:
-    """Which part of a file to use: by track ``name``, by ``index`` among the note-bearing parts, or by
-    MIDI ``channel`` (0..15, mido's numbering; all parts on that channel merged).
+    """Which part of a file to use: by track ``name``, by ``index`` among the note-bearing parts, by
+    ``track`` (the file's own track number, 0-based, counting tracks without notes such as a type-1
+    file's tempo track; all channels of that track merged) or by MIDI ``channel`` (0..15, mido's
+    numbering; all parts on that channel merged).
 
-    Parsed from ``"name:Soprano"``, ``"index:0"``, ``"channel:2"``; a bare number means an index and a
-    bare word a name.
+    Parsed from ``"name:Soprano"``, ``"index:0"``, ``"track:1"``, ``"channel:2"``; a bare number means
+    an index and a bare word a name.
     """
 
     kind: str
     value: str | int
 
-    KINDS = ("name", "index", "channel")
+    KINDS = ("name", "index", "track", "channel")
 
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
             raise ValueError(f"track selector kind must be one of {self.KINDS}, got {self.kind!r}")
-        if self.kind in ("index", "channel"):
+        if self.kind in ("index", "track", "channel"):
             if not isinstance(self.value, int) or self.value < 0:
                 raise ValueError(f"{self.kind} selector needs a non-negative integer, got {self.value!r}")
             if self.kind == "channel" and self.value > 15:
@@ -105,7 +107,7 @@ class TrackSelector:
 
     @classmethod
     def parse(cls, text: str | int | TrackSelector) -> TrackSelector:
-        """``"name:Soprano"`` / ``"index:0"`` / ``"channel:2"`` / ``"3"`` / ``"Bass"`` / ``3``."""
+        """``"name:Soprano"``, ``"index:0"``, ``"track:1"``, ``"channel:2"``, ``"3"``, ``"Bass"``, ``3``."""
         if isinstance(text, TrackSelector):
             return text
         if isinstance(text, int):
@@ -240,6 +242,8 @@ def select_tracks(song: MidiSong, selector: str | int | TrackSelector) -> list[M
     found: list[MidiTrack]
     if sel.kind == "index":
         found = [song.tracks[int(sel.value)]] if int(sel.value) < len(song.tracks) else []
+    elif sel.kind == "track":
+        found = [t for t in song.tracks if t.file_track == sel.value]
     elif sel.kind == "channel":
         found = [t for t in song.tracks if t.channel == sel.value]
     else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -33,16 +34,34 @@ from liveagent.music.tokens import HOLD, ONSET_BASE, REST, Grid, Note, notes_to_
 log = logging.getLogger(__name__)
 
 
+CORPORA = ("chorales", "toy", "midi")
+CORPUS_PARTS = {"chorales": ("soprano", "bass"), "toy": ("soprano", "bass"), "midi": ("index:0", "index:1")}
+"""Each corpus's default (performer, accompaniment) when the recipe leaves them out."""
+
+
 @dataclass
 class DataConfig:
-    """Which corpus, which parts, which keys ( ``[data]`` table of a recipe)."""
+    """Which corpus, which parts, which keys ( ``[data]`` table of a recipe).
+
+    Validated here, once, when the recipe is read (:meth:`__post_init__`): a wrong key fails before any
+    file is opened, with a message that names the key.
+    """
 
     corpus: str = "chorales"
-    """``chorales`` (Bach chorales, liveagent.music.chorales) or ``toy`` (generated, for tests)."""
-    performer: str = "soprano"
-    """The voice the performer plays."""
-    accompaniment: str = "bass"
-    """The voice the policy learns to play."""
+    """``chorales`` (Bach chorales, liveagent.music.chorales), ``toy`` (generated, for tests) or ``midi``
+    (the user's folder ``path``, liveagent.music.midi_corpus)."""
+    performer: str = ""
+    """The part the performer plays: a chorale voice (default ``soprano``) or, for ``midi``, a track
+    selector ``name:Lead``, ``index:0`` (default), ``track:1`` or ``channel:0``."""
+    accompaniment: str = ""
+    """The part the policy learns to play: a chorale voice (default ``bass``) or, for ``midi``, a track
+    selector (default ``index:1``)."""
+    path: str = ""
+    """``midi`` only: the folder of ``.mid`` files (searched recursively; ``~`` expanded; relative to the
+    current directory)."""
+    accompaniment_chords: str = "lowest"
+    """``midi`` only: how chords in the accompaniment's part become one line: ``lowest`` (a bass line) or
+    ``highest`` (a counter-melody). The performer's chords are always reduced to their highest note."""
     transpose: bool = True
     """Augment with every shift in ``-max_shift..max_shift`` that keeps the accompaniment in range."""
     max_shift: int = 6
@@ -53,6 +72,47 @@ class DataConfig:
     """Use only the first N pieces of each split (0 = all): for quick runs and tests."""
     toy_pieces: int = 24
     """Number of generated pieces per split when ``corpus = "toy"``."""
+
+    def __post_init__(self) -> None:
+        if self.corpus not in CORPORA:
+            raise ValueError(f"[data] corpus = {self.corpus!r}: expected one of {', '.join(CORPORA)}")
+        perf, acc = CORPUS_PARTS[self.corpus]
+        self.performer = self.performer or perf
+        self.accompaniment = self.accompaniment or acc
+        if self.corpus == "midi":
+            self._check_midi()
+        else:
+            for key in ("path",):
+                if getattr(self, key):
+                    raise ValueError(f'[data] {key} is for corpus = "midi", not {self.corpus!r}')
+        if self.max_shift < 0:
+            raise ValueError(f"[data] max_shift must be >= 0, got {self.max_shift}")
+
+    def _check_midi(self) -> None:
+        from liveagent.music.midi_corpus import CHORD_RULES, TrackSelector
+
+        if not self.path:
+            raise ValueError('[data] corpus = "midi" needs path = "FOLDER" (the folder of .mid files)')
+        sels = {}
+        for key in ("performer", "accompaniment"):
+            try:
+                sels[key] = TrackSelector.parse(str(getattr(self, key)))
+            except ValueError as e:
+                raise ValueError(
+                    f"[data] {key} = {getattr(self, key)!r}: {e}; use name:TRACK, index:N, track:N or "
+                    "channel:N (0..15)"
+                ) from None
+        if sels["performer"] == sels["accompaniment"]:
+            raise ValueError(f"[data] performer and accompaniment both select {sels['performer']}")
+        if self.accompaniment_chords not in CHORD_RULES:
+            raise ValueError(
+                f"[data] accompaniment_chords = {self.accompaniment_chords!r}: expected one of {CHORD_RULES}"
+            )
+
+    @property
+    def folder(self) -> Path:
+        """``path`` with ``~`` expanded."""
+        return Path(self.path).expanduser()
 
 
 def toy_pieces(n: int, grid: Grid | None = None, seed: int = 0, bars: int = 8) -> list[Piece]:
@@ -104,8 +164,15 @@ def load_pieces(config: DataConfig, split: str, grid: Grid | None = None) -> lis
         pieces = chorale_split(
             split, performer=config.performer, accompaniment=config.accompaniment, grid=grid
         )
+    elif config.corpus == "midi":
+        from liveagent.music.midi_corpus import midi_split
+
+        pieces, _ = midi_split(
+            config.folder, split, config.performer, config.accompaniment, grid,
+            accompaniment_chords=config.accompaniment_chords, progress=True,  # type: ignore[arg-type]
+        )  # fmt: skip
     else:
-        raise ValueError(f"unknown corpus {config.corpus!r} (chorales or toy)")
+        raise ValueError(f"unknown corpus {config.corpus!r} ({', '.join(CORPORA)})")
     if config.limit_pieces:
         pieces = pieces[: config.limit_pieces]
     if not pieces:

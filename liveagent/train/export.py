@@ -346,9 +346,15 @@ def _write_recipe(recipe: dict[str, Any], path: Path) -> Path:
 
 
 def dataset_name(recipe: dict[str, Any]) -> str:
+    """``chorales:soprano->bass``; a MIDI folder by its name only (``midi(my_songs):index:0->index:1``):
+    the card ships with the policy, the user's full path stays on their machine."""
+    from liveagent.train.data import CORPUS_PARTS
+
     data = recipe.get("data", {})
-    corpus = data.get("corpus", "chorales")
-    return f"{corpus}:{data.get('performer', 'soprano')}->{data.get('accompaniment', 'bass')}"
+    corpus = str(data.get("corpus", "chorales"))
+    perf, acc = CORPUS_PARTS.get(corpus, ("soprano", "bass"))
+    label = f"midi({Path(str(data.get('path', ''))).expanduser().name})" if corpus == "midi" else corpus
+    return f"{label}:{data.get('performer') or perf}->{data.get('accompaniment') or acc}"
 
 
 class OnsetBoost(nn.Module):

@@ -45,28 +45,42 @@ def configure(parser: argparse.ArgumentParser) -> None:  # fmt: skip
     add("--quantize-split", default="valid", help="split that judges the int8 file (default valid)")
 
 
-def eval_report(policies: list[str], split: str) -> dict[str, Any]:
+def corpus_args(recipe: dict[str, Any]) -> list[str]:
+    """The `liveagent eval` options that play the corpus a recipe trained on, when it is a MIDI folder
+    (a policy trained on a user's songs is judged on their test split, not on the chorales)."""
+    data = recipe.get("data", {})
+    if data.get("corpus") != "midi":
+        return []
+    from liveagent.train.data import DataConfig
+    from liveagent.train.recipes import from_table
+
+    cfg = from_table(DataConfig, data, "data")
+    return ["--corpus", f"midi:{cfg.folder}", "--performer", cfg.performer, "--accompaniment",
+            cfg.accompaniment, "--accompaniment-chords", cfg.accompaniment_chords]  # fmt: skip
+
+
+def eval_report(policies: list[str], split: str, extra: list[str] | None = None) -> dict[str, Any]:
     """The JSON report of `liveagent eval --split SPLIT --policy ...` (run as a subprocess)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "eval.json"
         cmd = [sys.executable, "-m", "liveagent", "eval", "--split", split, "--policy", *policies,
-               "--json", str(out), "--no-progress"]  # fmt: skip
+               "--json", str(out), "--no-progress", *(extra or [])]  # fmt: skip
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
         return report
 
 
-def run_eval(onnx_path: Path, split: str) -> dict[str, Any]:
+def run_eval(onnx_path: Path, split: str, extra: list[str] | None = None) -> dict[str, Any]:
     """The eval table row of ``onnx_path``."""
-    return pick_row(eval_report([str(onnx_path)], split))
+    return pick_row(eval_report([str(onnx_path)], split, extra))
 
 
-def try_quantize(onnx_path: Path, split: str) -> Path | None:
+def try_quantize(onnx_path: Path, split: str, extra: list[str] | None = None) -> Path | None:
     """Write NAME.int8.onnx and keep it only if no high/low column of its eval row is worse."""
     from liveagent.train.quantize import eval_not_worse, quantize_int8
 
     q_path = quantize_int8(onnx_path, onnx_path.with_name(onnx_path.stem + ".int8.onnx"))
-    report = eval_report([f"float={onnx_path}", f"int8={q_path}"], split)
+    report = eval_report([f"float={onnx_path}", f"int8={q_path}"], split, extra)
     rows = {r["policy"]: r["metrics"] for r in report["rows"]}
     worse = eval_not_worse(rows["int8"], rows["float"], report["columns"])
     if worse:
@@ -125,10 +139,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"latency (1 sample): onnx 1 thread median {lat['onnx_1thread']['median_us']} us, "
               f"torch eager median {lat['torch_eager']['median_us']} us")  # fmt: skip
     if args.eval and eval_row is None:
-        row = run_eval(result.onnx_path, args.eval_split)
+        row = run_eval(result.onnx_path, args.eval_split, corpus_args(ck.recipe))
         update_eval(result.onnx_path, row)
         print(f"eval ({args.eval_split}): {json.dumps(row)}")
     print(f"wrote {result.onnx_path} ({card['size_bytes']} bytes), {result.card_path}, {result.recipe_path}")
     if args.quantize:
-        try_quantize(result.onnx_path, args.quantize_split)
+        try_quantize(result.onnx_path, args.quantize_split, corpus_args(ck.recipe))
     return 0
