@@ -138,7 +138,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIR",
         help="where the session is recorded (MIDI + JSONL, rewritten every bar); default "
-        "$LIVEAGENT_RECORD_DIR or ~/.local/share/liveagent/sessions",
+        "$LIVEAGENT_RECORD_DIR or ~/.local/share/liveagent/sessions (a default folder that cannot be used "
+        "is a warning and the session goes unrecorded; a DIR given here that fails is an error)",
     )
     g.add_argument("--no-record", action="store_true", help="do not record this session")
     g.add_argument("--monitor", action="store_true", help="live terminal monitor (rich)")
