@@ -104,6 +104,23 @@ def test_thru_rate_guard_breaks_a_loop_that_changes_what_comes_back() -> None:
     assert len([e for e in got if isinstance(e, NoteEvent)]) == 200  # the engine still hears the performer
 
 
+def test_thru_loop_detection_ignores_a_keyboard_layering_one_note_on_two_channels() -> None:
+    io, got = _io(thru=True, in_channels=(0, 1, 2))
+    io.sink = MidiSink(_Out(), 1, io)
+    io.midi_out = object()  # an output port (the echo checks apply only with one)
+    t = 10**12
+    for i in range(5):  # the same note on channels 1 and 3 at once, five times
+        io.handle([0x90, 60, 100], t + i * 200_000_000)
+        io.handle([0x92, 60, 100], t + i * 200_000_000 + 100_000)
+        io.handle([0x80, 60, 0], t + i * 200_000_000 + 100_000_000)
+        io.handle([0x82, 60, 0], t + i * 200_000_000 + 100_100_000)
+    assert io.thru_active and io.counters.thru_loops == 0 and io.counters.thru == 20
+    io.handle([0x91, 60, 0], t + 1_000_000_000)  # thru's last note-off of 60 on our channel: a loop
+    assert not io.thru_active and io.counters.thru_loops == 1 and io.counters.thru_echoes == 1
+    assert len([e for e in got if isinstance(e, NoteEvent)]) == 20
+    io.midi_out = None
+
+
 # ------------------------------------------------------------------------------------- real JACK + serve
 
 pytest_system = [pytest.mark.system, pytest.mark.timeout(120)]
