@@ -516,3 +516,26 @@ def test_status_reply_is_bounded() -> None:
 
     params = OscMessage(data).params
     assert params[0] == "k0" and len(params[1]) == 256 and len(params) % 2 == 0
+
+
+def test_status_replies_reuse_one_encoding_for_20_ms() -> None:
+    """A client polling in a loop costs the input thread a send, not an encoding, per request."""
+    rx = OscCollector()
+    sink = OscSink(OscSinkConfig(out=("127.0.0.1", rx.port), reply="out"))
+    builds: list[int] = []
+
+    def build() -> dict[str, object]:
+        builds.append(1)
+        return {"n": len(builds)}
+
+    try:
+        for _ in range(5):
+            sink.status_cached(build, None)
+        assert len(builds) == 1
+        time.sleep(0.03)
+        sink.status_cached(build, None)
+        assert len(builds) == 2
+        assert rx.wait_for("/liveagent/status", 6) == [["n", 1]] * 5 + [["n", 2]]
+    finally:
+        sink.close()
+        rx.close()

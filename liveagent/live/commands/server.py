@@ -474,11 +474,11 @@ class Server:
 
     def _reply_status(self, reply_to: tuple[str, int]) -> None:
         """/liveagent/status, answered on the OSC thread from the published snapshot (the engine thread
-        spends nothing on a request; a client polling in a loop costs the OSC thread a dict merge and a
-        send per request, within the input's rate limit)."""
+        spends nothing on a request; a client polling in a loop costs the OSC thread a send per request,
+        the encoding at most every 20 ms, within the reply rate limit)."""
         sink = self.osc_sink
         if sink is not None:
-            sink.status(self.status(), reply_to)
+            sink.status_cached(self.status, reply_to)
 
     def _close_io(self) -> None:
         if self.osc_server is not None:
