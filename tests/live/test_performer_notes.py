@@ -123,8 +123,6 @@ def test_thru_loop_detection_ignores_a_keyboard_layering_one_note_on_two_channel
 
 # ------------------------------------------------------------------------------------- real JACK + serve
 
-pytest_system = [pytest.mark.system, pytest.mark.timeout(120)]
-
 
 @pytest.fixture(scope="module")
 def pattern_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
