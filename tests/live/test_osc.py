@@ -539,3 +539,21 @@ def test_status_replies_reuse_one_encoding_for_20_ms() -> None:
     finally:
         sink.close()
         rx.close()
+
+
+@pytest.mark.timeout(30)
+def test_receiver_does_not_judge_the_note_off_repeats_as_emissions() -> None:
+    """The bench and the demo measure lateness at a receiver: a repeat 5 ms after the grid is not late."""
+    from liveagent.live.io.receiver import OscReceiver, emission_times
+
+    rx = OscReceiver(rt_priority=0)
+    sink = OscSink(OscSinkConfig(out=("127.0.0.1", rx.port), noteoff_repeat_ms=5.0))
+    try:
+        sink.note_on(60, 90)
+        sink.beat(0, 0)
+        sink.note_off(60)
+        assert wait_until(lambda: len(rx.messages) == 4, 2.0)
+        assert len(emission_times(rx)) == 3
+    finally:
+        sink.close()
+        rx.close()

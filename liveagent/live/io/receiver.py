@@ -160,5 +160,17 @@ def summarize_us(values_ns: npt.NDArray[np.float64]) -> dict[str, float]:
 
 
 def emission_times(rx: OscReceiver) -> list[int]:
-    """Arrival times of every note and beat message (each is an emission on a grid point)."""
-    return [t for t, a, _ in list(rx.messages) if a in (OUT_NOTE, OUT_BEAT)]
+    """Arrival times of every note and beat message (each is an emission on a grid point), except the
+    repeats of the note-off safety net (``serve --osc-noteoff-repeat``: a note-off for a pitch whose last
+    message was already a note-off), which go out a few ms after the grid on purpose."""
+    out: list[int] = []
+    last_vel: dict[Any, Any] = {}
+    for t, a, p in list(rx.messages):
+        if a == OUT_NOTE and len(p) == 2:
+            repeat = p[1] == 0 and last_vel.get(p[0]) == 0
+            last_vel[p[0]] = p[1]
+            if repeat:
+                continue
+        if a in (OUT_NOTE, OUT_BEAT):
+            out.append(t)
+    return out
