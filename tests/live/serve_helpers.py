@@ -114,7 +114,11 @@ class ServeProcess:
 
 
 def unmatched_notes(messages: list[list[Any]]) -> dict[int, int]:
-    """Pitches whose note-ons outnumber their note-offs in a list of /out/note argument lists."""
+    """Pitches whose note-ons outnumber their note-offs in a list of /out/note argument lists.
+
+    It counts the all-notes-off burst of exit and /panic as releases, so after one it cannot fail: to check
+    the engine's own releases use :mod:`tests.live.receiver_notes` (``sounding_at``, ``before_first_burst``).
+    """
     balance: dict[int, int] = {}
     for pitch, vel in messages:
         balance[pitch] = balance.get(pitch, 0) + (1 if vel > 0 else -1)
