@@ -501,6 +501,10 @@ def test_sink_repeats_note_offs_unless_struck_again() -> None:
         time.sleep(0.1)
         assert rx.of("/liveagent/out/note") == [[60, 90], [60, 0], [62, 90], [62, 0], [62, 80], [60, 0]]
         assert sink.noteoff_repeats_skipped == 1
+        sink.note_off(64)
+        sink.all_notes_off()  # supersedes the pending repeat of 64
+        assert wait_until(lambda: sink.noteoff_repeats_skipped == 2, 2.0)
+        assert sink.noteoff_repeats == 1
         times = [t for t, a, p in rx.messages if a == "/liveagent/out/note" and p == [60, 0]]
         assert 3e6 <= times[1] - times[0] <= 100e6
     finally:

@@ -853,7 +853,8 @@ class OscSink:
             self.send_errors += 1
 
     def generation(self, pitch: int) -> int:
-        """How many note-ons of ``pitch`` were sent (the repeater's test for "struck again")."""
+        """Bumped by each note-on of ``pitch`` and each all-notes-off: the repeater's test for "struck
+        again" (or "released by a burst already")."""
         return self._generation[pitch]
 
     def note_off_datagram(self, pitch: int) -> bytes:
@@ -878,7 +879,9 @@ class OscSink:
             self._repeater.schedule(pitch, self._generation[pitch])
 
     def all_notes_off(self) -> None:
+        gen = self._generation
         for p in range(128):
+            gen[p] += 1  # a pending repeat is redundant now (and must not split the burst for a receiver)
             self._send(self._note_off[p], self.out)
 
     def beat(self, bar: int, beat: int) -> None:
