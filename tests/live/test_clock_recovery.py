@@ -11,11 +11,16 @@ of a tick period or more (lost phase: half a beat; early beats: tens of ms).
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from liveagent.live.io.midi import close_rtmidi_port
+from tests.live.conftest import JackServer
 from tests.live.policies import write_pattern_policy
 from tests.live.serve_helpers import ServeProcess, wait_until
 
@@ -86,3 +91,217 @@ def test_osc_tempo_is_kept_across_beat_pulses(pattern_policy: Path) -> None:
         assert after["misses"] - before["misses"] <= 1, (before, after)
         assert len(got) == len(pulses) - 2, (len(got), offsets)
         assert max(offsets) < 40, offsets
+
+
+# -- MIDI clock through real JACK ---------------------------------------------------------------------
+
+TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
+BPM = 120.0
+P_NS = 60e9 / (BPM * 24)  # one tick: 20.8 ms
+
+
+class ClockMaster:
+    """An rtmidi JACK output in this process playing a schedule of MIDI clock messages from a thread, each
+    at its perf_counter_ns deadline. ``sent[pos]`` is when the tick of master position ``pos`` went out."""
+
+    def __init__(self, name: str) -> None:
+        import rtmidi
+
+        self.name = name
+        self.out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=name)
+        self.out.open_virtual_port("out")
+        self.sent: dict[int, int] = {}
+        self.marks: dict[str, int] = {}
+        self._thread: threading.Thread | None = None
+
+    def play(self, events: list[tuple[int, list[int], Any]]) -> None:
+        """Play ``(deadline_ns, message, label)``: the label of a tick is its master position (int), else
+        a name whose send time goes to ``marks``."""
+
+        def run() -> None:
+            for t, msg, label in events:
+                _sleep_until(t)
+                self.out.send_message(msg)
+                if isinstance(label, int):
+                    self.sent[label] = time.perf_counter_ns()
+                elif label:
+                    self.marks[label] = time.perf_counter_ns()
+
+        self._thread = threading.Thread(target=run, name=f"clock-{self.name}", daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float = 30.0) -> None:
+        assert self._thread is not None
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the clock master did not finish its schedule"
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join(30.0)
+        close_rtmidi_port(self.out)
+
+
+def _ticks(t0: int, positions: range | list[int], *, at: int | None = None, rel: int = 0) -> list[Any]:
+    """Ticks of master positions ``positions`` on the grid ``t0 + (pos - rel) * P`` (or all at ``at``)."""
+    return [(at if at is not None else round(t0 + (p - rel) * P_NS), [TICK], p) for p in positions]
+
+
+@pytest.fixture()
+def midi_serve(
+    jack_server: JackServer, pattern_policy: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[ServeProcess, ClockMaster]]:
+    """A real `serve --clock midi` on JACK and a clock master connected to its input."""
+    name = f"la-{request.node.name[5:20].replace('_', '-')}"
+    master = ClockMaster(f"mclk-{name}")
+    try:
+        with ServeProcess(
+            "--policy",
+            str(pattern_policy),
+            "--virtual",
+            "--midi-name",
+            name,
+            "--clock",
+            "midi",
+            "--bpm",
+            str(BPM),
+            "--no-wait-for-performer",
+            "--no-record",
+        ) as sp:
+            jack_server.connect(f"mclk-{name}:out", f"{name}:in")
+            time.sleep(0.2)
+            yield sp, master
+            assert sp.terminate() == 0
+    finally:
+        master.close()
+
+
+def _beat_offsets_ms(
+    sp: ServeProcess, master: ClockMaster, since_ns: int, sent: dict[int, int] | None = None
+) -> list[float]:
+    """For each beat the server sent after ``since_ns``: its arrival minus the send time of the master's tick
+    that opens it (ms; beat b opens on master position ``b * 24``; ``sent``: position -> send time, default
+    the master's). A beat whose tick the master never sent counts as far off (1e6), unless it came after the
+    master's last tick (the follower freewheels a bar at the last tempo when the ticks stop)."""
+    sent = master.sent if sent is None else sent
+    last = max(sent.values())
+    out = []
+    for t, b in _beats(sp, since_ns):
+        if b * 24 in sent:
+            out.append((t - sent[b * 24]) / MS)
+        elif t < last:
+            out.append(1e6)
+    return out
+
+
+def test_midi_clock_resumes_when_ticks_return_after_a_gap(
+    midi_serve: tuple[ServeProcess, ClockMaster],
+) -> None:
+    """Issue 12, item 4: ticks gone for longer than a bar (3 s at 120 BPM; the master kept time), then back.
+    The follower stopped after a bar and ignored the returning clock until a new Start; now it resumes at the
+    master's position (extrapolated), and its beats land on the master's beat ticks."""
+    sp, master = midi_serve
+    t0 = time.perf_counter_ns() + 200 * MS
+    master.play([(t0 - 20 * MS, [START], "start"), *_ticks(t0, range(48)), *_ticks(t0, range(192, 360))])
+    _sleep_until(round(t0 + 185 * P_NS))
+    assert sp.status()["running"] == 0  # a bar without ticks: stopped (freewheel then stop)
+    master.join()
+    time.sleep(0.2)
+    resumed = master.sent[192]
+    offsets = _beat_offsets_ms(sp, master, resumed)
+    assert len(offsets) >= 5, offsets  # 7 beats of ticks after the gap
+    assert all(-10 < o < 60 for o in offsets), offsets
+    st = sp.status()
+    assert st["running"] == 1 and st.get("clock_resumes") == 1, st
+
+
+def test_midi_clock_song_position_while_running_and_continue(
+    midi_serve: tuple[ServeProcess, ClockMaster],
+) -> None:
+    """Issue 12, items 4 and 11: a Song Position Pointer while running (a DAW looping back to bar 0 after two
+    bars) resyncs at once: the next beat is bar 0 beat 0, on the master's tick. It was taken without a resync
+    (the agent silent until the master passed the old position again). Then Stop, SPP to bar 2 and Continue:
+    the next beat is bar 2 beat 0."""
+    sp, master = midi_serve
+    t0 = time.perf_counter_ns() + 200 * MS
+    loop_t = round(t0 + 192 * P_NS)  # the master's time of its position 192 (bar 2): it plays 0 there
+    t_stop = round(loop_t + 96 * P_NS)
+    t_cont = t_stop + 500 * MS
+    events = [
+        (t0 - 20 * MS, [START], "start"),
+        *_ticks(t0, range(192)),
+        (loop_t - round(P_NS / 2), [0xF2, 0, 0], "spp0"),
+        *[(t, m, 1000 + p) for t, m, p in _ticks(loop_t, range(96))],  # the loop's ticks: positions 0..95
+        (t_stop - round(P_NS / 2), [STOP], "stop"),
+        (t_stop + 100 * MS, [0xF2, 32, 0], "spp32"),  # 32 sixteenths: bar 2 (tick 192)
+        (t_cont - 20 * MS, [CONTINUE], "continue"),
+        *_ticks(t_cont, range(192, 288), rel=192),
+    ]
+    master.play(events)
+    master.join()
+    time.sleep(0.2)
+    looped = [(t, b) for t, b in _beats(sp, master.marks["spp0"]) if t < master.marks["stop"]]
+    assert looped and looped[0][1] == 0, looped[:3]
+    loop_sent = {p - 1000: t for p, t in master.sent.items() if p >= 1000}
+    off = _beat_offsets_ms(sp, master, master.marks["spp0"], loop_sent)[: len(looped)]
+    assert len(off) >= 3 and all(-10 < o < 60 for o in off), off
+    cont = _beats(sp, master.marks["continue"])
+    assert cont and cont[0][1] == 8, cont[:3]
+    offsets = _beat_offsets_ms(
+        sp, master, master.marks["continue"], {p: t for p, t in master.sent.items() if 192 <= p < 1000}
+    )
+    assert len(offsets) >= 3 and all(-10 < o < 60 for o in offsets), offsets
+
+
+def test_midi_clock_relocks_after_lost_ticks(midi_serve: tuple[ServeProcess, ClockMaster]) -> None:
+    """Issue 12, item 4: 12 ticks lost (half a beat) in the middle of beat 2. The follower counted on as if
+    none were lost and stayed half a beat behind the master for good, with no counter. Now it re-locks
+    within a beat (counted in the status) and the beats from beat 4 on land on the master's ticks."""
+    sp, master = midi_serve
+    t0 = time.perf_counter_ns() + 200 * MS
+    kept = [p for p in range(288) if not 60 <= p < 72]
+    master.play([(t0 - 20 * MS, [START], "start"), *_ticks(t0, kept)])
+    master.join()
+    time.sleep(0.2)
+    st = sp.status()
+    offsets = _beat_offsets_ms(sp, master, master.sent[96] - 100 * MS)
+    assert len(offsets) >= 6 and all(-10 < o < 60 for o in offsets), offsets
+    assert st.get("clock_relocks", 0) >= 1 and st.get("clock_lost_ticks") == 12, st
+
+
+def test_midi_clock_stall_and_burst_keep_the_tempo_sane(midi_serve: tuple[ServeProcess, ClockMaster]) -> None:
+    """Issue 12, item 4: a 250 ms stall (12 ticks held back), then the held ticks in a burst. The tempo read
+    393 BPM and a beat went out ~25 ms early; now the tempo stays near the master's and no beat is early."""
+    sp, master = midi_serve
+    t0 = time.perf_counter_ns() + 200 * MS
+    burst = round(t0 + 60 * P_NS + 250 * MS)
+    events = [
+        (t0 - 20 * MS, [START], "start"),
+        *_ticks(t0, range(60)),
+        *_ticks(t0, range(60, 72), at=burst),
+        *_ticks(t0, range(72, 288)),
+    ]
+    master.play(events)
+    _sleep_until(burst)
+    bpms = []
+    while master._thread is not None and master._thread.is_alive():
+        bpms.append(float(sp.status()["bpm"]))
+        time.sleep(0.05)
+    time.sleep(0.2)
+    offsets = _beat_offsets_ms(sp, master, 0)
+    assert len(bpms) >= 10 and all(100 < b < 140 for b in bpms), bpms
+    assert len(offsets) >= 10 and all(-5 < o < 60 for o in offsets), offsets
+
+
+def test_midi_clock_status_is_published_while_waiting_for_a_tick(
+    midi_serve: tuple[ServeProcess, ClockMaster],
+) -> None:
+    """Issue 12, item 4: the engine waits for the tick that opens its next step (Start came, no tick yet; or
+    ticks paused): the status snapshot froze meanwhile (no /status reply at all). Now it keeps answering."""
+    sp, master = midi_serve
+    master.play([(time.perf_counter_ns(), [START], "start")])
+    master.join()
+    time.sleep(0.3)
+    for _ in range(3):
+        st = sp.status(timeout=1.0)
+        assert st["running"] == 1, {k: st.get(k) for k in ("running", "step", "ticks", "clock")}
+        time.sleep(0.2)

@@ -244,3 +244,82 @@ def test_osc_beat_pulse_keeps_a_pending_tempo() -> None:
     assert clock.due(4) == 480 * MS and clock.due(8) == 480 * MS + 4 * 150 * MS
     clock.handle(ControlEvent(480 * MS + 600 * MS + 3 * MS, Control.BEAT, -1))  # the next pulse, 3 ms late
     assert clock.bpm == 100 and clock.due(12) == 1083 * MS + 600 * MS
+
+
+P120 = 60e9 / (120.0 * 24)  # one tick at 120 BPM
+
+
+def _started(bpm: float = 120.0) -> MidiClockFollower:
+    clock = MidiClockFollower(now=ManualTime(0), initial_bpm=bpm)
+    clock.handle(ControlEvent(0, Control.START))
+    return clock
+
+
+def test_midi_clock_resumes_when_ticks_return_after_a_timeout() -> None:
+    """Issue 12, item 4: after a bar without ticks the follower stops; ticks that come back resume it at the
+    master's position (extrapolated on the fitted line), without a new Start."""
+    clock = _started()
+    _feed_ticks(clock, 1 * MS + np.arange(48) * P120)
+    clock.poll(int(1 * MS + 47 * P120 + 2.1e9))
+    assert not clock.running
+    epoch = clock.epoch
+    _feed_ticks(clock, 1 * MS + np.arange(240, 250) * P120)
+    assert clock.running and clock.epoch == epoch + 1 and clock.resumes == 1
+    assert clock.start_step == 40 and clock._last_tick == 249
+    clock.handle(ControlEvent(0, Control.STOP))
+    _feed_ticks(clock, 1 * MS + np.arange(400, 410) * P120)
+    assert not clock.running  # stopped by the master: ticks alone do not start playing
+
+
+def test_midi_clock_song_position_while_running_resyncs_at_once() -> None:
+    clock = _started()
+    _feed_ticks(clock, 1 * MS + np.arange(200) * P120)
+    epoch = clock.epoch
+    clock.handle(ControlEvent(int(1 * MS + 199.5 * P120), Control.SONG_POSITION, 0.0))  # loop back to bar 0
+    assert clock.running and clock.epoch == epoch + 1 and clock.start_step == 0 and clock.resyncs == 1
+    assert not clock.opened(0, int(1 * MS + 199.6 * P120))
+    _feed_ticks(clock, 1 * MS + np.arange(200, 206) * P120)
+    assert clock.opened(0, 0) and not clock.opened(1, 0)
+    assert clock.bpm == pytest.approx(120.0, rel=0.01)  # the tempo is kept across the resync
+    clock.handle(ControlEvent(0, Control.SONG_POSITION, 1.0))  # where it is (tick 6): no discontinuity
+    assert clock.resyncs == 1
+
+
+def test_midi_clock_relocks_after_lost_ticks_with_quantized_stamps() -> None:
+    """12 lost ticks (stamps quantized to 10.7 ms JACK periods): re-locked within a quarter of a beat."""
+    cycle = 512 / 48000 * 1e9
+    kept = np.array([p for p in range(240) if not 100 <= p < 112])
+    stamps = np.ceil((3 * MS + kept * P120) / cycle) * cycle
+    clock = _started()
+    relocked_at = None
+    for p, x in zip(kept, stamps, strict=True):
+        clock.handle(ControlEvent(int(x), Control.CLOCK_TICK))
+        if relocked_at is None and clock.relocks:
+            relocked_at = int(p)
+    assert clock.relocks == 1 and clock.lost_ticks == 12 and clock.extra_ticks == 0
+    assert relocked_at is not None and relocked_at - 112 < 12
+    assert clock._last_tick == 239
+    assert clock.bpm == pytest.approx(120.0, rel=0.01)
+
+
+def test_midi_clock_stall_and_burst_keep_the_tempo_and_the_count() -> None:
+    """A 250 ms stall, then the 12 held ticks in a burst: the tempo stays near 120 BPM (it read 393), no
+    re-lock, and while freewheeling no step opens before its predicted time."""
+    times = 1 * MS + np.arange(240) * P120
+    held = (times >= times[60]) & (times < times[60] + 250 * MS)
+    times[held] = times[60] + 250 * MS
+    clock = _started()
+    bpms = []
+    for x in times:
+        clock.handle(ControlEvent(int(x), Control.CLOCK_TICK))
+        bpms.append(clock.bpm)
+    assert max(abs(b / 120.0 - 1) for b in bpms[8:]) < 0.05
+    assert clock.relocks == 0 and clock._last_tick == 239
+
+
+def test_midi_clock_waiting_for_a_tick() -> None:
+    clock = _started()
+    assert clock.waiting_for_tick(0, 1 * MS)  # Start, no tick yet: step 0 is due and waits
+    _feed_ticks(clock, np.array([1 * MS]))
+    assert not clock.waiting_for_tick(0, 2 * MS) and not clock.waiting_for_tick(1, 2 * MS)
+    assert clock.waiting_for_tick(1, int(1 * MS + 7 * P120))

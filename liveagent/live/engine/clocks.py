@@ -20,15 +20,19 @@ where does playing resume), ``due(k)`` (when is step k due: scheduled or predict
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from liveagent.live.events import Control, ControlEvent
 from liveagent.music.tokens import Grid
+
+log = logging.getLogger(__name__)
 
 NowFn = Callable[[], int]
 MIDI_PPQN = 24
@@ -90,6 +94,10 @@ class Clock(ABC):
     def open_time(self, k: int) -> int:
         """When step k actually opened (the tick's arrival for MIDI); ``due(k)`` for timed clocks."""
         return self.due(k)
+
+    def waiting_for_tick(self, k: int, now: int) -> bool:
+        """Step k is past its predicted time and waits for an external event (a tick) nobody can time."""
+        return False
 
     def period_ns(self) -> float:
         """The current length of one step."""
@@ -305,15 +313,45 @@ def _ls_slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(dx @ (y - y.mean())) / sxx if sxx > 0 else math.nan
 
 
+@dataclass
+class _PhaseCheck:
+    """A tick came after a gap (or early): is the count still the master's? Residuals against the line from
+    before it, of the ticks that come once a possible burst has passed, decide (see
+    :meth:`MidiClockFollower._check_phase`)."""
+
+    t_ns: int
+    """The arrival of the tick that opened the check."""
+    idx: int
+    """Its position as counted."""
+    intercept: float
+    slope: float
+    """The line from before it: tick i due at ``intercept + slope * i``."""
+    n: int
+    """The fit ring's counter at that tick: ring entries from here on follow it."""
+    gap_ticks: int
+    """The ticks the gap could hold: a re-lock never adds more."""
+    resid: list[float] = field(default_factory=list)
+
+
 class MidiClockFollower(Clock):
     """Follows a MIDI clock master: 24 ticks per quarter note as ``ControlEvent(CLOCK_TICK)``.
 
     Start: the next tick is position 0. Continue: the next tick is the position last set by Song
     Position Pointer (or where it stopped). The tempo is fitted to the last ``window`` tick times against
     tick indices, robustly (see :meth:`_refit`): late ticks, stalls and the bursts after them do not bend
-    it. Step k opens on the arrival of its tick; when no tick came for ``freewheel_ticks`` tick periods (a
-    tick is missing) the clock freewheels at the last tempo (steps open by predicted time), and after one
-    bar without ticks it stops.
+    it, and a fit far off the running estimate from a handful of ticks is not taken. Step k opens on the
+    arrival of its tick; when no tick came for ``freewheel_ticks`` tick periods (a tick is missing) the
+    clock freewheels at the last tempo (steps open by predicted time), and after one bar without ticks it
+    stops.
+
+    Recovery (a stage is messy): ticks that come back after that bar resume playing at the master's
+    position (extrapolated on the fitted line: a master keeps time while its cable is out), without a new
+    Start; a Song Position Pointer while running (a DAW looping back) resyncs at once, the next tick being
+    that position; after a gap (ticks lost, or a stall) the count is checked against
+    the line from before it, on the ticks that come once a possible burst has passed, and re-locked to the
+    master's phase when it is off by whole ticks (within a quarter of a beat). The count only ever jumps
+    forward on evidence, never on a burst alone: a stall's held-back ticks open their steps late, never
+    early. Re-locks and the ticks they added or removed are counted in the status.
     """
 
     external = True
@@ -326,6 +364,7 @@ class MidiClockFollower(Clock):
         initial_bpm: float = 120.0,
         window: int = 48,
         freewheel_ticks: float = 1.5,
+        relock_ticks: int = 8,
     ) -> None:
         super().__init__(grid or Grid(), now)
         if MIDI_PPQN % self.grid.steps_per_beat:
@@ -333,6 +372,8 @@ class MidiClockFollower(Clock):
         self.ticks_per_step = MIDI_PPQN // self.grid.steps_per_beat
         self.window = max(4, window)
         self.freewheel_ticks = freewheel_ticks
+        self.relock_ticks = max(2, relock_ticks)
+        """Settled ticks after a gap that decide a re-lock (their median residual)."""
         self._tick_period = 60e9 / (initial_bpm * MIDI_PPQN)
         self._times = np.zeros(self.window, dtype=np.float64)
         self._idx = np.zeros(self.window, dtype=np.float64)
@@ -346,10 +387,22 @@ class MidiClockFollower(Clock):
         """When Start/Continue arrived (predictions before the first tick start here)."""
         self._armed = False
         """Start/Continue received, first tick not yet."""
+        self._timed_out = False
+        """Stopped by a bar without ticks, not by the master's Stop: returning ticks resume playing."""
+        self._located = False
+        """A Song Position Pointer came while timed out: returning ticks resume at its position."""
+        self._check: _PhaseCheck | None = None
         self.freewheeling = False
         self._opened_step = -1
         self._opened_ns = 0
         self.ticks = 0
+        self.relocks = 0
+        self.lost_ticks = 0
+        self.extra_ticks = 0
+        self.resumes = 0
+        self.resyncs = 0
+        self.rejected_fits = 0
+        """Tempo fits not taken (out of 20..400 BPM, or a few ticks far off the running estimate)."""
 
     @property
     def bpm(self) -> float:
@@ -367,6 +420,8 @@ class MidiClockFollower(Clock):
         self._last_tick = position_ticks - 1
         self._last_tick_ns = t_ns
         self.freewheeling = False
+        self._timed_out = self._located = False
+        self._check = None
         self._opened_step = -1
         self.start_step = -(-position_ticks // self.ticks_per_step)
         self.running = True
@@ -381,25 +436,54 @@ class MidiClockFollower(Clock):
     def stop(self) -> None:
         self._armed = False
         self.freewheeling = False
+        self._timed_out = self._located = False
+        self._check = None
         if self.running:
             self.running = False
             self._bump()
 
-    def locate(self, sixteenths: int) -> None:
-        """Song Position Pointer: the position (in sixteenth notes) the next Continue resumes from."""
-        self._next_tick = max(0, int(sixteenths)) * (MIDI_PPQN // 4)
+    def locate(self, sixteenths: int, t_ns: int | None = None) -> None:
+        """Song Position Pointer: the position (in sixteenth notes) of the next tick.
+
+        Stopped: where the next Continue (or, after a timeout, the returning ticks) resumes. Running (a DAW
+        looping back, a locate during playback): a resync at once, as a Continue there; the agent's next
+        step is the new position's, not the old one the master will not pass again soon.
+        """
+        pos = max(0, int(sixteenths)) * (MIDI_PPQN // 4)
+        if not self.running:
+            self._next_tick = pos
+            self._located = self._timed_out
+            return
+        if not self._armed and pos == self._next_tick:
+            return  # the master confirms where we are: no discontinuity
+        self.resyncs += 1
+        self._arm(self.now() if t_ns is None else t_ns, pos)
+
+    def _resume(self, t_ns: int) -> None:
+        """Ticks are back after a timeout stop: resume at the master's position, as the line fitted before
+        the silence extrapolates it (or at a Song Position Pointer that came meanwhile)."""
+        pos = self._next_tick
+        if not self._located and self._n >= 2:
+            intercept, slope = self._line()
+            pos = max(self._last_tick + 1, round((t_ns - intercept) / slope))
+        self.resumes += 1
+        log.info("MIDI clock back after a timeout: resuming at tick %d", pos)
+        self._arm(t_ns, pos)
 
     def tick(self, t_ns: int) -> None:
         """One clock pulse arrived at ``t_ns``."""
         self.ticks += 1
         if not self.running:
-            return
+            if not self._timed_out:
+                return  # stopped by the master (or never started): ticks alone do not start playing
+            self._resume(t_ns)
         idx = self._next_tick
         self._next_tick += 1
+        fresh = self._armed
         self._armed = False
-        if self.freewheeling:
-            self.freewheeling = False
-            self._n = 0  # the master may have changed tempo while silent: refit from fresh ticks
+        self.freewheeling = False  # the fit ring is kept: a stall's burst must not refit the tempo alone
+        if not fresh and self._check is None and self._n >= 8:
+            self._maybe_open_check(t_ns, idx)
         self._last_tick = idx
         self._last_tick_ns = t_ns
         if idx % self.ticks_per_step == 0:
@@ -411,6 +495,69 @@ class MidiClockFollower(Clock):
         self._n += 1
         if self._n >= 3:
             self._refit()
+        if self._check is not None:
+            self._check_phase(t_ns, idx)
+
+    # -- phase: lost and extra ticks -----------------------------------------------------------------
+    def _ring(self) -> tuple[np.ndarray, np.ndarray]:
+        n = min(self._n, self.window)
+        return self._idx[:n], self._times[:n]
+
+    def _line(self, last: int = 24) -> tuple[float, float]:
+        """The line the next ticks are expected on (intercept, slope): the slope is the tempo estimate, the
+        intercept the median over the ring's ``last`` newest ticks (robust to a stall's late ticks; local,
+        so that a slightly biased slope - quantized stamps - does not drift over the whole window)."""
+        n = min(self._n, self.window, last)
+        slots = [(self._n - 1 - j) % self.window for j in range(n)]
+        x, y = self._idx[slots], self._times[slots]
+        slope = self._tick_period
+        return float(np.median(y - slope * x)), slope
+
+    def _maybe_open_check(self, t_ns: int, idx: int) -> None:
+        """A gap of more than 2.5 tick periods (ticks lost, or a stall): check the count on the ticks that
+        follow. (An early tick alone is no evidence: stamps quantized to JACK periods close to the tick
+        period put two ticks in one period every few dozen ticks.)"""
+        if t_ns - self._last_tick_ns > 2.5 * self._tick_period:
+            intercept, slope = self._line()
+            lost = round((t_ns - self._last_tick_ns) / slope) - 1
+            self._check = _PhaseCheck(t_ns, idx, intercept, slope, self._n, lost)
+
+    def _check_phase(self, t_ns: int, idx: int) -> None:
+        """Residuals against the line from before the gap, of the ticks that came at least three tick
+        periods after it, decide once the last ``relock_ticks`` of them agree (within a tick period: a burst
+        still arriving falls by a period per tick): off by whole ticks (their median, with a clear margin)
+        is a re-lock, else the count was right (a stall). Undecided within two beats: the check is dropped."""
+        ch = self._check
+        assert ch is not None
+        if t_ns >= ch.t_ns + 3 * ch.slope:
+            ch.resid.append(t_ns - (ch.intercept + ch.slope * idx))
+        last = ch.resid[-self.relock_ticks :]
+        if len(last) >= self.relock_ticks and max(last) - min(last) < 0.75 * ch.slope:
+            self._check = None
+            off = float(np.median(last)) / ch.slope
+            shift = round(off)
+            if 0 < shift <= ch.gap_ticks and abs(off - shift) < 0.4:
+                self._relock(shift, ch.n)
+        elif idx - ch.idx > 2 * MIDI_PPQN:
+            self._check = None
+
+    def _relock(self, shift: int, since_n: int) -> None:
+        """Move the count by ``shift`` ticks (positive: ticks were lost), the fit ring's entries since the
+        gap with it. The engine sees the steps jump: it skips forward (counted), or waits for the master."""
+        for j in range(max(since_n, self._n - self.window), self._n):
+            self._idx[j % self.window] += shift
+        self._next_tick += shift
+        self._last_tick += shift
+        if self._last_tick % self.ticks_per_step == 0:
+            self._opened_step = self._last_tick // self.ticks_per_step
+            self._opened_ns = self._last_tick_ns
+        self.relocks += 1
+        if shift > 0:
+            self.lost_ticks += shift
+        else:
+            self.extra_ticks -= shift
+        log.info("MIDI clock re-locked by %+d ticks to the master's phase", shift)
+        self._refit()
 
     def _refit(self) -> None:
         """Tempo from the ticks in the window, robust to late ticks (stalls, bursts) and to quantized stamps.
@@ -419,6 +566,8 @@ class MidiClockFollower(Clock):
         the window), the ticks far from that line dropped (more than 4 median absolute deviations of the
         residuals), then least squares on the rest: the median alone is biased when stamps are quantized
         (JACK periods: every span is a whole number of periods), least squares alone follows a stall.
+        Never taken: a tempo outside 20..400 BPM, or one from fewer than 8 ticks off the running estimate
+        by more than a factor 2 (a burst right after a Start or a resync: 393 BPM from 4 ticks).
         """
         n = min(self._n, self.window)
         x, y = self._idx[:n], self._times[:n]
@@ -438,10 +587,14 @@ class MidiClockFollower(Clock):
                 fitted = _ls_slope(x[keep], y[keep])
                 if not math.isnan(fitted):
                     slope = fitted
-        # Guard against nonsense (a stalled sender): 20..400 BPM.
         lo, hi = 60e9 / (400 * MIDI_PPQN), 60e9 / (20 * MIDI_PPQN)
-        if lo <= slope <= hi:
+        sane = lo <= slope <= hi
+        if sane and n < 8:
+            sane = 0.5 <= slope / self._tick_period <= 2.0
+        if sane:
             self._tick_period = slope
+        else:
+            self.rejected_fits += 1
 
     # -- the Clock questions -----------------------------------------------------------------------
     def _tick_time(self, tick: float) -> float:
@@ -468,6 +621,11 @@ class MidiClockFollower(Clock):
         """The arrival time of the tick that opened step k (exact for the latest opened step)."""
         return self._opened_ns if k == self._opened_step else self.due(k)
 
+    def waiting_for_tick(self, k: int, now: int) -> bool:
+        """Step k is due by the prediction but its tick has not come (late, lost, or the master paused):
+        nobody knows when it will, so the engine's slack-time work (the status) must not wait for it."""
+        return self.running and not self.opened(k, now) and now >= self.due(k)
+
     def poll(self, now: int) -> None:
         if not self.running or self._armed:
             return
@@ -478,6 +636,7 @@ class MidiClockFollower(Clock):
         if silent > bar_ns:
             self._next_tick = max(self._next_tick, math.ceil(self.step_at(now)) * self.ticks_per_step)
             self.stop()
+            self._timed_out = True
 
     def handle(self, ev: ControlEvent) -> bool:
         kind = ev.kind
@@ -490,7 +649,7 @@ class MidiClockFollower(Clock):
         elif kind == Control.STOP:
             self.stop()
         elif kind == Control.SONG_POSITION:
-            self.locate(int(ev.value))
+            self.locate(int(ev.value), ev.t_ns)
         else:
             return False
         return True
@@ -499,4 +658,10 @@ class MidiClockFollower(Clock):
         out = super().status()
         out["freewheeling"] = self.freewheeling
         out["ticks"] = self.ticks
+        out["clock_relocks"] = self.relocks
+        out["clock_lost_ticks"] = self.lost_ticks
+        out["clock_extra_ticks"] = self.extra_ticks
+        out["clock_resumes"] = self.resumes
+        out["clock_resyncs"] = self.resyncs
+        out["clock_rejected_fits"] = self.rejected_fits
         return out
