@@ -57,10 +57,10 @@ def test_notes_off_in_order_and_restart_clear_the_keys() -> None:
     line.add(1, 64, 100)  # a note after it stays
     assert [line.finalize() for _ in range(2)] == [onset(60), onset(64)]
     assert line.cleared == 1 and list(line.held) == [64]
-    line.restart(0)  # a new run: no key down
-    assert not line.held and line.cleared == 2
-    line.live_note(67, 90)  # while stopped
-    assert line.notes_off() == 1 and not line.held
+    assert line.notes_off() == 1 and not line.held and line.cleared == 2  # the stop
+    line.live_note(67, 90)  # pressed while stopped, or with the start itself
+    line.restart(0)  # a new run keeps it: the player pressed play and played
+    assert list(line.held) == [67] and line.cleared == 2
 
 
 def _io(**kw: Any) -> tuple[MidiIO, list[InputEvent]]:
@@ -265,11 +265,14 @@ def test_serve_all_notes_off_stop_and_reset_release_the_performer(
             sp.send("/liveagent/panic")
             assert wait_until(lambda: sp.status()["performer_held"] == 0, timeout=3)
             assert sp.status()["performer_notes_cleared"] == 5
-            peers.send(0x90, 73, 100)  # a key down while stopped (its note-off lost): not kept into the run
+            # A key pressed while stopped is kept into the run (a player presses play and plays at once);
+            # were its note-off lost, the hold limit would release it.
+            peers.send(0x90, 73, 100)
             assert wait_until(lambda: sp.status()["performer_held"] == 1, timeout=3)
             sp.send("/liveagent/start")
-            assert wait_until(lambda: sp.status()["performer_notes_cleared"] == 6, timeout=3)
-            assert sp.status()["performer_held"] == 0
+            assert wait_until(lambda: sp.status()["running"] == 1, timeout=3)
+            st = sp.status()
+            assert st["performer_held"] == 1 and st["performer_notes_cleared"] == 5, st
             assert sp.terminate() == 0
     finally:
         peers.close()

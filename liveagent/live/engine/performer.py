@@ -15,8 +15,9 @@ must not stay down for ever: the skyline would show its pitch held on every step
 the performer plays after it, and keep the silence gate open against a phantom. So a key is released
 from the line after ``max_hold_steps`` finalized steps without its note-off (counted ``timed_out``), and
 :meth:`PerformerLine.notes_off` releases all keys at once (MIDI All Notes Off / All Sound Off, Stop,
-Reset, ``/panic``; counted ``cleared``). A new run (:meth:`PerformerLine.restart`) starts with no key
-down: a key held across a stop is either released by then or a phantom.
+Reset, ``/panic``; counted ``cleared``). A stop releases every key (one held across it is a phantom more often
+than a pedal point); a new run (:meth:`PerformerLine.restart`) keeps the keys pressed since, so a note
+played with the start itself is heard.
 """
 
 from __future__ import annotations
@@ -56,14 +57,13 @@ class PerformerLine:
         self.timed_out = 0
         """Keys released because their note-off had not come after ``max_hold_steps``."""
         self.cleared = 0
-        """Keys released by :meth:`notes_off` or a restart (All Notes Off, Stop, Reset, panic, stop/start)."""
+        """Keys released by :meth:`notes_off` (All Notes Off, All Sound Off, Stop, Reset, panic, a stop)."""
 
     def restart(self, step: int) -> None:
-        """A new run from ``step``: forget pending events and release the keys still down (counted
-        ``cleared``): a key held across a stop is a phantom more often than a pedal point, and a phantom
-        would hide the performer for the whole run."""
+        """A new run from ``step``: forget pending events; keep the keys down. The stop already released
+        the keys held across it (a phantom more often than a pedal point); a key down now was pressed
+        while stopped or with the start itself (a player presses play and plays), and is heard."""
         self._pending.clear()
-        self.notes_off()
         self._top = -1
         self.last_token = REST
         self.next_step = step
