@@ -11,6 +11,7 @@ of a tick period or more (lost phase: half a beat; early beats: tens of ms).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from tests.live.serve_helpers import ServeProcess, wait_until
 pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
 
 MS = 1_000_000
+log = logging.getLogger(__name__)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,12 @@ def test_osc_tempo_is_kept_across_beat_pulses(pattern_policy: Path) -> None:
         assert after["skipped"] - before["skipped"] == 0, (before, after)
         assert after["misses"] - before["misses"] <= 1, (before, after)
         assert len(got) == len(pulses) - 2, (len(got), offsets)
+        log.info(
+            "osc: beat offsets to the pulses %s ms, status before %s after %s",
+            [round(o, 1) for o in offsets],
+            {k: before[k] for k in ("bpm", "misses", "skipped")},
+            {k: after[k] for k in ("bpm", "misses", "skipped")},
+        )
         assert max(offsets) < 40, offsets
 
 
@@ -208,6 +216,7 @@ def test_midi_clock_resumes_when_ticks_return_after_a_gap(
     time.sleep(0.2)
     resumed = master.sent[192]
     offsets = _beat_offsets_ms(sp, master, resumed)
+    log.info("resume: beat offsets %s ms", [round(o, 1) for o in offsets])
     assert len(offsets) >= 5, offsets  # 7 beats of ticks after the gap
     assert all(-10 < o < 60 for o in offsets), offsets
     st = sp.status()
@@ -243,6 +252,7 @@ def test_midi_clock_song_position_while_running_and_continue(
     assert looped and looped[0][1] == 0, looped[:3]
     loop_sent = {p - 1000: t for p, t in master.sent.items() if p >= 1000}
     off = _beat_offsets_ms(sp, master, master.marks["spp0"], loop_sent)[: len(looped)]
+    log.info("spp: loop beat offsets %s ms", [round(o, 1) for o in off])
     assert len(off) >= 3 and all(-10 < o < 60 for o in off), off
     cont = _beats(sp, master.marks["continue"])
     assert cont and cont[0][1] == 8, cont[:3]
@@ -264,6 +274,11 @@ def test_midi_clock_relocks_after_lost_ticks(midi_serve: tuple[ServeProcess, Clo
     time.sleep(0.2)
     st = sp.status()
     offsets = _beat_offsets_ms(sp, master, master.sent[96] - 100 * MS)
+    log.info(
+        "relock: beat offsets %s ms, status %s",
+        [round(o, 1) for o in offsets],
+        {k: v for k, v in st.items() if str(k).startswith("clock_")},
+    )
     assert len(offsets) >= 6 and all(-10 < o < 60 for o in offsets), offsets
     assert st.get("clock_relocks", 0) >= 1 and st.get("clock_lost_ticks") == 12, st
 
@@ -288,6 +303,9 @@ def test_midi_clock_stall_and_burst_keep_the_tempo_sane(midi_serve: tuple[ServeP
         time.sleep(0.05)
     time.sleep(0.2)
     offsets = _beat_offsets_ms(sp, master, 0)
+    log.info(
+        "stall: bpm %.1f..%.1f, beat offsets %s ms", min(bpms), max(bpms), [round(o, 1) for o in offsets]
+    )
     assert len(bpms) >= 10 and all(100 < b < 140 for b in bpms), bpms
     assert len(offsets) >= 10 and all(-5 < o < 60 for o in offsets), offsets
 
