@@ -454,8 +454,8 @@ class MidiClockFollower(Clock):
             self._next_tick = pos
             self._located = self._timed_out
             return
-        if not self._armed and pos == self._next_tick:
-            return  # the master confirms where we are: no discontinuity
+        if pos == self._next_tick:
+            return  # the master confirms where we are (or where a Start/Continue put us): no discontinuity
         self.resyncs += 1
         self._arm(self.now() if t_ns is None else t_ns, pos)
 
