@@ -412,12 +412,13 @@ def test_rate_limit_counts_bundled_messages() -> None:
     q: queue.Queue[InputEvent] = queue.Queue()
     srv = OscServer(q.put, OscServerConfig(port=0, max_rate=1000.0, burst=100.0))
     try:
-        temp = build_message("/liveagent/temperature", [0.5])
+        note = build_message("/liveagent/note", [60, 0])
         t = time.perf_counter_ns()
         for _ in range(10):
-            srv.handle_datagram(_bundle(*([temp] * 50)), ("127.0.0.1", 5000), t)
+            srv.handle_datagram(_bundle(*([note] * 50)), ("127.0.0.1", 5000), t)
         c = srv.counters
         assert c.messages == 500 and c.accepted == 100 and c.flood_dropped == 400
+        assert c.by_kind == {"flood": 400} and c.errors == 0
     finally:
         srv.stop()
 
@@ -454,7 +455,28 @@ def test_status_and_policy_requests_are_limited() -> None:
             srv.handle_datagram(build_message("/liveagent/policy", ["rules"]), ("127.0.0.1", 5000), t)
         assert len(answered) == 20 and srv.counters.status_limited == 80
         policies = [e for e in _drain(q, 100, timeout=0.2) if isinstance(e, ControlEvent)]
-        assert len(policies) == 2 and srv.counters.policy_limited == 98
+        c = srv.counters
+        assert len(policies) == 2 and c.policy_limited == 18 and c.control_limited == 80
+        assert c.flood_dropped == 98 and c.errors == 0
+    finally:
+        srv.stop()
+
+
+def test_controls_are_limited_per_sender() -> None:
+    """A sender's flood of controls (each costs the engine far more than a note) is cut to control_rate;
+    another sender's /stop still passes."""
+    q: queue.Queue[InputEvent] = queue.Queue()
+    srv = OscServer(q.put, OscServerConfig(port=0, control_rate=100.0, control_burst=20.0))
+    try:
+        t = time.perf_counter_ns()
+        panic = build_message("/liveagent/panic", [])
+        for i in range(200):  # 200 /panic in 0.2 s
+            srv.handle_datagram(panic, ("127.0.0.1", 5000), t + i * 1_000_000)
+        srv.handle_datagram(build_message("/liveagent/stop", []), ("127.0.0.1", 6000), t + 200 * 1_000_000)
+        got = [e for e in _drain(q, 100, timeout=0.2) if isinstance(e, ControlEvent)]
+        assert 20 <= sum(e.kind is Control.PANIC for e in got) <= 45
+        assert sum(e.kind is Control.STOP for e in got) == 1
+        assert srv.counters.control_limited >= 150
     finally:
         srv.stop()
 

@@ -456,6 +456,7 @@ class Server:
                 osc_undecodable=c.undecodable,
                 osc_status_limited=c.status_limited,
                 osc_policy_limited=c.policy_limited,
+                osc_control_limited=c.control_limited,
             )
         if self.osc_sink is not None:
             out.update(

@@ -211,27 +211,34 @@ def parse_message(data: bytes, pos: int = 0, end: int | None = None) -> tuple[st
 
 def parse_datagram(data: bytes) -> list[tuple[str, list[Any]]]:
     """Every message of one datagram (a message, or a bundle with nested bundles flattened in order; time
-    tags are ignored). Raises :class:`DatagramError`; bounded: element sizes must be positive multiples of
-    4 inside their bundle, at most :data:`MAX_BUNDLE_DEPTH` levels and :data:`MAX_ELEMENTS` elements, so
-    no datagram can make this loop more than a few hundred times (python-osc's bundle parser looped
-    forever on a negative size)."""
+    tags are ignored): :func:`message_spans`, then :func:`parse_message` of each. Raises
+    :class:`DatagramError`."""
+    return [parse_message(data, a, b) for a, b in message_spans(data)]
+
+
+def message_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every message of one datagram, its bundle structure validated; the messages
+    themselves are not parsed yet (the input thread parses only those the rate limit admits, so a flood of
+    big bundles costs a walk over their sizes, not a parse of every message).
+
+    Raises :class:`DatagramError`. Bounded: element sizes must be positive multiples of 4 inside their
+    bundle, at most :data:`MAX_BUNDLE_DEPTH` levels and :data:`MAX_ELEMENTS` elements, so no datagram can
+    make this loop more than a few hundred times (python-osc's bundle parser looped forever on a negative
+    size)."""
     if not data:
         raise DatagramError("empty", "empty datagram")
     if len(data) % 4:
         raise DatagramError("size", f"datagram of {len(data)} bytes is not a multiple of 4")
-    out: list[tuple[str, list[Any]]] = []
     if data[:8] == _BUNDLE_TAG:
-        _parse_bundle(data, 0, len(data), 1, out, [0])
-    elif data[:1] == b"/":
-        out.append(parse_message(data))
-    else:
-        raise DatagramError("not_osc", "neither an OSC message nor a bundle")
-    return out
+        out: list[tuple[int, int]] = []
+        _bundle_spans(data, 0, len(data), 1, out)
+        return out
+    if data[:1] == b"/":
+        return [(0, len(data))]
+    raise DatagramError("not_osc", "neither an OSC message nor a bundle")
 
 
-def _parse_bundle(
-    data: bytes, pos: int, end: int, depth: int, out: list[tuple[str, list[Any]]], count: list[int]
-) -> None:
+def _bundle_spans(data: bytes, pos: int, end: int, depth: int, out: list[tuple[int, int]]) -> None:
     if depth > MAX_BUNDLE_DEPTH:
         raise DatagramError("too_deep", f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
     pos += 16  # "#bundle\0" + time tag
@@ -244,13 +251,14 @@ def _parse_bundle(
         pos += 4
         if size <= 0 or size % 4 or pos + size > end:
             raise DatagramError("element_size", f"bundle element size {size} is invalid here")
-        count[0] += 1
-        if count[0] > MAX_ELEMENTS:
+        if len(out) >= MAX_ELEMENTS:
             raise DatagramError("too_many", f"more than {MAX_ELEMENTS} elements in one datagram")
         if data[pos : pos + 8] == _BUNDLE_TAG:
-            _parse_bundle(data, pos, pos + size, depth + 1, out, count)
+            _bundle_spans(data, pos, pos + size, depth + 1, out)
+        elif data[pos : pos + 1] == b"/":
+            out.append((pos, pos + size))
         else:
-            out.append(parse_message(data, pos, pos + size))
+            raise DatagramError("not_osc", "a bundle element that is neither a message nor a bundle")
         pos += size
 
 
@@ -285,6 +293,12 @@ class OscServerConfig:
     requests are counted (``status_limited``), not answered."""
     status_replies_total_per_s: float = 200.0
     """``/liveagent/status`` replies per second for all senders together (burst 50)."""
+    control_rate: float = 100.0
+    """Control messages (transport, tempo, beat, temperature, mute, follow, panic, policy) per second per
+    sender (notes and status requests have limits of their own): each costs the engine thread far more
+    than a note (a ``/panic`` sends 128 note-offs), and no patch or person sends 100 a second."""
+    control_burst: float = 20.0
+    """How many control messages at once a sender may send before ``control_rate`` bites."""
     policy_loads_per_s: float = 2.0
     """``/liveagent/policy`` requests per second passed to the engine (burst 2); more are refused."""
 
@@ -300,7 +314,7 @@ class OscCounters:
     errors: int = 0
     """Rejected datagrams and messages of every kind but ``flood`` and ``denied``."""
     flood_dropped: int = 0
-    """Messages dropped by the rate limit (a bundle's messages one by one)."""
+    """Messages dropped by a rate limit (a bundle's messages one by one; control and policy limits too)."""
     denied: int = 0
     undecodable: int = 0
     """Datagrams refused whole by the parser (their reasons in ``by_reason``)."""
@@ -308,6 +322,8 @@ class OscCounters:
     """``/liveagent/status`` requests not answered (reply rate limit)."""
     policy_limited: int = 0
     """``/liveagent/policy`` requests refused (load rate limit)."""
+    control_limited: int = 0
+    """Control messages (all but notes and status requests) dropped by a sender's control rate limit."""
     reported: int = 0
     suppressed: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
@@ -325,6 +341,7 @@ class OscCounters:
             "undecodable": self.undecodable,
             "status_limited": self.status_limited,
             "policy_limited": self.policy_limited,
+            "control_limited": self.control_limited,
             "reported": self.reported,
             "suppressed": self.suppressed,
             "by_kind": dict(self.by_kind),
@@ -470,15 +487,17 @@ class _Bucket:
 class _Sender:
     """The limits of one sender (address + port): its messages, its quiet-sender priority, its replies."""
 
-    __slots__ = ("msgs", "quiet", "replies", "seen_ns")
+    __slots__ = ("controls", "msgs", "quiet", "replies", "seen_ns")
 
     def __init__(self, cfg: OscServerConfig, now_ns: int) -> None:
         self.msgs = _Bucket(cfg.max_rate, cfg.burst, now_ns)
+        self.controls = _Bucket(cfg.control_rate, cfg.control_burst, now_ns)
         self.quiet = _Bucket(cfg.quiet_rate, cfg.quiet_burst, now_ns)
         self.replies = _Bucket(cfg.status_replies_per_s, 20.0, now_ns)
         self.seen_ns = now_ns
 
 
+_NOT_ERRORS = frozenset({"flood", "denied", "control_rate", "policy_rate"})
 SENDER_IDLE_NS = 2_000_000_000
 """A sender silent this long may lose its own bucket to a new sender when the table is full."""
 
@@ -615,24 +634,26 @@ class OscServer:
             self._reject("denied", f"sender {sender[0]} is not in the allow-list", None, t_ns)
             return
         try:
-            messages = parse_datagram(data)
+            spans = message_spans(data)
         except DatagramError as e:
-            c.undecodable += 1
-            c.by_reason[e.reason] = c.by_reason.get(e.reason, 0) + 1
-            self._reject("undecodable", f"undecodable datagram ({len(data)} bytes): {e}", sender, t_ns)
+            self._undecodable(e, len(data), sender, t_ns)
             return
         st = self._sender(sender, t_ns)
         st.msgs.refill(t_ns)
         st.quiet.refill(t_ns)
         self._shared.refill(t_ns)
-        for address, params in messages:
-            c.messages += 1
+        c.messages += len(spans)
+        dropped = 0
+        for start, end in spans:
             if not self._admit(st):
-                c.flood_dropped += 1
-                self._reject("flood", f"input above {self.config.max_rate:g} msg/s: dropped", sender, t_ns)
+                dropped += 1
                 continue
             try:
+                address, params = parse_message(data, start, end)
                 event = decode(address, params, t_ns, sender)
+            except DatagramError as e:
+                self._undecodable(e, end - start, sender, t_ns)
+                continue
             except MessageError as e:
                 self._reject(e.kind, str(e), sender, t_ns)
                 continue
@@ -640,8 +661,19 @@ class OscServer:
                 if event.kind == Control.STATUS:
                     self._status(st, sender, event, t_ns)
                     continue
+                if not st.controls.take(t_ns):
+                    c.control_limited += 1
+                    c.flood_dropped += 1
+                    self._reject(
+                        "control_rate",
+                        f"controls above {self.config.control_rate:g}/s from {sender[0]}: dropped",
+                        sender,
+                        t_ns,
+                    )
+                    continue
                 if event.kind == Control.POLICY and not self._policy.take(t_ns):
                     c.policy_limited += 1
+                    c.flood_dropped += 1
                     self._reject(
                         "policy_rate",
                         f"/liveagent/policy above {self.config.policy_loads_per_s:g} loads/s: refused",
@@ -651,6 +683,21 @@ class OscServer:
                     continue
             c.accepted += 1
             self.submit(event)
+        if dropped:  # one count and at most one report per datagram, however many messages it held
+            c.flood_dropped += dropped
+            self._reject(
+                "flood",
+                f"input above {self.config.max_rate:g} msg/s: {dropped} dropped",
+                sender,
+                t_ns,
+                dropped,
+            )
+
+    def _undecodable(self, e: DatagramError, size: int, sender: tuple[str, int], t_ns: int) -> None:
+        c = self.counters
+        c.undecodable += 1
+        c.by_reason[e.reason] = c.by_reason.get(e.reason, 0) + 1
+        self._reject("undecodable", f"undecodable OSC ({size} bytes): {e}", sender, t_ns)
 
     def _status(self, st: _Sender, sender: tuple[str, int], event: ControlEvent, t_ns: int) -> None:
         """A status request: answered within the reply limits (per sender and in total), else only
@@ -665,11 +712,13 @@ class OscServer:
         else:
             self.submit(event)
 
-    def _reject(self, kind: str, message: str, sender: tuple[str, int] | None, t_ns: int) -> None:
+    def _reject(self, kind: str, message: str, sender: tuple[str, int] | None, t_ns: int, n: int = 1) -> None:
+        """Count ``n`` rejected messages of ``kind`` (rate-limit drops and denied senders are not
+        ``errors``); report them to the engine if the report rate allows."""
         c = self.counters
-        if kind != "flood" and kind != "denied":
-            c.errors += 1
-        c.by_kind[kind] = c.by_kind.get(kind, 0) + 1
+        if kind not in _NOT_ERRORS:
+            c.errors += n
+        c.by_kind[kind] = c.by_kind.get(kind, 0) + n
         if self._reports.take(t_ns):
             c.reported += 1
             if c.suppressed:
@@ -677,7 +726,7 @@ class OscServer:
                 c.suppressed = 0
             self.submit(InputError(t_ns, "osc", message, sender))
         else:
-            c.suppressed += 1
+            c.suppressed += n
 
 
 # --------------------------------------------------------------------------------------------- output
