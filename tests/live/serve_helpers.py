@@ -131,10 +131,11 @@ def env_with(**kw: str) -> dict[str, str]:
 
 
 def wait_until(pred: Any, timeout: float = 5.0) -> bool:
-    """Poll ``pred()`` every 20 ms until it is true (True) or ``timeout`` seconds pass (False)."""
+    """Poll ``pred()`` every 50 ms until it is true (True) or ``timeout`` seconds pass (False); 50 ms keeps
+    a status poll under the server's reply limit (50/s per sender)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return True
-        time.sleep(0.02)
+        time.sleep(0.05)
     return False
