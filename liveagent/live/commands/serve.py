@@ -99,6 +99,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="let the agent lead: play from the first step and through the performer's silences (by "
         "default it rests before the performer's first note and after a bar of performer silence)",
     )
+    g.add_argument(
+        "--performer-max-hold-bars",
+        type=float,
+        default=4.0,
+        metavar="B",
+        help="a performer key held B bars without its note-off is released (a lost note-off; default 4)",
+    )
     g = parser.add_argument_group("OSC")
     g.add_argument("--no-osc", action="store_true", help="no OSC input or output")
     g.add_argument("--osc-host", default="127.0.0.1", help="bind address (non-loopback needs --osc-allow)")
@@ -126,9 +133,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--virtual", action="store_true", help="open virtual MIDI ports NAME:in and NAME-out:out")
     g.add_argument("--midi-api", default="auto", help="auto (honours MIDO_BACKEND), jack, alsa")
     g.add_argument("--midi-name", default="liveagent", help="MIDI client name")
-    g.add_argument("--midi-channel", type=_channels, default=(), help="performer input channels, e.g. 1,2")
     g.add_argument(
-        "--midi-out-channel", type=_channel, default=0, help="accompaniment output channel (1..16)"
+        "--midi-channel",
+        type=_channels,
+        default=(),
+        help="performer input channels, e.g. 1,2 (default: all but the output channel)",
+    )
+    g.add_argument(
+        "--midi-out-channel",
+        type=_channel,
+        default=1,
+        help="accompaniment output channel (1..16; default 2, apart from a keyboard's default channel 1)",
     )
     g.add_argument("--midi-thru", action="store_true", help="forward the performer's notes to the output")
     g.add_argument("--midi-clock-out", action="store_true", help="send MIDI clock + Start/Stop (master)")
@@ -196,6 +211,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         follow_window_ms=args.follow_window_ms,
         follow_chord_ms=args.follow_chord_ms,
         waits_for_performer=not args.no_wait_for_performer,
+        performer_max_hold_bars=args.performer_max_hold_bars,
         pitch_min=args.pitch_min,
         pitch_max=args.pitch_max,
         record=None if args.no_record else (args.record or str(default_session_dir())),

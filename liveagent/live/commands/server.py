@@ -89,8 +89,8 @@ class ServeConfig:
     """MIDI client name."""
     midi_channels: tuple[int, ...] = ()
     """Performer input channels (0-based); empty = all."""
-    midi_out_channel: int = 0
-    """Output channel (0-based)."""
+    midi_out_channel: int = 1
+    """Output channel (0-based): MIDI channel 2, apart from a keyboard's default channel 1."""
     midi_thru: bool = False
     """Forward performer notes to the MIDI output."""
     midi_clock_out: bool = False
@@ -116,6 +116,9 @@ class ServeConfig:
     waits_for_performer: bool = True
     """Rest before the performer's first note and after a bar of performer silence (False: the agent
     leads, ``--no-wait-for-performer``). See :attr:`EngineConfig.waits_for_performer`."""
+    performer_max_hold_bars: float = 4.0
+    """A performer key held this many bars without its note-off is released. See
+    :attr:`EngineConfig.performer_max_hold_bars`."""
     pitch_min: int | None = None
     """Lowest agent pitch (default: the policy's)."""
     pitch_max: int | None = None
@@ -262,6 +265,7 @@ class Server:
                     follow_window_ms=cfg.follow_window_ms,
                     follow_chord_ms=cfg.follow_chord_ms,
                     waits_for_performer=cfg.waits_for_performer,
+                    performer_max_hold_bars=cfg.performer_max_hold_bars,
                     temperature=cfg.temperature,
                     top_p=cfg.top_p,
                     seed=cfg.seed,
@@ -452,6 +456,7 @@ class Server:
                 osc_in=c.accepted, osc_errors=c.errors, osc_flood_dropped=c.flood_dropped, osc_denied=c.denied
             )
             out.update(
+                osc_datagrams=c.datagrams,
                 osc_messages=c.messages,
                 osc_undecodable=c.undecodable,
                 osc_status_limited=c.status_limited,
@@ -466,6 +471,9 @@ class Server:
         if self.midi is not None:
             mc = self.midi.counters
             out.update(midi_in=mc.notes, midi_errors=mc.errors, midi_echo_suppressed=mc.echo_suppressed)
+            out.update(midi_messages=mc.messages, midi_ignored=mc.ignored)
+            out.update(midi_filtered=mc.filtered, midi_notes_off_in=mc.notes_off_in)
+            out.update(self.midi.thru_status())
         return out
 
     def status(self) -> dict[str, object]:
