@@ -472,6 +472,10 @@ class Server:
             mc = self.midi.counters
             out.update(midi_in=mc.notes, midi_errors=mc.errors, midi_echo_suppressed=mc.echo_suppressed)
             out.update(midi_messages=mc.messages, midi_ignored=mc.ignored)
+            guard = self.midi.sysex_guard
+            out.update(
+                midi_sysex_guard=int(guard is not None), midi_sysex_guard_sent=guard.sent if guard else 0
+            )
             out.update(midi_filtered=mc.filtered, midi_notes_off_in=mc.notes_off_in)
             out.update(self.midi.thru_status())
         return out

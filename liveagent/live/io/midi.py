@@ -72,6 +72,15 @@ from typing import Any
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent, WarnLimiter
 from liveagent.live.io.device_clock import DeviceClockMapper
 from liveagent.live.io.midi_clock_out import CLOCK, CONTINUE, PPQN, SPP, START, STOP, MidiClockOut
+from liveagent.live.io.rtmidi_ports import (
+    MidiUnavailableError,
+    SysexGuard,
+    api_from_env,
+    close_rtmidi_port,
+    find_port,
+    list_ports,
+    open_rtmidi,
+)
 
 __all__ = [
     "CLOCK",
@@ -85,6 +94,7 @@ __all__ = [
     "MidiIO",
     "MidiSink",
     "MidiUnavailableError",
+    "SysexGuard",
     "api_from_env",
     "close_rtmidi_port",
     "find_port",
@@ -99,99 +109,6 @@ RESET = 0xFF
 # data bytes that follow each status (high nibble for channel messages)
 _CHANNEL_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
 _SYSTEM_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0, 0xFF: 0}
-_API_NAMES = {"jack": "UNIX_JACK", "alsa": "LINUX_ALSA", "coremidi": "MACOSX_CORE", "winmm": "WINDOWS_MM"}
-
-
-class MidiUnavailableError(RuntimeError):
-    """No MIDI backend could be opened (no ALSA sequencer, no JACK server, or rtmidi missing)."""
-
-
-def api_from_env(api: str = "auto") -> str:
-    """The rtmidi API name: ``api`` ("jack", "alsa", "UNIX_JACK" ...), else ``MIDO_BACKEND``'s suffix."""
-    if api and api != "auto":
-        return _API_NAMES.get(api.lower(), api.upper())
-    env = os.environ.get("MIDO_BACKEND", "")
-    if "/" in env:
-        return env.split("/", 1)[1].upper()
-    return "auto"
-
-
-def _rtmidi_api_ids(api: str) -> list[int]:
-    import rtmidi
-
-    compiled = rtmidi.get_compiled_api()
-    if api == "auto":
-        order = [rtmidi.API_LINUX_ALSA, rtmidi.API_UNIX_JACK, rtmidi.API_MACOSX_CORE, rtmidi.API_WINDOWS_MM]
-        if not os.path.exists("/dev/snd/seq"):  # no ALSA sequencer: skip it (and libasound's stderr noise)
-            order.remove(rtmidi.API_LINUX_ALSA)
-        return [a for a in order if a in compiled]
-    const = getattr(rtmidi, "API_" + api, None)
-    if const is None or const not in compiled:
-        names = [rtmidi.get_api_name(a) for a in compiled]
-        raise MidiUnavailableError(f"MIDI API {api!r} not available in python-rtmidi (compiled: {names})")
-    return [const]
-
-
-def open_rtmidi(kind: str, api: str = "auto", client_name: str = "liveagent") -> Any:
-    """An rtmidi ``MidiIn``/``MidiOut`` on the first API that works, else :class:`MidiUnavailableError`."""
-    try:
-        import rtmidi
-    except ImportError as e:  # pragma: no cover - it is a dependency
-        raise MidiUnavailableError(f"python-rtmidi is not installed: {e}") from e
-    cls = rtmidi.MidiIn if kind == "in" else rtmidi.MidiOut
-    errors = []
-    for api_id in _rtmidi_api_ids(api_from_env(api)):
-        try:
-            return cls(rtapi=api_id, name=client_name)
-        except (rtmidi.SystemError, RuntimeError) as e:
-            errors.append(f"{rtmidi.get_api_name(api_id)}: {e}")
-    raise MidiUnavailableError(
-        "no MIDI backend available (" + "; ".join(errors or ["none compiled"]) + "). On Linux without "
-        "/dev/snd start JACK (jackd -d dummy) and set MIDO_BACKEND=mido.backends.rtmidi/UNIX_JACK"
-    )
-
-
-def close_rtmidi_port(port: Any, *, settle_s: float = 0.05) -> None:
-    """Close and free an rtmidi port without racing a message in flight; never raises.
-
-    With JACK, RtMidi calls an input port's Python callback from JACK's process thread, which then waits for
-    the GIL. Cancelling the callback frees what python-rtmidi handed to C, so a message already in flight at
-    that moment calls freed memory: a segfault seen on CI when a peer closed its port just after our last
-    note-off reached it. So: unregister the port first (no new messages), sleep (the GIL is released and a
-    callback in flight finishes), and only then cancel the callback and free the port.
-    """
-    try:
-        port.close_port()
-        if hasattr(port, "cancel_callback"):
-            time.sleep(settle_s)
-            port.cancel_callback()
-        port.delete()
-    except Exception as e:  # closing must never raise on the way out
-        log.debug("closing MIDI port: %s", e)
-
-
-def find_port(ports: list[str], name: str) -> int:
-    """Index of port ``name``: exact match first, then a unique case-insensitive substring."""
-    if name in ports:
-        return ports.index(name)
-    hits = [i for i, p in enumerate(ports) if name.lower() in p.lower()]
-    if len(hits) == 1:
-        return hits[0]
-    what = "matches several ports" if hits else "not found"
-    raise ValueError(f"MIDI port {name!r} {what}; available: {ports}")
-
-
-def list_ports(api: str = "auto") -> tuple[str, list[str], list[str]]:
-    """(backend name, input port names, output port names); raises :class:`MidiUnavailableError`."""
-    import rtmidi
-
-    mi = open_rtmidi("in", api, "liveagent-ports")
-    mo = open_rtmidi("out", api, "liveagent-ports")
-    try:
-        return rtmidi.get_api_name(mi.get_current_api()), mi.get_ports(), mo.get_ports()
-    finally:
-        mi.delete()
-        mo.delete()
 
 
 @dataclass
@@ -232,6 +149,8 @@ class MidiConfig:
     """Thru messages per second (over one second) above which thru is a loop even when what comes back is
     changed on its way (transposed, re-channelled): a glissando over the whole keyboard in one second is
     176 messages."""
+    sysex_guard_s: float = 0.25
+    """End a SysEx stuck open this often (:class:`~liveagent.live.io.rtmidi_ports.SysexGuard`); 0 = off."""
     clock_out: bool = False
     """Act as clock master: send Start/Stop and 24 PPQN clock locked to the engine's beats."""
     beats_per_bar: int | None = None
@@ -312,6 +231,7 @@ class MidiIO:
         self.out_lock = threading.Lock()
         self.device_clock = DeviceClockMapper()
         self.sink: MidiSink | None = None
+        self.sysex_guard: SysexGuard | None = None
         try:
             if cfg.in_port or cfg.virtual:
                 self.midi_in = open_rtmidi("in", cfg.api, cfg.client_name)
@@ -324,6 +244,7 @@ class MidiIO:
                     self.midi_in.open_virtual_port("in")
                     self.in_name = f"{cfg.client_name}:in"
                 self.midi_in.set_callback(self._callback)
+                self._start_sysex_guard()
             if cfg.out_port or cfg.virtual:
                 self.midi_out = open_rtmidi("out", cfg.api, cfg.client_name + "-out")
                 if cfg.out_port:
@@ -573,7 +494,22 @@ class MidiIO:
         else:
             c.suppressed += 1
 
+    def _start_sysex_guard(self) -> None:
+        """Guard our input against a SysEx that never ends (a warning, never an error, if it cannot)."""
+        cfg = self.config
+        if cfg.sysex_guard_s <= 0:
+            return
+        try:
+            self.sysex_guard = SysexGuard(
+                cfg.api, cfg.client_name + "-guard", f"{cfg.client_name}:in", cfg.sysex_guard_s
+            )
+        except Exception as e:
+            log.warning("MIDI input without its SysEx guard (a truncated SysEx would deafen it): %s", e)
+
     def close(self) -> None:
+        if self.sysex_guard is not None:
+            self.sysex_guard.close()
+            self.sysex_guard = None
         thread = self._thru_thread
         if thread is not None:
             self.thru_active = False
