@@ -184,11 +184,13 @@ def soak(minutes: float, bpm: float, clock: str, flood_rate: float, policy: str)
             time.sleep(1.0)
             st0 = srv.status()
             rss = [rss_mb(srv.proc.pid)]
+            load = [os.getloadavg()[0]]
             t_start = time.perf_counter_ns()
             t_end_s = time.monotonic() + minutes * 60
             while (left := t_end_s - time.monotonic()) > 0:
                 time.sleep(min(60.0, left))
                 rss.append(rss_mb(srv.proc.pid))
+                load.append(os.getloadavg()[0])
                 log.info("%.1f min left, rss %.1f MB", max(0.0, (t_end_s - time.monotonic()) / 60), rss[-1])
             t_end = time.perf_counter_ns()
             stop.set()
@@ -207,6 +209,9 @@ def soak(minutes: float, bpm: float, clock: str, flood_rate: float, policy: str)
                 "rss_mb_start": rss[0],
                 "rss_mb_end": rss[-1],
                 "rss_growth_mb": round(rss[-1] - rss[0], 1),
+                "load_1min_mean": round(float(np.mean(load)), 2),
+                "load_1min_max": round(max(load), 2),
+                "cores": os.cpu_count(),
                 "beat_deviation_us": _beat_deviation_us(beats),
                 "beat_vs_master_us": (
                     None if observer is None else _against_master_us(beats, observer.beats)
