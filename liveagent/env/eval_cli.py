@@ -83,6 +83,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="midi:PATH: chords of the accompaniment part reduced to their lowest (default) or highest note",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--moods",
+        action="store_true",
+        help="the first --policy is a style policy (contract 1.2): one row per mood of its metadata and a "
+        "sweep along each axis of its latent (liveagent/env/moods.py); further --policy rows for reference",
+    )
     g = parser.add_argument_group(
         "through a real serve",
         "play each --policy through a real `liveagent serve` subprocess over OSC, with a performer whose "
@@ -287,6 +293,10 @@ def run(args: argparse.Namespace, pieces: list[Piece] | None = None) -> int:
     except PolicyLoadError as exc:
         print(f"liveagent eval: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "moods", False):
+        from liveagent.env.moods import run_moods
+
+        return run_moods(args, policies, pieces, command_line(args))
     try:
         config = EvalConfig(
             temperature=args.temperature, top_p=args.top_p, seed=args.seed, progress=not args.no_progress

@@ -20,6 +20,8 @@ ALGOS: dict[str, str] = {
     "ppo": "liveagent.train.ppo",
     "adversarial": "liveagent.train.adversarial",
     "ensemble": "liveagent.train.ensemble",
+    "vae": "liveagent.train.style_vae",
+    "style": "liveagent.train.style_mle",
 }
 """ALGO name -> module exposing ``train(recipe, out_dir, resume) -> Path``."""
 

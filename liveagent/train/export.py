@@ -41,6 +41,8 @@ INPUT_NAMES = ("performer", "agent", "position")
 OUTPUT_NAME = "logits"
 AUX_OUTPUT_NAME = "performer_next"
 """Optional output (contract addition): logits [B, 130] of the performer's next unseen token."""
+STYLE_INPUT_NAME = "style"
+"""Optional input (contract 1.2): float32 [B, D], the style latent of a network with ``style_dim = D``."""
 OPSET = 17
 PARITY_TOL = 1e-4
 CONTRACT_FIELDS = ("steps_per_beat", "beats_per_bar", "window", "mode", "part", "pitch_min", "pitch_max")
@@ -60,13 +62,43 @@ def contract_metadata(
     return meta
 
 
-def _dummy_inputs(config: NetConfig, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def input_names(config: NetConfig) -> tuple[str, ...]:
+    """The graph's inputs: the three of v1, plus ``style`` for a style-conditioned network (1.2)."""
+    return (*INPUT_NAMES, STYLE_INPUT_NAME) if config.style_dim else INPUT_NAMES
+
+
+def style_metadata(spec: dict[str, Any]) -> dict[str, str]:
+    """The contract-1.2 metadata of a style policy (from :func:`liveagent.train.style_vae.style_spec`):
+    ``style_dim`` (D), ``style_default`` (the mood the runtime feeds until told otherwise), ``moods`` (JSON:
+    name -> ``z``, the features that define it, its bars' mean features), ``style_axes`` (JSON: the pad's
+    principal axes and the mood axes, each ``z = origin + a * direction``) and ``style_features`` (JSON: what
+    each feature measures)."""
+    return {
+        "style_dim": str(int(spec["dim"])),
+        "style_default": str(spec.get("default", "neutral")),
+        "moods": json.dumps(spec["moods"], sort_keys=True),
+        "style_axes": json.dumps(spec["axes"]),
+        "style_features": json.dumps(spec.get("features", {}), sort_keys=True),
+    }
+
+
+def random_styles(n: int, config: NetConfig, seed: int = 0) -> np.ndarray | None:
+    """Standard normal ``style`` rows [n, D] (float32) for a style network, else None."""
+    if not config.style_dim:
+        return None
+    return np.random.default_rng(seed).standard_normal((n, config.style_dim)).astype(np.float32)
+
+
+def _dummy_inputs(config: NetConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(0)
-    return (
+    inputs: tuple[torch.Tensor, ...] = (
         torch.randint(0, VOCAB_SIZE, (batch, config.window), generator=g),
         torch.randint(0, VOCAB_SIZE, (batch, config.window), generator=g),
         torch.randint(0, config.steps_per_bar, (batch,), generator=g),
     )
+    if config.style_dim:
+        inputs += (torch.randn(batch, config.style_dim, generator=g),)
+    return inputs
 
 
 class WithPerformerNext(nn.Module):
@@ -77,9 +109,13 @@ class WithPerformerNext(nn.Module):
         self.net = net
 
     def forward(
-        self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor
+        self,
+        performer: torch.Tensor,
+        agent: torch.Tensor,
+        position: torch.Tensor,
+        style: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, _, aux = self.net.heads(performer, agent, position)
+        logits, _, aux = self.net.heads(performer, agent, position, style)
         assert aux is not None
         return logits, aux
 
@@ -91,7 +127,7 @@ def export_onnx(
     metadata: dict[str, str],
     output_names: Sequence[str] = (OUTPUT_NAME,),
 ) -> Path:
-    """Trace ``module.forward(performer, agent, position) -> logits[, more]`` to ``path`` with ``metadata``.
+    """Trace ``module.forward(performer, agent, position[, style]) -> logits[, more]`` to ``path``.
 
     The batch dimension is dynamic; the window is fixed (it is part of the contract). The file is
     verified by ``onnx.checker`` before this returns.
@@ -102,6 +138,7 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
     batch = {0: "batch"}
+    inputs = input_names(config)
     tmp = path.with_name(path.name + ".tmp")
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is chosen on purpose
@@ -109,9 +146,9 @@ def export_onnx(
             module,
             _dummy_inputs(config),
             str(tmp),
-            input_names=list(INPUT_NAMES),
+            input_names=list(inputs),
             output_names=list(output_names),
-            dynamic_axes={name: batch for name in (*INPUT_NAMES, *output_names)},
+            dynamic_axes={name: batch for name in (*inputs, *output_names)},
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
@@ -186,12 +223,26 @@ def corpus_observations(
     return obs
 
 
-def check_parity(module: nn.Module, session: Any, obs: ObservationBuffers) -> dict[str, Any]:
-    """Compare torch and onnxruntime logits on ``obs`` (one batched call each)."""
+def _feed(obs: ObservationBuffers, style: np.ndarray | None) -> dict[str, np.ndarray]:
+    feed = obs.as_feed()
+    if style is not None:
+        feed[STYLE_INPUT_NAME] = style
+    return feed
+
+
+def _torch_inputs(obs: ObservationBuffers, style: np.ndarray | None) -> tuple[torch.Tensor, ...]:
+    arrays = (obs.performer, obs.agent, obs.position) + ((style,) if style is not None else ())
+    return tuple(torch.from_numpy(a) for a in arrays)
+
+
+def check_parity(
+    module: nn.Module, session: Any, obs: ObservationBuffers, style: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Compare torch and onnxruntime logits on ``obs`` (and ``style`` rows, for a style network)."""
     module = module.eval()
     with torch.no_grad():
-        ref = module(*(torch.from_numpy(a) for a in (obs.performer, obs.agent, obs.position))).numpy()
-    got = session.run([OUTPUT_NAME], obs.as_feed())[0]
+        ref = module(*_torch_inputs(obs, style)).numpy()
+    got = session.run([OUTPUT_NAME], _feed(obs, style))[0]
     diff = float(np.max(np.abs(ref - got))) if ref.size else 0.0
     agree = float(np.mean(ref.argmax(axis=1) == got.argmax(axis=1)))
     return {"n": len(obs.position), "max_abs_diff": diff, "argmax_agreement": agree,
@@ -211,7 +262,7 @@ def measure_onnx_latency(
     session: Any, config: NetConfig, n: int = 2000, warmup: int = 200
 ) -> dict[str, float]:
     """Single-sample ``session.run`` wall time on the session's threads (median, p99, in microseconds)."""
-    feed = random_observations(1, config, seed=1).as_feed()
+    feed = _feed(random_observations(1, config, seed=1), random_styles(1, config, seed=1))
     for _ in range(warmup):
         session.run([OUTPUT_NAME], feed)
     samples = []
@@ -226,8 +277,7 @@ def measure_torch_latency(
     module: nn.Module, config: NetConfig, n: int = 1000, warmup: int = 100
 ) -> dict[str, float]:
     """The same in torch eager (inference mode, current thread count), for comparison."""
-    obs = random_observations(1, config, seed=1)
-    x = tuple(torch.from_numpy(a) for a in (obs.performer, obs.agent, obs.position))
+    x = _torch_inputs(random_observations(1, config, seed=1), random_styles(1, config, seed=1))
     module = module.eval()
     samples = []
     with torch.inference_mode():
@@ -265,9 +315,18 @@ def verify_export(
 ) -> dict[str, Any]:
     """Parity on ``n`` random (and ``n`` corpus, if ``pieces``) observations plus latency; raises if bad."""
     session = onnx_session(onnx_path)
-    parity = {"random": check_parity(module, session, random_observations(n, config, seed=123))}
+    parity = {
+        "random": check_parity(
+            module, session, random_observations(n, config, seed=123), random_styles(n, config, seed=123)
+        )
+    }
     if pieces:
-        parity["corpus"] = check_parity(module, session, corpus_observations(n, pieces, config, seed=321))
+        parity["corpus"] = check_parity(
+            module,
+            session,
+            corpus_observations(n, pieces, config, seed=321),
+            random_styles(n, config, seed=321),
+        )
     bad = {k: v for k, v in parity.items() if not v["ok"]}
     if bad:
         raise ExportError(f"{onnx_path}: ONNX and torch disagree: {bad}")
@@ -307,7 +366,8 @@ def write_card(
                 "performer": ["B", config.window, "int64"],
                 "agent": ["B", config.window, "int64"],
                 "position": ["B", "int64"],
-            },
+            }
+            | ({STYLE_INPUT_NAME: ["B", config.style_dim, "float32"]} if config.style_dim else {}),
             "outputs": {name: ["B", VOCAB_SIZE, "float32"] for name in _output_names(onnx_path)},
             "metadata": {k: v for k, v in metadata.items() if k != "metrics"},
         },
@@ -377,8 +437,18 @@ class OnsetBoost(nn.Module):
         self.net = net
         self.boost = float(boost)
 
-    def forward(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
-        logits = self.net(performer, agent, position)
+    def forward(
+        self,
+        performer: torch.Tensor,
+        agent: torch.Tensor,
+        position: torch.Tensor,
+        style: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        logits = (
+            self.net(performer, agent, position)
+            if style is None
+            else self.net(performer, agent, position, style)
+        )
         onsets = logits[:, ONSET_BASE:]
         # log P(onset) - max_p log P(p) = logsumexp(onsets) - max(onsets): the softmax normalizer cancels.
         gap = torch.logsumexp(onsets, dim=-1, keepdim=True) - onsets.amax(dim=-1, keepdim=True)
@@ -420,6 +490,10 @@ def export_checkpoint(
         weight = getattr(base, name)
         if weight is not None:
             meta[name] = f"{float(weight.detach()):.4f}"
+    if ck.net_config.style_dim:
+        if "style" not in ck.extra:
+            raise ExportError(f"{checkpoint}: a style network without its moods (extra['style'])")
+        meta |= style_metadata(ck.extra["style"])
     outputs: tuple[str, ...] = (OUTPUT_NAME,)
     exported: nn.Module = net
     if isinstance(net, PolicyNet) and net.aux_head is not None:
@@ -439,9 +513,10 @@ def export_checkpoint(
         for name in TERM_WEIGHTS
         if getattr(learned, name) is not None
     }
+    style = {"style": ck.extra["style"]} if ck.net_config.style_dim else None
     card_path, recipe_path, card = write_card(
         out_path, config=ck.net_config, metadata=meta, recipe=ck.recipe, training=training,
-        verification=verification, eval_row=eval_row,
+        verification=verification, eval_row=eval_row, extra=style,
     )  # fmt: skip
     return ExportResult(out_path, card_path, recipe_path, card)
 

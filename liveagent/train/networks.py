@@ -81,6 +81,10 @@ class NetConfig:
     parallel_weight: float = 0.0
     """Initial weight of the expected-parallels term subtracted from the logits (0 = off): the chance an
     onset makes a parallel fifth or octave with the performer's note at the decided step."""
+    style_dim: int = 0
+    """D of the optional contract input ``style`` float32 [B, D] (contract 1.2; 0 = none): a style latent
+    (:mod:`liveagent.train.style_vae`) projected and added to the trunk's first layer. The projection starts
+    at zero, so a style policy warm-started from a plain one plays as it did until it learns to listen."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form notes an algorithm wants kept with the architecture (must be plain JSON-like data)."""
 
@@ -92,6 +96,8 @@ class NetConfig:
             raise ValueError(f"bad pitch range {self.pitch_min}..{self.pitch_max}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.style_dim < 0:
+            raise ValueError(f"style_dim must be >= 0, got {self.style_dim}")
         if not 0 <= self.recent <= self.window:
             raise ValueError(f"recent must be in 0..window ({self.window}), got {self.recent}")
         if self.uses_ec and self.mode == "anticipate" and not self.aux_head:
@@ -150,6 +156,7 @@ class PolicyNet(nn.Module):
         for i in range(c.layers):
             trunk += [nn.Linear(in_dim if i == 0 else c.hidden, c.hidden), nn.GELU(), nn.Dropout(c.dropout)]
         self.trunk = nn.Sequential(*trunk)
+        self.style_proj: nn.Linear | None = nn.Linear(c.style_dim, c.hidden) if c.style_dim else None
         self.policy_head = nn.Linear(c.hidden, VOCAB_SIZE)
         self.value_head: nn.Linear | None = nn.Linear(c.hidden, 1) if c.value_head else None
         self.aux_head: nn.Linear | None = nn.Linear(c.hidden, VOCAB_SIZE) if c.aux_head else None
@@ -169,11 +176,21 @@ class PolicyNet(nn.Module):
         if self.value_head is not None:
             nn.init.normal_(self.value_head.weight, std=0.01)
             nn.init.zeros_(self.value_head.bias)
+        if self.style_proj is not None:
+            nn.init.zeros_(self.style_proj.weight)
+            nn.init.zeros_(self.style_proj.bias)
 
     def trunk_and_context(
-        self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor
+        self,
+        performer: torch.Tensor,
+        agent: torch.Tensor,
+        position: torch.Tensor,
+        style: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Sounding | None]:
-        """``(trunk output [B, hidden], the sounding pitches)`` (the pitches only with musical features)."""
+        """``(trunk output [B, hidden], the sounding pitches)`` (the pitches only with musical features).
+
+        ``style`` [B, style_dim] is added to the first layer's pre-activation through ``style_proj``; a
+        style network called without it gets zeros (the VAE prior's mean)."""
         b = performer.shape[0]
         performer = performer.clamp(0, VOCAB_SIZE - 1)
         agent = agent.clamp(0, VOCAB_SIZE - 1)
@@ -186,17 +203,27 @@ class PolicyNet(nn.Module):
         if self.musical is not None:
             feats, sounding = self.musical(performer, agent)
             parts.append(feats)
-        return self.trunk(torch.cat(parts, dim=1)), sounding
+        x = torch.cat(parts, dim=1)
+        if self.style_proj is None:
+            return self.trunk(x), sounding
+        if style is None:
+            style = x.new_zeros(b, self.style_proj.in_features)
+        h = self.trunk[0](x) + self.style_proj(style)
+        return self.trunk[1:](h), sounding
 
     def features(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """The shared trunk's output ``[B, hidden]``."""
         return self.trunk_and_context(performer, agent, position)[0]
 
     def heads(
-        self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor
+        self,
+        performer: torch.Tensor,
+        agent: torch.Tensor,
+        position: torch.Tensor,
+        style: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(logits [B, 130], trunk [B, hidden], aux logits [B, 130] or None)`` from one trunk pass."""
-        h, sounding = self.trunk_and_context(performer, agent, position)
+        h, sounding = self.trunk_and_context(performer, agent, position, style)
         logits = self.policy_head(h)
         aux = self.aux_head(h) if self.aux_head is not None else None
         if self.ec is not None:
@@ -214,9 +241,16 @@ class PolicyNet(nn.Module):
                 logits = logits - self.parallel_weight * self.ec.parallels(pc_probs, sounding)
         return logits, h, aux
 
-    def forward(self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
-        """Logits (or Q values) ``[B, 130]``: the only path that is exported."""
-        return self.heads(performer, agent, position)[0]
+    def forward(
+        self,
+        performer: torch.Tensor,
+        agent: torch.Tensor,
+        position: torch.Tensor,
+        style: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits (or Q values) ``[B, 130]``: the only path that is exported (with ``style`` when the
+        network has ``style_dim``)."""
+        return self.heads(performer, agent, position, style)[0]
 
     def forward_with_value(
         self, performer: torch.Tensor, agent: torch.Tensor, position: torch.Tensor
