@@ -322,6 +322,13 @@ def test_note_off_safety_net(repeat: bool) -> None:
             assert dups >= offs // 2 - 1, f"{dups} of {offs} note-offs repeated"
         else:
             assert dups == 0
+        # A mono synth releases its voice on any note-off: none may come right after a newer note-on.
+        cut = [
+            notes[i - 1 : i + 1]
+            for i in range(1, len(notes))
+            if notes[i][1] == 0 and notes[i - 1][1] > 0 and notes[i - 1][0] != notes[i][0]
+        ]
+        assert not cut, f"note-offs after a newer note-on (a mono synth cuts the new note): {cut}"
         repeats = int(sp.status()["osc_noteoff_repeats"])
         assert (repeats >= dups) if repeat else (repeats == 0)
         _sigterm(sp, f"note-off repeat {repeat}")

@@ -124,8 +124,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--osc-noteoff-repeat",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="UDP safety net: send each OSC note-off a second time 5 ms later, unless the pitch was struck "
-        "again (default on; a receiver ignores a note-off for a silent note)",
+        help="UDP safety net: send each OSC note-off twice, back to back, before any note-on that follows "
+        "(default on; a receiver ignores a note-off for a silent note)",
     )
     g = parser.add_argument_group("MIDI")
     g.add_argument("--midi-in", default=None, help="MIDI input port (name or unique substring; see `ports`)")
@@ -250,11 +250,17 @@ def run(args: argparse.Namespace) -> int:
             from liveagent.live.commands.monitor import MonitorProcess
 
             mon = MonitorProcess(title=f"liveagent serve · {server.policy.name}")
+
+            def _done() -> bool:
+                server.housekeeping()  # warnings the input threads only counted, as in the loop below
+                return stop.is_set() or not server.engine_alive()
+
             try:
-                mon.run_until(server.status, lambda: stop.is_set() or not server.engine_alive())
+                mon.run_until(server.status, _done)
             finally:
                 mon.close()
         while not stop.wait(0.5):  # (also after a monitor that was closed by its user)
+            server.housekeeping()
             if not server.engine_alive():
                 break
         if not stop.is_set() and not server.engine_alive():

@@ -27,7 +27,6 @@ from liveagent.live.engine.recording import Recorder
 from liveagent.live.events import Control, ControlEvent, FanOutSink, InputEvent, OutputSink
 from liveagent.live.io.midi import MidiConfig, MidiIO
 from liveagent.live.io.osc import (
-    NOTEOFF_REPEAT_MS,
     OscServer,
     OscServerConfig,
     OscSink,
@@ -75,8 +74,8 @@ class ServeConfig:
     osc_reply: str = "both"
     """Replies (status, errors) go to the "sender", the "out" address, or "both"."""
     osc_noteoff_repeat: bool = True
-    """UDP safety net: each OSC note-off is sent again ``NOTEOFF_REPEAT_MS`` later (a lost datagram must
-    not hang a synth note); ``--no-osc-noteoff-repeat`` turns it off."""
+    """UDP safety net: each OSC note-off is sent twice, back to back (a lost datagram must not hang a synth
+    note); ``--no-osc-noteoff-repeat`` turns it off."""
     midi_in: str | None = None
     """MIDI input port name (exact or unique substring)."""
     midi_out: str | None = None
@@ -242,10 +241,9 @@ class Server:
         try:
             if cfg.osc:
                 out = parse_host_port(cfg.osc_out)
-                repeat_ms = NOTEOFF_REPEAT_MS if cfg.osc_noteoff_repeat else 0.0
                 try:  # resolves a host name once, here, before `ready` (never per datagram)
                     self.osc_sink = OscSink(
-                        OscSinkConfig(out=out, reply=cfg.osc_reply, noteoff_repeat_ms=repeat_ms)
+                        OscSinkConfig(out=out, reply=cfg.osc_reply, noteoff_twice=cfg.osc_noteoff_repeat)
                     )
                 except ValueError as e:
                     raise ServeError(f"--osc-out {cfg.osc_out}: {e}") from e
@@ -425,6 +423,10 @@ class Server:
             if self.midi.out_name:
                 parts.append(f"midi_out={self.midi.out_name}")
             parts.append(f"midi_backend={self.midi.backend}")
+            if self.midi.midi_in is not None:
+                parts.append(f"midi_in_channels={self.midi.channels_label()}")
+            if self.midi.sink is not None:
+                parts.append(f"midi_out_channel={self.midi.sink.channel + 1}")
         parts += [
             f"policy={self.policy.name}",
             f"clock={self.config.clock}",
@@ -477,8 +479,17 @@ class Server:
                 midi_sysex_guard=int(guard is not None), midi_sysex_guard_sent=guard.sent if guard else 0
             )
             out.update(midi_filtered=mc.filtered, midi_notes_off_in=mc.notes_off_in)
+            out.update(midi_filtered_on_out_channel=mc.filtered_on_out_channel)
             out.update(self.midi.thru_status())
         return out
+
+    def housekeeping(self) -> None:
+        """Log what the input threads only counted (they must not block on logging): each channel whose
+        notes are filtered, once. Called by serve's main loop, never by the engine or an input thread."""
+        midi = self.midi
+        if midi is not None:
+            for warning in midi.filtered_warnings():
+                log.warning("%s", warning)
 
     def status(self) -> dict[str, object]:
         """Engine status plus I/O counters, from any thread: the snapshot the engine thread published in

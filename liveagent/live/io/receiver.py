@@ -162,7 +162,7 @@ def summarize_us(values_ns: npt.NDArray[np.float64]) -> dict[str, float]:
 def emission_times(rx: OscReceiver) -> list[int]:
     """Arrival times of every note and beat message (each is an emission on a grid point), except the
     repeats of the note-off safety net (``serve --osc-noteoff-repeat``: a note-off for a pitch whose last
-    message was already a note-off), which go out a few ms after the grid on purpose."""
+    message was already a note-off), which are not emissions of their own."""
     out: list[int] = []
     last_vel: dict[Any, Any] = {}
     for t, a, p in list(rx.messages):
