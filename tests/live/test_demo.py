@@ -66,7 +66,8 @@ def test_demo_writes_duet_pianoroll_and_timing(tmp_path: Path) -> None:
 def test_demo_writes_a_non_silent_duet_wav(tmp_path: Path) -> None:
     """duet.wav through FluidSynth: performer and agent on their own General MIDI programs, audible."""
     require_tool("fluidsynth")
-    from liveagent.live.commands.render import SILENCE_RMS, wav_rms
+    from liveagent.live.commands.render import AGENT_PROGRAM, PERFORMER_PROGRAM, SILENCE_RMS, wav_rms
+    from tests.live.test_render import wav_peak_dbfs_and_lead_s
 
     policy = write_pattern_policy(tmp_path / "pattern.onnx")
     out = tmp_path / "out"
@@ -75,6 +76,12 @@ def test_demo_writes_a_non_silent_duet_wav(tmp_path: Path) -> None:
     wav = out / "duet.wav"
     assert wav.is_file(), r.stdout
     assert wav_rms(wav) > SILENCE_RMS
+    peak, lead = wav_peak_dbfs_and_lead_s(wav)
+    assert -3.0 <= peak <= 0.0, peak  # it was -24 dBFS
+    assert lead <= 60 / 180, lead  # at most a beat (the count-in bar was 1.3 s of silence)
+    mid = mido.MidiFile(str(out / "duet.mid"))
+    progs = [{m.program for m in t if m.type == "program_change"} for t in mid.tracks]
+    assert progs == [{PERFORMER_PROGRAM}, {AGENT_PROGRAM}]
     assert json.loads((out / "timing.json").read_text())["files"]["sound"] == str(wav)
     assert f"sound:      {wav}" in r.stdout
 

@@ -82,6 +82,44 @@ def test_render_cli_writes_a_non_silent_wav(tmp_path: Path) -> None:
     assert f"RMS {rms:.3f}" in r.stdout
 
 
+def wav_peak_dbfs_and_lead_s(path: Path) -> tuple[float, float]:
+    """Peak (dBFS) of a 16-bit WAV and the seconds before its first sample above -50 dBFS."""
+    with wave.open(str(path), "rb") as w:
+        assert w.getsampwidth() == 2
+        rate, ch = w.getframerate(), w.getnchannels()
+        x = np.abs(np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float64)) / 32768
+    loud = np.flatnonzero(x >= 10 ** (-50 / 20))
+    assert loud.size, "silent"
+    return 20 * np.log10(x.max()), float(loud[0] // ch) / rate
+
+
+def test_render_is_normalised_and_starts_within_a_beat(tmp_path: Path) -> None:
+    """A duet that opens with two bars of rest (as the demo's count-in, or a session recorded from the
+    moment serve started) renders at about -1 dBFS peak and starts at most a beat before its first note."""
+    require_fluidsynth()
+    grid = Grid(4, 4)
+    perf = [Note(32 + 4 * i, 4, p, 90) for i, p in enumerate((64, 64, 65, 67))]
+    agent = [Note(36 + 4 * i, 4, p, 75) for i, p in enumerate((48, 52, 53))]
+    src = write_duet_midi(tmp_path / "late.mid", perf, agent, 120.0, grid)
+    out = tmp_path / "late.wav"
+    r = subprocess.run(
+        [sys.executable, "-m", "liveagent", "render", str(src), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert r.returncode == 0, r.stderr
+    peak, lead = wav_peak_dbfs_and_lead_s(out)
+    assert -3.0 <= peak <= 0.0, peak
+    assert lead <= 0.5, lead  # one beat at 120 BPM (the rest was 4 s)
+    assert render_wav(src, tmp_path / "again.wav") == pytest.approx(wav_rms(out), rel=1e-3)
+
+
+def test_duet_midi_carries_its_programs(tmp_path: Path) -> None:
+    """A DAW opening duet.mid plays the performer on piano and the agent on cello, not both on piano."""
+    assert programs(duet(tmp_path / "duet.mid")) == {0: PERFORMER_PROGRAM, 1: AGENT_PROGRAM}
+
+
 def test_render_a_recorded_session(tmp_path: Path) -> None:
     """A session as `serve --record` writes it (the Recorder itself): performer and agent notes."""
     require_fluidsynth()

@@ -142,16 +142,20 @@ def agent_notes(events: Sequence[tuple[int, int, int]]) -> list[Note]:
 def write_duet_midi(
     path: Path, performer: Sequence[Note], agent: Sequence[Note], bpm: float, grid: Grid
 ) -> Path:
+    """The duet as a two-track MIDI file with its General MIDI programs (performer piano, agent cello, as
+    ``liveagent render`` plays them): without them a DAW plays both parts on piano."""
+    from liveagent.live.commands.render import with_instruments
     from liveagent.music.midifile import write_midi
 
     n = max([x.start + x.length for x in (*performer, *agent)] or [1])
-    return write_midi(
+    write_midi(
         path,
         {"performer": notes_to_tokens(performer, n), "agent": notes_to_tokens(agent, n)},
         bpm=bpm,
         grid=grid,
         velocities={"performer": 90, "agent": 75},
     )
+    return with_instruments(path, path)
 
 
 def plot_piano_roll(

@@ -6,6 +6,12 @@ that, a copy of the MIDI file gets one General MIDI program per part, so the two
 by ear: the performer on piano, the agent on cello (a track is the agent's when its name says "agent", as
 in the demo's duet and in every recorded session). The WAV is then read back (stdlib ``wave`` + numpy) and
 a silent one is an error: a soundfont that failed to load makes FluidSynth write zeros and exit 0.
+
+Then it is made to be listened to: FluidSynth's default gain (0.2) left a duet at -24 dBFS peak, -40 dBFS
+RMS, so the samples are scaled to :data:`PEAK_DBFS` (rendered at gain :data:`GAINS` first, not scaled up
+from a quiet 16-bit file; a rendering that clips is done again at a lower gain). And the silence before
+the first note (the demo's count-in bar, or a session recorded from the moment `serve` started) is cut to
+:data:`PRE_ROLL_BEATS` of a beat, at the tempo the MIDI file has there.
 """
 
 from __future__ import annotations
@@ -40,6 +46,12 @@ SOUNDFONTS = (
 )
 """Where Debian's fluid-soundfont-gm (and other distributions' GM soundfonts) put the soundfont."""
 INSTALL_HINT = "install them with: apt-get install fluidsynth fluid-soundfont-gm"
+PEAK_DBFS = -1.0
+"""The rendered WAV's peak, dB below full scale (a little headroom for lossy encoders and resampling)."""
+GAINS = (0.5, 0.1)
+"""FluidSynth ``-g`` gains tried in turn: the first whose rendering does not clip is kept and normalised."""
+PRE_ROLL_BEATS = 0.5
+"""Silence kept before the first note, in beats (the rest before it is cut)."""
 
 
 class RenderUnavailableError(Exception):
@@ -111,6 +123,49 @@ def wav_rms(path: Path) -> float:
     return float(np.sqrt(np.mean(x * x)) / float(2 ** (8 * width - 1)))
 
 
+def first_note_lead_in_s(midi: Path, pre_roll_beats: float = PRE_ROLL_BEATS) -> float:
+    """Seconds of the file before its first note-on, less ``pre_roll_beats`` beats at the tempo there (0 when
+    the file starts sooner): what to cut from the start of its rendering."""
+    import mido
+
+    t, tempo = 0.0, 500_000
+    for msg in mido.MidiFile(str(midi)):  # merged tracks, times in seconds (tempo changes applied)
+        t += msg.time
+        if msg.type == "set_tempo":
+            tempo = msg.tempo
+        elif msg.type == "note_on" and msg.velocity > 0:
+            return max(0.0, t - pre_roll_beats * tempo / 1e6)
+    return 0.0
+
+
+def _read_pcm16(path: Path) -> tuple[np.ndarray, wave._wave_params]:
+    with wave.open(str(path), "rb") as w:
+        params = w.getparams()
+        frames = w.readframes(w.getnframes())
+    if params.sampwidth != 2:
+        raise RenderError(f"{path}: expected 16-bit samples, got {8 * params.sampwidth}-bit")
+    return np.frombuffer(frames, dtype="<i2").reshape(-1, params.nchannels), params
+
+
+def finish_wav(path: Path, *, cut_s: float = 0.0, peak_dbfs: float = PEAK_DBFS) -> None:
+    """Cut ``cut_s`` seconds from the start of a 16-bit WAV and scale it to ``peak_dbfs`` (in place; a
+    silent file is left as it is)."""
+    x, params = _read_pcm16(path)
+    x = x[min(len(x), round(cut_s * params.framerate)) :].astype(np.float64)
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if peak > 0:
+        x *= 10 ** (peak_dbfs / 20) * 32767 / peak
+    with wave.open(str(path), "wb") as w:
+        w.setparams(params)
+        w.writeframes(np.round(x).astype("<i2").tobytes())
+
+
+def _clipped(path: Path) -> bool:
+    """Whether FluidSynth's 16-bit output hit full scale (its float mix was clipped)."""
+    x, _ = _read_pcm16(path)
+    return bool(x.size) and int(np.abs(x.astype(np.int32)).max()) >= 32767
+
+
 def render_wav(
     midi: Path,
     wav: Path,
@@ -120,9 +175,12 @@ def render_wav(
     performer: int = PERFORMER_PROGRAM,
     agent: int = AGENT_PROGRAM,
     timeout: float = 120.0,
+    peak_dbfs: float = PEAK_DBFS,
+    pre_roll_beats: float = PRE_ROLL_BEATS,
 ) -> float:
-    """Render ``midi`` to ``wav`` (44.1 kHz); returns its RMS. :class:`RenderUnavailableError` when FluidSynth
-    or the soundfont is missing, :class:`RenderError` when the rendering fails or is silent."""
+    """Render ``midi`` to ``wav`` (44.1 kHz, 16-bit), its peak at ``peak_dbfs``, starting ``pre_roll_beats``
+    before the first note; returns its RMS. :class:`RenderUnavailableError` when FluidSynth or the soundfont
+    is missing, :class:`RenderError` when the rendering fails or is silent."""
     exe = find_fluidsynth()
     sf2 = find_soundfont(soundfont)
     if not midi.is_file():
@@ -132,20 +190,29 @@ def render_wav(
         src = midi
         if instruments:
             src = with_instruments(midi, Path(tmp) / "instruments.mid", performer=performer, agent=agent)
-        cmd = [exe, "-ni", "-F", str(wav), "-r", str(SAMPLE_RATE), str(sf2), str(src)]
-        try:
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-            )
-        except subprocess.TimeoutExpired as e:
-            raise RenderError(f"fluidsynth did not finish within {timeout:g} s") from e
-    if proc.returncode != 0 or not wav.is_file():
-        raise RenderError(f"fluidsynth failed (status {proc.returncode}): {proc.stderr.strip()[-500:]}")
+        for gain in GAINS:
+            _fluidsynth(exe, sf2, src, wav, gain, timeout)
+            if not _clipped(wav):
+                break
+            log.info("rendering at gain %g clipped: again at a lower gain", gain)
     rms = wav_rms(wav)
     if rms < SILENCE_RMS:
         raise RenderError(f"{wav} is silent (RMS {rms:.2e}): did the soundfont {sf2} load?")
+    finish_wav(wav, cut_s=first_note_lead_in_s(midi, pre_roll_beats), peak_dbfs=peak_dbfs)
+    rms = wav_rms(wav)
     log.info("rendered %s -> %s (RMS %.3f)", midi, wav, rms)
     return rms
+
+
+def _fluidsynth(exe: str, sf2: Path, src: Path, wav: Path, gain: float, timeout: float) -> None:
+    """One FluidSynth run (fast render to a file, no shell, no MIDI/audio drivers)."""
+    cmd = [exe, "-ni", "-g", f"{gain:g}", "-F", str(wav), "-r", str(SAMPLE_RATE), str(sf2), str(src)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise RenderError(f"fluidsynth did not finish within {timeout:g} s") from e
+    if proc.returncode != 0 or not wav.is_file():
+        raise RenderError(f"fluidsynth failed (status {proc.returncode}): {proc.stderr.strip()[-500:]}")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
