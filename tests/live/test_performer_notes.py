@@ -25,9 +25,19 @@ from tests.live.serve_helpers import ServeProcess
 # ------------------------------------------------------------------------------------- pure logic
 
 
-def test_a_key_without_its_note_off_is_released_after_the_hold_limit() -> None:
+def test_a_lone_held_key_is_a_pedal_point_until_four_times_the_limit() -> None:
     line = PerformerLine(max_hold_steps=4)
-    line.add(0, 72, 100)  # its note-off never comes
+    line.add(0, 72, 100)  # held on purpose, or its note-off never comes: nothing else is played
+    toks = [line.finalize() for _ in range(18)]
+    assert toks == [onset(72)] + [HOLD] * 15 + [REST, REST]
+    assert line.timed_out == 1 and not line.held
+
+
+def test_a_key_played_over_is_released_after_the_hold_limit() -> None:
+    line = PerformerLine(max_hold_steps=4)
+    line.add(0, 72, 100)  # phantom: the top of the skyline
+    line.add(2, 60, 90)  # the performer plays on below it
+    line.add(3, 60, 0)
     toks = [line.finalize() for _ in range(6)]
     assert toks == [onset(72), HOLD, HOLD, HOLD, REST, REST]
     assert line.timed_out == 1 and not line.held
@@ -36,6 +46,8 @@ def test_a_key_without_its_note_off_is_released_after_the_hold_limit() -> None:
 def test_a_phantom_no_longer_hides_the_lower_notes_after_the_limit() -> None:
     line = PerformerLine(max_hold_steps=4)
     line.add(0, 72, 100)  # phantom: the top of the skyline
+    line.add(1, 64, 90)  # played under it: hidden
+    line.add(2, 64, 0)
     for _ in range(4):
         line.finalize()
     line.add(4, 60, 90)  # the performer plays below it: heard at once
@@ -46,8 +58,8 @@ def test_restrike_restarts_the_hold() -> None:
     line = PerformerLine(max_hold_steps=4)
     line.add(0, 60, 100)
     line.add(3, 60, 100)  # the same key struck again (no note-off between: some keyboards do)
-    toks = [line.finalize() for _ in range(8)]
-    assert toks[:7] == [onset(60), HOLD, HOLD, onset(60), HOLD, HOLD, HOLD] and toks[7] == REST
+    toks = [line.finalize() for _ in range(21)]
+    assert toks == [onset(60), HOLD, HOLD, onset(60)] + [HOLD] * 15 + [REST, REST]  # a lone key: 4x the limit
 
 
 def test_notes_off_in_order_and_restart_clear_the_keys() -> None:
@@ -209,6 +221,8 @@ def test_serve_lost_note_off_times_out_and_the_gate_closes(
             time.sleep(0.3)
             peers.send(0x90, 67, 100)  # the note-off is lost
             assert wait_until(lambda: _agent_onsets(peers.messages(), 1) >= 2, timeout=5)
+            peers.send(0x90, 64, 100)  # the performer plays on under it
+            peers.send(0x80, 64, 0)
             # 1 bar = 1 s at 240 BPM: released after a bar, the gate closes after one more
             assert wait_until(lambda: sp.status()["waiting"] == 1, timeout=6), sp.status()
             st = sp.status()

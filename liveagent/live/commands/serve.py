@@ -104,7 +104,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=4.0,
         metavar="B",
-        help="a performer key held B bars without its note-off is released (a lost note-off; default 4)",
+        help="a performer key held B bars without its note-off while other notes are played is released "
+        "(a lost note-off; default 4); a key played alone (a pedal point) after 4 x B bars",
     )
     g = parser.add_argument_group("OSC")
     g.add_argument("--no-osc", action="store_true", help="no OSC input or output")

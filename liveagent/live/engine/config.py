@@ -77,13 +77,13 @@ class EngineConfig:
     max_note_steps: int = 32
     """Longest agent note in steps; a HOLD beyond it becomes REST (guards against stuck notes)."""
     performer_max_hold_bars: float = 4.0
-    """Longest performer key hold, in bars, without its note-off: then the key is released from the line
-    the policy hears (counted ``performer_notes_timed_out``). A lost note-off otherwise holds its pitch on
+    """Longest performer key hold, in bars, without its note-off while the performer plays other notes:
+    then the key is released from the line the policy hears (counted ``performer_notes_timed_out``); a key
+    that is all the performer plays (a pedal point) is released after four times as long. A lost note-off otherwise holds its pitch on
     every step for ever: the skyline hides every lower note the performer plays and the silence gate
     stays open against a phantom. 4 bars: longer than any note of the chorale corpus the policies learn
     from (fermatas of one or two bars), and half of the shipped policies' 8-bar window, so a phantom never
-    fills more than half of what the policy hears; a real pedal point held longer only loses its HOLD in
-    the policy's view (its next note-on is heard as ever). At least one step."""
+    fills more than half of what the policy hears. At least one step."""
     velocity_min: int = 30
     """Lowest output velocity."""
     velocity_max: int = 120

@@ -13,7 +13,10 @@ history then shows the onset on its own step and a HOLD on the next, never a pha
 A key whose note-off never comes (a cable pulled, a keyboard that drops it, a note-off lost on the way)
 must not stay down for ever: the skyline would show its pitch held on every step, hide every lower note
 the performer plays after it, and keep the silence gate open against a phantom. So a key is released
-from the line after ``max_hold_steps`` finalized steps without its note-off (counted ``timed_out``), and
+from the line after ``max_hold_steps`` finalized steps without its note-off when the performer has played
+other notes since it was struck (a phantom hides them), and after ``LONE_HOLD_FACTOR`` times as long when
+nothing else was played (a pedal point or a held pad is ordinary music: a musician's review lost a 6-bar
+pedal tone, and the agent under it, to a 4-bar limit). Counted ``timed_out``; and
 :meth:`PerformerLine.notes_off` releases all keys at once (MIDI All Notes Off / All Sound Off, Stop,
 Reset, ``/panic``; counted ``cleared``). A stop releases every key (one held across it is a phantom more often
 than a pedal point); a new run (:meth:`PerformerLine.restart`) keeps the keys pressed since, so a note
@@ -26,6 +29,9 @@ import sys
 from collections import deque
 
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST
+
+LONE_HOLD_FACTOR = 4
+"""A key that is all the performer plays is released only after this many times ``max_hold_steps``."""
 
 ALL_NOTES = -1
 """The pitch of a pending :meth:`PerformerLine.notes_off`: release every key when its step is finalized."""
@@ -46,6 +52,8 @@ class PerformerLine:
         """(quantized step, pitch, velocity, arrival ns) not yet folded into a finalized step."""
         self._onsets: list[int] = []
         self._top = -1
+        self._last_onset = -1
+        """The step of the latest note-on (any key): a key older than it was played over."""
         self.next_step = 0
         """The next step to finalize."""
         self.last_token = REST
@@ -126,7 +134,9 @@ class PerformerLine:
         limit = j - self.max_hold_steps
         if min(held.values()) > limit:
             return
-        for pitch in [p for p, s in held.items() if s <= limit]:
+        lone_limit = j - LONE_HOLD_FACTOR * self.max_hold_steps
+        last = self._last_onset
+        for pitch in [p for p, s in held.items() if (s <= limit and last > s) or s <= lone_limit]:
             del held[pitch]
             self.timed_out += 1
 
@@ -142,6 +152,7 @@ class PerformerLine:
             if vel > 0:
                 held[pitch] = j
                 onsets.append(pitch)
+                self._last_onset = j
             elif pitch == ALL_NOTES:
                 self.cleared += len(held)
                 held.clear()
