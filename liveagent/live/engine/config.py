@@ -79,11 +79,11 @@ class EngineConfig:
     performer_max_hold_bars: float = 4.0
     """Longest performer key hold, in bars, without its note-off while the performer plays other notes:
     then the key is released from the line the policy hears (counted ``performer_notes_timed_out``); a key
-    that is all the performer plays (a pedal point) is released after four times as long. A lost note-off otherwise holds its pitch on
-    every step for ever: the skyline hides every lower note the performer plays and the silence gate
-    stays open against a phantom. 4 bars: longer than any note of the chorale corpus the policies learn
-    from (fermatas of one or two bars), and half of the shipped policies' 8-bar window, so a phantom never
-    fills more than half of what the policy hears. At least one step."""
+    that is all the performer plays (a pedal point) is released after four times as long. A lost note-off
+    otherwise holds its pitch on every step for ever: the skyline hides every lower note the performer
+    plays and the silence gate stays open against a phantom. 4 bars: longer than any note of the chorale
+    corpus the policies learn from (fermatas of one or two bars), and half of the shipped policies' 8-bar
+    window. At least one step."""
     velocity_min: int = 30
     """Lowest output velocity."""
     velocity_max: int = 120
