@@ -218,3 +218,42 @@ def test_vae_and_style_policy_train_end_to_end_on_toy(tmp_path: Path) -> None:
     assert "valid_loss_neutral" in ck.metrics
     bars = build_bars(toy_pieces(2, Grid()), 36, 64, 0)
     assert bars.acc.shape[1] == 16 and len(bars) == bars.features.shape[0]
+
+
+def test_eval_moods_plays_every_mood_and_every_axis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from liveagent.env import eval_cli
+
+    out = tmp_path / "style.onnx"
+    export_checkpoint(_style_checkpoint(tmp_path), out, n_parity=50, latency=False)
+    parser = argparse.ArgumentParser()
+    eval_cli.configure(parser)
+    md, js = tmp_path / "moods.md", tmp_path / "moods.json"
+    argv = [
+        "--moods",
+        "--policy",
+        str(out),
+        "rules",
+        "--no-progress",
+        "--markdown",
+        str(md),
+        "--json",
+        str(js),
+    ]
+    args = parser.parse_args(argv)
+    assert eval_cli.run(args, pieces=toy_pieces(3)) == 0
+    printed = capsys.readouterr().out
+    assert "greedy + silence gate" in printed and "| busy |" in printed and "| rules |" in printed
+    report = json.loads(js.read_text())
+    assert report["moods"][0]["name"] == "neutral" and len(report["moods"]) == 1 + len(MOODS)
+    assert set(report["targets"]) == {
+        "busy_over_calm_notes", "bright_minus_dark_pitch", "max_consonance_gap_vs_neutral",
+    }  # fmt: skip
+    assert len(report["sweeps"]["density"]) == 5 and "density" in report["checks"]
+    assert md.read_text().startswith("`liveagent eval")
+    # A plain policy first is a clear error, not a crash.
+    args = parser.parse_args(["--moods", "--policy", "rules", "--no-progress"])
+    assert eval_cli.run(args, pieces=toy_pieces(2)) == 2
