@@ -213,3 +213,48 @@ def test_serve_as_midi_clock_master(jack_server: JackServer, pattern_policy: Pat
         assert bpm == pytest.approx(150.0, rel=0.02)
     finally:
         close_rtmidi_port(peer_in)
+
+
+def test_serve_warns_once_about_notes_on_its_output_channel(
+    jack_server: JackServer, pattern_policy: Path
+) -> None:
+    """A keyboard on channel 2 (the agent's output channel by default) is filtered: the ready line names the
+    channels and serve warns once on stderr, instead of a silent `midi_filtered` and an agent that never
+    plays."""
+    kbd = _rt("out", "ch2-kbd")
+    kbd.open_virtual_port("out")
+    try:
+        with ServeProcess("--policy", str(pattern_policy), "--virtual", "--midi-name", "la-ch2") as sp:
+            assert sp.fields["midi_in_channels"] == "all-but-2"
+            assert sp.fields["midi_out_channel"] == "2"
+            jack_server.connect("ch2-kbd:out", "la-ch2:in")
+            time.sleep(0.1)
+            for p in (60, 62, 64, 65):
+                kbd.send_message([0x91, p, 100])
+                kbd.send_message([0x81, p, 0])
+            assert _wait(lambda: sp.status()["midi_filtered"] >= 8)
+
+            def warned() -> list[str]:
+                return [ln for ln in sp.stderr if "channel 2 are ignored" in ln]
+
+            assert _wait(lambda: bool(warned()), timeout=5), "".join(sp.stderr)
+            assert "--midi-out-channel" in warned()[0] and "--midi-channel" in warned()[0]
+            st = sp.status()
+            assert st["midi_filtered_on_out_channel"] == 4 and st["midi_in"] == 0
+            for p in (60, 62):
+                kbd.send_message([0x91, p, 100])
+            assert _wait(lambda: sp.status()["midi_filtered_on_out_channel"] == 6)
+            time.sleep(1.2)  # two more turns of serve's main loop
+            assert sp.terminate() == 0
+        assert len(warned()) == 1, "".join(sp.stderr)
+    finally:
+        close_rtmidi_port(kbd)
+
+
+def test_serve_ready_line_names_explicit_midi_channels(jack_server: JackServer, pattern_policy: Path) -> None:
+    with ServeProcess(
+        "--policy", str(pattern_policy), "--virtual", "--midi-name", "la-ch13", "--midi-channel", "1,3"
+    ) as sp:
+        assert sp.fields["midi_in_channels"] == "1,3"
+        assert sp.fields["midi_out_channel"] == "2"
+        assert sp.terminate() == 0

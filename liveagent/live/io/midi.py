@@ -183,6 +183,10 @@ class MidiCounters:
         """All Notes Off / All Sound Off (CC 123 / 120) on the performer's channels, and System Resets."""
         self.thru = self.thru_echoes = self.thru_loops = 0
         """Thru: messages forwarded; performer notes that were thru coming back; loops broken."""
+        self.filtered_on_out_channel = 0
+        """Note-ons filtered because they came on our output channel (a keyboard there is not heard)."""
+        self.filtered_note_channels = 0
+        """Bit mask of the channels whose note-ons were filtered (for :meth:`MidiIO.filtered_warnings`)."""
 
     def snapshot(self) -> dict[str, int]:
         return dict(vars(self))
@@ -210,6 +214,8 @@ class MidiIO:
         if not cfg.in_channels and (cfg.out_port or cfg.virtual):
             self._channels -= {cfg.out_channel}  # our own output looped back is never the performer
         self._down = bytearray(16 * 128)
+        self._filtered_warned = 0
+        """Channels :meth:`filtered_warnings` has warned about (bit mask; its caller's thread only)."""
         """The performer's keys down, per (channel << 7 | pitch), as the callback passed them on."""
         # thru (callback thread): the last message thru sent per pitch (velocity, 0 = off; -1 = none) and
         # when, and the messages sent in the current one-second window
@@ -311,6 +317,10 @@ class MidiIO:
                 return
             if ch not in self._channels:
                 c.filtered += 1
+                if kind == NOTE_ON and msg[2]:  # a performer playing where we do not listen: see
+                    c.filtered_note_channels |= 1 << ch  # filtered_warnings (never logs here)
+                    if ch == self.config.out_channel:
+                        c.filtered_on_out_channel += 1
                 return
             pitch = msg[1]
             vel = msg[2] if kind == NOTE_ON else 0
@@ -474,6 +484,37 @@ class MidiIO:
         if lat:
             out["midi_thru_p50_us"] = round(lat[len(lat) // 2] / 1e3, 1)
             out["midi_thru_max_us"] = round(lat[-1] / 1e3, 1)
+        return out
+
+    def channels_label(self) -> str:
+        """The performer's input channels as musicians count them (1-based): ``all``, ``all-but-2`` or
+        ``1,3`` (for the ready line: a keyboard on a filtered channel is otherwise silently unheard)."""
+        chans = sorted(self._channels)
+        if len(chans) == 16:
+            return "all"
+        if len(chans) == 15:
+            return f"all-but-{next(c for c in range(16) if c not in self._channels) + 1}"
+        return ",".join(str(c + 1) for c in chans)
+
+    def filtered_warnings(self) -> list[str]:
+        """Warnings, each once, for channels whose note-ons were filtered since the last call: a keyboard
+        the server does not listen to. The callback only sets bits in a counter (logging may block); a
+        non-real-time caller (serve's main loop) calls this and logs."""
+        seen = self.counters.filtered_note_channels & ~self._filtered_warned
+        if not seen:
+            return []
+        self._filtered_warned |= seen
+        out = []
+        for ch in (c for c in range(16) if seen >> c & 1):
+            if ch == self.config.out_channel and self.midi_out is not None:
+                why = "it is the agent's output channel"
+                fix = f"--midi-out-channel N (another channel) or --midi-channel {ch + 1}"
+            else:
+                why = f"the performer's channels are {self.channels_label()}"
+                fix = f"--midi-channel {ch + 1}"
+            out.append(
+                f"MIDI notes on channel {ch + 1} are ignored: {why}; play on another channel or pass {fix}"
+            )
         return out
 
     def _error(self, message: str, t_ns: int) -> None:
