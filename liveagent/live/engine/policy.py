@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
+import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,10 @@ CONTRACT_VERSION = 1
 INPUTS = {"performer": 2, "agent": 2, "position": 1}
 """Contract-v1 input names and ranks (all int64)."""
 STYLE_INPUT = "style"
+MAX_POLICY_BYTES = 64 * 1024 * 1024
+"""The largest policy file loaded (the shipped ones are under 2 MB). onnxruntime parses a model from bytes
+holding the GIL the whole time, so a 1 GB file sent with ``/liveagent/policy`` froze the engine thread for
+seconds (65 misses) and a 4 GB one took 8 GB of memory; a bigger file is refused before it is read."""
 """Optional input (contract 1.2): float32 [B, style_dim], a style latent. The runner feeds it when the model
 has it: the metadata's ``style_default`` mood until :meth:`OnnxPolicy.set_style` says otherwise."""
 REQUIRED_META = (
@@ -209,6 +215,33 @@ def resolve_policy_path(name_or_path: str | Path) -> Path:
     raise PolicyError(f"unknown policy {raw!r}: not a file, and not one of {', '.join(available_policies())}")
 
 
+def read_policy_file(path: Path, limit: int = MAX_POLICY_BYTES) -> bytes:
+    """The bytes of a policy file, checked on the opened file (``fstat``: a regular file of at most
+    ``limit`` bytes) before anything is read, and never more than ``limit`` bytes read. Raises
+    :class:`PolicyError` ("policy file too large: N MB > 64 MB").
+
+    A loader in a child process (killable, its memory its own) would also bound the parse time of a
+    malicious model under the limit; it is out of scope here: the size bound is what keeps the GIL stall
+    short (measured: a 1 GB file froze the engine for ~2 s).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    except OSError as e:
+        raise PolicyError(f"cannot open policy file {path}: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise PolicyError(f"policy file not found: {path} is not a regular file")
+        if st.st_size > limit:
+            raise PolicyError(
+                f"policy file too large: {st.st_size / 2**20:.0f} MB > {limit / 2**20:.0f} MB ({path})"
+            )
+        data = f.read(limit + 1)
+    if len(data) > limit:  # grew between the fstat and the read
+        raise PolicyError(f"policy file too large: more than {limit / 2**20:.0f} MB ({path})")
+    return data
+
+
 def _session_options() -> Any:
     import onnxruntime as ort
 
@@ -277,8 +310,7 @@ class OnnxPolicy:
     def load(cls, name_or_path: str | Path) -> OnnxPolicy:
         """Load and validate; :class:`PolicyError` says what is wrong with a file that breaks the contract."""
         path = resolve_policy_path(name_or_path)
-        data = path.read_bytes()
-        return cls.from_bytes(data, name=path.stem, path=path)
+        return cls.from_bytes(read_policy_file(path), name=path.stem, path=path)
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "policy", path: Path | None = None) -> OnnxPolicy:
@@ -475,6 +507,7 @@ def load_policy(name_or_path: str | Path) -> Policy:
 
 __all__ = [
     "CONTRACT_VERSION",
+    "MAX_POLICY_BYTES",
     "CallablePolicy",
     "OnnxPolicy",
     "Policy",
