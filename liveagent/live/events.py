@@ -52,6 +52,11 @@ class Control(enum.IntEnum):
     PERFORMER_NOTES_OFF = 15
     """The performer's MIDI All Notes Off / All Sound Off (CC 123 / 120) or System Reset: release the
     performer's held keys (not the agent's notes: that is PANIC)."""
+    STYLE = 16
+    """Steer the style (contract-1.2 policies): ``values`` = the latent ``z`` (D numbers) or a 2-D pad
+    ``x y`` in [-1, 1] on the main plane; glides there over a bar (:mod:`liveagent.live.engine.style`)."""
+    MOOD = 17
+    """Steer the style to the mood named ``text`` (one of the policy's ``moods``), gliding over a bar."""
 
 
 class NoteEvent(NamedTuple):
@@ -72,6 +77,8 @@ class ControlEvent(NamedTuple):
     text: str = ""
     reply_to: tuple[str, int] | None = None
     """OSC client address that asked (for replies such as STATUS); None for MIDI or no reply."""
+    values: tuple[float, ...] = ()
+    """Several numbers (STYLE: the latent or the pad), immutable like the event."""
 
 
 class InputError(NamedTuple):

@@ -18,6 +18,7 @@ from liveagent.live.engine.config import PolicyLoaded
 from liveagent.live.engine.policy import PolicyError
 from liveagent.live.engine.policy_view import HISTORY, check_grid, load_for_swap, loader_thread_main
 from liveagent.live.events import Control, ControlEvent, InputError
+from liveagent.live.style_rules import StyleError, StyleRequest
 
 if TYPE_CHECKING:
     from liveagent.live.engine.state import EngineState
@@ -62,6 +63,8 @@ def on_control(eng: EngineState, ev: ControlEvent) -> None:
         eng._record_offs(eng.tracker.pitches())
         eng.tracker.panic()
         eng.performer.clear_held()
+    elif kind == Control.STYLE or kind == Control.MOOD:
+        on_style(eng, ev)
     elif kind == Control.POLICY:
         start_load(eng, ev.text, ev.reply_to)
     elif kind == Control.STATUS:  # answered from the next snapshot, built in slack time
@@ -72,6 +75,25 @@ def on_control(eng: EngineState, ev: ControlEvent) -> None:
         pass  # transport events this clock does not follow (e.g. /tempo while slaved to MIDI clock)
     else:  # START/STOP/CONTINUE are every clock's business; anything else is new to this engine
         log.debug("ignored control %s", kind)
+
+
+def on_style(eng: EngineState, ev: ControlEvent) -> None:
+    """``/liveagent/style``, ``/liveagent/mood``, the MIDI pad: validated against the policy playing
+    (:func:`~liveagent.live.engine.style.resolve`; a bad one is a counted input error, nothing changes), then
+    a glide over one bar from the next step to decide (at once while stopped)."""
+    if ev.kind == Control.MOOD:
+        request = StyleRequest(mood=ev.text)
+    else:
+        request = StyleRequest(values=ev.values)
+    running = eng._k is not None and eng.clock.running
+    policy = eng.view.policy
+    try:
+        eng.steer.change(policy, request, eng._k if running else None, eng.grid.steps_per_bar)
+    except StyleError as e:
+        eng._input_error(InputError(ev.t_ns, "style", str(e), ev.reply_to))
+        return
+    if eng.recorder is not None:
+        eng.recorder.event(ev.t_ns, "style", mood=request.label(), values=list(request.values))
 
 
 def performer_notes_off(eng: EngineState, t_ns: int) -> None:
@@ -143,6 +165,9 @@ def swap_pending(eng: EngineState, now: int) -> None:
     old = eng.view.policy.name
     eng.view.swap(policy, eng._k, eng.performer.next_step)
     eng.stats.counters.swaps += 1
+    style_note = eng.steer.bind(policy)  # the style asked for, re-applied to the new policy (or ignored)
+    if style_note:
+        log.info("policy %s: style %s", policy.name, style_note)
     log.info("policy %s -> %s", old, policy.name)
     if eng.recorder is not None:
         eng.recorder.event(now, "policy", name=policy.name, previous=old, step=eng._k)

@@ -482,6 +482,8 @@ class Engine(EngineState):
         """Run the policy for step k (having heard the performer's step k when ``hears``)."""
         t0 = self._now()
         self._finalize_performer(k + 1 if hears else k)
+        if self.steer.gliding:  # a style change glides over a bar: this step's z, in place
+            self.steer.step(self.view.policy, k)
         try:
             tok = int(self._sampler.sample(self.view.logits(k), self.view.mask, out=self._tok)[0])
             self.stats.counters.decisions += 1

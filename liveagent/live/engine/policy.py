@@ -96,6 +96,9 @@ class PolicyMeta:
     """Optional (1.2): named points of the style latent (metadata ``moods``: name -> {"z": [...], ...})."""
     style_default: str = ""
     """Optional (1.2): the mood fed until told otherwise (``neutral``)."""
+    style_axes: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=dict)
+    """Optional (1.2): named lines of the latent, ``z = origin + a * direction`` (metadata ``style_axes``):
+    name -> (origin, direction); ``pc1`` and ``pc2`` span the 2-D pad."""
 
     @property
     def steps_per_bar(self) -> int:
@@ -171,7 +174,32 @@ def _style_props(props: Mapping[str, str], source: str, dim: int) -> dict[str, A
     default = props.get("style_default", "neutral" if "neutral" in moods else "")
     if default and default not in moods:
         raise PolicyError(f"{source}: style_default {default!r} is not one of the moods {sorted(moods)}")
-    return {"style_dim": dim, "moods": moods, "style_default": default}
+    return {"style_dim": dim, "moods": moods, "style_default": default, "style_axes": _style_axes(props, dim)}
+
+
+def _style_axes(props: Mapping[str, str], dim: int) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+    """The metadata ``style_axes`` (a JSON list of {name, origin, direction}); an axis that does not fit
+    ``style_dim`` is left out with a warning (the policy still plays; only the pad needs pc1 and pc2)."""
+    try:
+        raw = json.loads(props.get("style_axes", "") or "[]")
+    except json.JSONDecodeError as e:
+        log.warning("metadata style_axes is not JSON (%s): no style pad", e)
+        return {}
+    axes: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
+    for axis in raw if isinstance(raw, list) else ():
+        if not isinstance(axis, dict):
+            continue
+        origin, direction = axis.get("origin"), axis.get("direction")
+        ok = all(
+            isinstance(v, list) and len(v) == dim and all(isinstance(x, int | float) for x in v)
+            for v in (origin, direction)
+        )
+        if not ok:
+            log.warning("style axis %r does not fit style_dim %d: left out", axis.get("name"), dim)
+            continue
+        assert isinstance(origin, list) and isinstance(direction, list)
+        axes[str(axis.get("name"))] = (tuple(map(float, origin)), tuple(map(float, direction)))
+    return axes
 
 
 class Policy(Protocol):

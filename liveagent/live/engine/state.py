@@ -24,6 +24,7 @@ from liveagent.live.engine.policy import Policy, load_policy
 from liveagent.live.engine.policy_view import PolicyView, check_grid
 from liveagent.live.engine.runtime_gc import RealtimeGC
 from liveagent.live.engine.stats import Stats, StatusBoard
+from liveagent.live.engine.style import StyleSteer
 from liveagent.live.events import InputError, InputEvent, OutputSink
 from liveagent.music.sampling import Sampler, SamplerConfig
 from liveagent.music.tokens import REST
@@ -115,6 +116,8 @@ class EngineState:
         self._emit_wake = False
         """The next wake-up is an emission deadline (spin its last stretch)."""
         self.view = PolicyView(policy, self.grid, cfg)
+        self.steer = StyleSteer(policy)
+        """The style asked for (contract-1.2 policies) and its glide over a bar."""
         self._tok = np.zeros(1, dtype=np.int64)
         """The sampler's output (preallocated: the decision path allocates no array)."""
         self.board = StatusBoard(int(cfg.status_interval_ms * 1e6))

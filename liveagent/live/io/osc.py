@@ -37,6 +37,7 @@ from liveagent.live.events import (
     InputEvent,
     NoteEvent,
 )
+from liveagent.live.style_rules import StyleError, check_values
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ DEFAULT_OUT_PORT = 9001
 BPM_MIN, BPM_MAX = 20.0, 400.0
 TEMPERATURE_MAX = 10.0
 MAX_POLICY_NAME = 1024
+MAX_MOOD_NAME = 64
 MAX_BUNDLE_DEPTH = 4
 """Bundles nested deeper than this (a bundle in a bundle in ...) are refused whole."""
 MAX_ELEMENTS = 64
@@ -431,6 +433,18 @@ def decode(addr: str, params: list[Any], t_ns: int, reply_to: tuple[str, int] | 
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_POLICY_NAME or "\0" in name:
             raise MessageError("type", f"{addr}: expects a non-empty policy name or path (string)")
         return ControlEvent(t_ns, Control.POLICY, text=name.strip(), reply_to=reply_to)
+    if addr == "/liveagent/style":  # the latent or the pad; the policy-dependent rules: engine/style.py
+        try:
+            values = check_values(params, addr)
+        except StyleError as e:
+            raise MessageError(e.kind, str(e)) from None
+        return ControlEvent(t_ns, Control.STYLE, reply_to=reply_to, values=values)
+    if addr == "/liveagent/mood":
+        _arity(addr, params, 1)
+        mood = params[0]
+        if not isinstance(mood, str) or not mood.strip() or len(mood) > MAX_MOOD_NAME or "\0" in mood:
+            raise MessageError("type", f"{addr}: expects a mood name (string), e.g. calm, busy, neutral")
+        return ControlEvent(t_ns, Control.MOOD, text=mood.strip(), reply_to=reply_to)
     kind = _NO_ARG.get(addr)
     if kind is not None:
         _arity(addr, params, 0)
@@ -455,6 +469,8 @@ ADDRESSES_IN: tuple[str, ...] = (
     "/liveagent/mute",
     "/liveagent/policy",
     "/liveagent/follow",
+    "/liveagent/style",
+    "/liveagent/mood",
     *_NO_ARG,
 )
 
