@@ -469,12 +469,12 @@ def test_controls_are_limited_per_sender() -> None:
     srv = OscServer(q.put, OscServerConfig(port=0, control_rate=100.0, control_burst=20.0))
     try:
         t = time.perf_counter_ns()
-        panic = build_message("/liveagent/panic", [])
-        for i in range(200):  # 200 /panic in 0.2 s
-            srv.handle_datagram(panic, ("127.0.0.1", 5000), t + i * 1_000_000)
+        temp = build_message("/liveagent/temperature", [0.5])
+        for i in range(200):  # 200 /temperature in 0.2 s (a repeated /panic is collapsed instead)
+            srv.handle_datagram(temp, ("127.0.0.1", 5000), t + i * 1_000_000)
         srv.handle_datagram(build_message("/liveagent/stop", []), ("127.0.0.1", 6000), t + 200 * 1_000_000)
         got = [e for e in _drain(q, 100, timeout=0.2) if isinstance(e, ControlEvent)]
-        assert 20 <= sum(e.kind is Control.PANIC for e in got) <= 45
+        assert 20 <= sum(e.kind is Control.TEMPERATURE for e in got) <= 45
         assert sum(e.kind is Control.STOP for e in got) == 1
         assert srv.counters.control_limited >= 150
     finally:

@@ -72,6 +72,10 @@ log = logging.getLogger(__name__)
 __all__ = ["Engine", "EngineConfig", "PolicyLoaded", "RecorderLike"]
 
 
+MAX_DRAIN = 256
+"""Queued events handled per pass of the loop at most: a backlog is worked off between the steps, never in
+one go that would hold up the grid (the rest wait for the next pass or wake-up)."""
+
 _QUIET_CONTROLS = frozenset((Control.CLOCK_TICK, Control.BEAT, Control.STATUS))
 """Controls that do not hasten the next status publication (high-rate transport; STATUS has its own)."""
 
@@ -116,7 +120,11 @@ class Engine(EngineState):
         return self._thread
 
     def stop(self, timeout: float | None = 5.0) -> None:
-        """End the loop (notes off, All Notes Off, recorder closed); join the thread if we started it."""
+        """End the loop (notes off, All Notes Off, recorder closed); join the thread if we started it.
+
+        The loop sees the stop flag at its next pass, before any event still queued: SIGTERM must not wait
+        behind a backlog. The SHUTDOWN event wakes a loop asleep on the queue (and ends :meth:`run_until`)."""
+        self._stop_now.set()
         self._queue.put(ControlEvent(self._now(), Control.SHUTDOWN))
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -211,6 +219,9 @@ class Engine(EngineState):
                 ev = self._queue.get(timeout=timeout)
             except queue.Empty:
                 continue
+            if self._stop_now.is_set():
+                self._shutdown = True
+                return
             self._handle(ev)
             return
 
@@ -243,8 +254,13 @@ class Engine(EngineState):
 
     # -- the loop body -----------------------------------------------------------------------------
     def _drain(self) -> None:
+        """Handle up to :data:`MAX_DRAIN` queued events; none once :meth:`stop` was called."""
         q = self._queue
-        while True:
+        stop = self._stop_now
+        for _ in range(MAX_DRAIN):
+            if stop.is_set():
+                self._shutdown = True
+                return
             try:
                 ev = q.get_nowait()
             except queue.Empty:

@@ -100,6 +100,9 @@ class EngineState:
         self._last_step = -1
         self.muted = False
         self._shutdown = False
+        self._stop_now = threading.Event()
+        """Set by :meth:`Engine.stop` (any thread): the loop ends at its next pass, ahead of whatever is
+        queued (a SHUTDOWN event behind a backlog of 100,000 controls took seconds to reach)."""
         self._pending_policy: Policy | None = None
         self._loading = False
         """A policy load is in flight (loads run one at a time)."""

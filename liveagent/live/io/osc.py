@@ -287,8 +287,18 @@ class OscServerConfig:
     louder senders have used up the shared ``max_rate``: one flood cannot starve everybody else."""
     quiet_burst: float = 64.0
     """How many messages at once a quiet sender may send past an exhausted shared limit (chords)."""
-    max_senders: int = 32
-    """Senders (address + port) with a bucket of their own; more share one (idle ones are forgotten)."""
+    max_senders: int = 256
+    """Senders (address + port) with buckets of their own. When the table is full a new sender takes the
+    place of the least recently seen *noisy* one (one that went over a limit in the last 10 s), else of a
+    sender idle for 2 s that never sent a note, else of one idle for 60 s; a quiet performer keeps its
+    place through any flood. Else the newcomer shares one overflow sender."""
+    new_senders_per_s: float = 100.0
+    """New sender places per second per source address (burst as many): a flood that cycles through more
+    source ports than there are places cannot make the input thread look for a place to free (a scan of
+    the table) on every datagram. A newcomer's quiet-sender allowance starts at ``NEW_SENDER_QUIET``
+    messages (a chord), not full, so churning ports buy little with each new place."""
+    max_hosts: int = 256
+    """Source addresses (IP) with aggregate limits of their own; more share one."""
     status_replies_per_s: float = 50.0
     """``/liveagent/status`` replies per second per sender (burst 20; a monitor polls at 10/s); more
     requests are counted (``status_limited``), not answered."""
@@ -299,7 +309,19 @@ class OscServerConfig:
     sender (notes and status requests have limits of their own): each costs the engine thread far more
     than a note (a ``/panic`` sends 128 note-offs), and no patch or person sends 100 a second."""
     control_burst: float = 20.0
-    """How many control messages at once a sender may send before ``control_rate`` bites."""
+    """How many control messages at once a sender may send before ``control_rate`` bites. The same
+    limit applies to all the ports of one address together (one machine cannot multiply it by opening
+    sockets)."""
+    control_total_rate: float = 200.0
+    """Control messages per second from all senders together (burst ``control_total_burst``): 40 sockets
+    each sending ``/panic`` under the per-sender limit backed the engine's queue up for tens of seconds."""
+    control_total_burst: float = 50.0
+    transport_rate: float = 20.0
+    """``/start``, ``/stop`` and ``/continue`` per second per address (burst 10): their own budget, which
+    no flood of other controls (or notes) can use up."""
+    panic_interval_ms: float = 50.0
+    """At most one ``/panic`` per this interval reaches the engine (each sends 128 note-offs); the
+    repeats are collapsed into it and counted (``panic_collapsed``)."""
     policy_loads_per_s: float = 2.0
     """``/liveagent/policy`` requests per second passed to the engine (burst 2); more are refused."""
 
@@ -324,7 +346,12 @@ class OscCounters:
     policy_limited: int = 0
     """``/liveagent/policy`` requests refused (load rate limit)."""
     control_limited: int = 0
-    """Control messages (all but notes and status requests) dropped by a sender's control rate limit."""
+    """Control messages (all but notes and status requests) dropped by a control rate limit (per sender,
+    per address or in total) or, for ``/start``, ``/stop``, ``/continue``, by the transport budget."""
+    panic_collapsed: int = 0
+    """``/panic`` repeats within ``panic_interval_ms`` of the last one passed on: collapsed into it."""
+    senders_evicted: int = 0
+    """Sender places given to a newcomer (see ``OscServerConfig.max_senders``)."""
     reported: int = 0
     suppressed: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
@@ -343,6 +370,8 @@ class OscCounters:
             "status_limited": self.status_limited,
             "policy_limited": self.policy_limited,
             "control_limited": self.control_limited,
+            "panic_collapsed": self.panic_collapsed,
+            "senders_evicted": self.senders_evicted,
             "reported": self.reported,
             "suppressed": self.suppressed,
             "by_kind": dict(self.by_kind),
@@ -500,9 +529,10 @@ class _Bucket:
 
 
 class _Sender:
-    """The limits of one sender (address + port): its messages, its quiet-sender priority, its replies."""
+    """The limits of one sender (address + port): its messages, its quiet-sender priority, its replies,
+    and what eviction needs to know (when it was last seen, last over a limit, whether it sent notes)."""
 
-    __slots__ = ("controls", "msgs", "quiet", "replies", "seen_ns")
+    __slots__ = ("controls", "msgs", "noisy_ns", "notes", "quiet", "replies", "seen_ns")
 
     def __init__(self, cfg: OscServerConfig, now_ns: int) -> None:
         self.msgs = _Bucket(cfg.max_rate, cfg.burst, now_ns)
@@ -510,11 +540,48 @@ class _Sender:
         self.quiet = _Bucket(cfg.quiet_rate, cfg.quiet_burst, now_ns)
         self.replies = _Bucket(cfg.status_replies_per_s, 20.0, now_ns)
         self.seen_ns = now_ns
+        self.noisy_ns = -NOISY_MEMORY_NS
+        """When a message of this sender last went over a limit (or its quiet allowance ran out)."""
+        self.notes = False
+        """It sent a note: a performer, whose place an idle newcomer-sweep must not take."""
+
+
+class _Host:
+    """The limits of one source address (all its ports together): messages past the senders' own buckets,
+    controls, the transport budget, and how fast it may open new sender places."""
+
+    __slots__ = ("controls", "msgs", "newcomers", "seen_ns", "transport")
+
+    def __init__(self, cfg: OscServerConfig, now_ns: int) -> None:
+        self.msgs = _Bucket(cfg.max_rate, cfg.burst, now_ns)
+        self.controls = _Bucket(cfg.control_rate, cfg.control_burst, now_ns)
+        self.transport = _Bucket(cfg.transport_rate, 10.0, now_ns)
+        self.newcomers = _Bucket(cfg.new_senders_per_s, cfg.new_senders_per_s, now_ns)
+        self.seen_ns = now_ns
 
 
 _NOT_ERRORS = frozenset({"flood", "denied", "control_rate", "policy_rate"})
 SENDER_IDLE_NS = 2_000_000_000
-"""A sender silent this long may lose its own bucket to a new sender when the table is full."""
+"""A sender silent this long that never sent a note may lose its place to a new sender (table full)."""
+PERFORMER_IDLE_NS = 60_000_000_000
+"""A sender that sent notes keeps its place until it has been silent this long (and nobody noisier)."""
+NEW_SENDER_QUIET = 4.0
+"""A new sender's quiet-sender allowance at first (it refills at ``quiet_rate``): enough for a chord."""
+NOISY_MEMORY_NS = 10_000_000_000
+"""A sender over a limit within this long is noisy: first to give its place to a newcomer."""
+_TRANSPORT = frozenset({Control.START, Control.STOP, Control.CONTINUE})
+_RESERVED = frozenset(
+    a.encode()
+    for a in (
+        "/liveagent/start",
+        "/liveagent/stop",
+        "/liveagent/continue",
+        "/liveagent/panic",
+        "/liveagent/status",
+    )
+)
+"""Addresses (as they start a message) with budgets of their own, past the message rate limit: a flood
+of notes or other controls cannot keep ``/stop``, ``/panic`` or a status request out."""
 
 
 class OscServer:
@@ -561,6 +628,13 @@ class OscServer:
         self._shared = _Bucket(cfg.max_rate, cfg.burst, now)
         self._senders: dict[tuple[str, int], _Sender] = {}
         self._overflow = _Sender(cfg, now)
+        self._hosts: dict[str, _Host] = {}
+        self._overflow_host = _Host(cfg, now)
+        self._controls = _Bucket(cfg.control_total_rate, cfg.control_total_burst, now)
+        self._panic_ns = int(cfg.panic_interval_ms * 1e6)
+        self._last_panic = now - self._panic_ns
+        self._last_data: bytes | None = None
+        self._last_spans: list[tuple[int, int]] = []
         self._replies = _Bucket(cfg.status_replies_total_per_s, 50.0, now)
         self._policy = _Bucket(cfg.policy_loads_per_s, 2.0, now)
         self._reports = _Bucket(cfg.error_reports_per_s, cfg.error_reports_per_s, now)
@@ -611,34 +685,115 @@ class OscServer:
                 self._allowed_cache[host] = ok
         return ok
 
-    def _sender(self, sender: tuple[str, int], now: int) -> _Sender:
-        """This sender's limits; a new sender evicts idle ones when the table is full, else shares one."""
+    def _host(self, ip: str, now: int) -> _Host:
+        """The aggregate limits of one source address; when the table is full a newcomer takes the place
+        of the least recently seen address idle for 2 s, else shares one."""
+        h = self._hosts.get(ip)
+        if h is None:
+            if len(self._hosts) >= self.config.max_hosts:
+                victim = min(self._hosts, key=lambda k: self._hosts[k].seen_ns)
+                if now - self._hosts[victim].seen_ns <= SENDER_IDLE_NS:
+                    h = self._overflow_host
+                    h.seen_ns = now
+                    return h
+                del self._hosts[victim]
+            h = self._hosts[ip] = _Host(self.config, now)
+        h.seen_ns = now
+        return h
+
+    def _sender(self, sender: tuple[str, int], host: _Host, now: int) -> _Sender:
+        """This sender's limits. A newcomer (at most ``new_senders_per_s`` per address) gets a place of its
+        own, if need be the place of a noisy sender (see :meth:`_victim`), else shares the overflow one."""
         st = self._senders.get(sender)
         if st is None:
-            if len(self._senders) >= self.config.max_senders:
-                idle = [k for k, v in self._senders.items() if now - v.seen_ns > SENDER_IDLE_NS]
-                for k in idle:
-                    del self._senders[k]
-            if len(self._senders) >= self.config.max_senders:
+            host.newcomers.refill(now)
+            if host.newcomers.tokens < 1.0:
                 st = self._overflow
-            else:
+            elif len(self._senders) < self.config.max_senders or self._evict(now):
+                host.newcomers.tokens -= 1.0
                 st = self._senders[sender] = _Sender(self.config, now)
+                st.quiet.tokens = min(st.quiet.tokens, NEW_SENDER_QUIET)
+            else:
+                st = self._overflow
         st.seen_ns = now
         return st
 
-    def _admit(self, st: _Sender) -> bool:
-        """Rate limit of one message (buckets refilled per datagram): the sender's own bucket, then the
-        shared one, or, when others have emptied that, the sender's quiet-sender allowance (which every
-        accepted message also spends, so only a sender well under ``quiet_rate`` keeps one)."""
-        if st.msgs.tokens < 1.0:
+    def _evict(self, now: int) -> bool:
+        """Free one place for a newcomer: the least recently seen noisy sender; else the least recently
+        seen one idle for 2 s that never sent a note; else one idle for 60 s. Never a quiet sender that is
+        playing: busy flooders used to keep their places while a performer resting 2 s lost its own.
+        O(max_senders), run at most ``new_senders_per_s`` times a second per address."""
+        best: tuple[int, int] | None = None
+        victim: tuple[str, int] | None = None
+        for key, st in self._senders.items():
+            idle = now - st.seen_ns
+            if now - st.noisy_ns < NOISY_MEMORY_NS:
+                rank = 0
+            elif idle > SENDER_IDLE_NS and not st.notes:
+                rank = 1
+            elif idle > PERFORMER_IDLE_NS:
+                rank = 2
+            else:
+                continue
+            if best is None or (rank, st.seen_ns) < best:
+                best, victim = (rank, st.seen_ns), key
+        if victim is None:
             return False
-        if self._shared.tokens >= 1.0:
+        del self._senders[victim]
+        self.counters.senders_evicted += 1
+        return True
+
+    def _admit(self, st: _Sender, host: _Host, now: int) -> bool:
+        """Rate limit of one message (buckets refilled per datagram): the sender's own bucket, then its
+        address's and the shared one, or, when others have emptied those, the sender's quiet-sender
+        allowance. Every message a sender sends spends that allowance, admitted or not, so only a sender
+        under ``quiet_rate`` has one (a flooding port never: 40 flooding ports used to get 250 messages/s
+        each through it); a performer's notes get through a flood from other ports of its address too."""
+        quiet = st.quiet.tokens >= 1.0
+        st.quiet.tokens = max(0.0, st.quiet.tokens - 1.0)
+        if st.quiet.tokens < 1.0:
+            st.noisy_ns = now
+        if st.msgs.tokens < 1.0:
+            st.noisy_ns = now
+            return False
+        if self._shared.tokens >= 1.0 and host.msgs.tokens >= 1.0:
             self._shared.tokens -= 1.0
-        elif st.quiet.tokens < 1.0:
+            host.msgs.tokens -= 1.0
+        elif not quiet:
             return False
         st.msgs.tokens -= 1.0
-        st.quiet.tokens = max(0.0, st.quiet.tokens - 1.0)
         return True
+
+    def _control(self, st: _Sender, host: _Host, kind: Control, sender: tuple[str, int], t_ns: int) -> bool:
+        """The control limits (True: pass it on). ``/start``, ``/stop``, ``/continue``: the address's
+        transport budget only; ``/panic``: one per ``panic_interval_ms``, the rest collapsed into it;
+        other controls: the sender's, its address's and the total control buckets, all three."""
+        c = self.counters
+        if kind == Control.PANIC:
+            if t_ns - self._last_panic < self._panic_ns:
+                c.panic_collapsed += 1
+                st.noisy_ns = t_ns
+                return False
+            self._last_panic = t_ns
+            return True
+        if kind in _TRANSPORT:
+            if host.transport.take(t_ns):
+                return True
+            what = f"/start, /stop, /continue above {self.config.transport_rate:g}/s from {sender[0]}"
+        else:
+            for b in (st.controls, host.controls, self._controls):
+                b.refill(t_ns)
+            if st.controls.tokens >= 1.0 and host.controls.tokens >= 1.0 and self._controls.tokens >= 1.0:
+                st.controls.tokens -= 1.0
+                host.controls.tokens -= 1.0
+                self._controls.tokens -= 1.0
+                return True
+            what = f"controls above {self.config.control_rate:g}/s from {sender[0]} (or in total)"
+        st.noisy_ns = t_ns
+        c.control_limited += 1
+        c.flood_dropped += 1
+        self._reject("control_rate", f"{what}: dropped", sender, t_ns)
+        return False
 
     def handle_datagram(self, data: bytes, sender: tuple[str, int], t_ns: int) -> None:
         """Validate one datagram and submit its event(s). Runs on the server thread (tests call it too)."""
@@ -649,20 +804,27 @@ class OscServer:
             self._reject("denied", f"sender {sender[0]} is not in the allow-list", None, t_ns)
             return
         try:
-            spans = message_spans(data)
+            spans = self._spans(data)
         except DatagramError as e:
             self._undecodable(e, len(data), sender, t_ns)
             return
-        st = self._sender(sender, t_ns)
+        host = self._host(sender[0], t_ns)
+        st = self._sender(sender, host, t_ns)
         st.msgs.refill(t_ns)
         st.quiet.refill(t_ns)
+        host.msgs.refill(t_ns)
         self._shared.refill(t_ns)
         c.messages += len(spans)
         dropped = 0
-        for start, end in spans:
-            if not self._admit(st):
-                dropped += 1
-                continue
+        for i, (start, end) in enumerate(spans):
+            if not self._reserved(data, start, end) and not self._admit(st, host, t_ns):
+                # This message and the rest of the datagram (reserved addresses included): no bucket
+                # refills within a datagram. Checking a flood's 60-message bundles one message at a time
+                # cost ~75 us a datagram: the input thread fell behind, the kernel dropped the socket's
+                # overflow, and a performer's notes with it.
+                dropped = len(spans) - i
+                st.quiet.tokens = max(0.0, st.quiet.tokens - (dropped - 1))
+                break
             try:
                 address, params = parse_message(data, start, end)
                 event = decode(address, params, t_ns, sender)
@@ -676,15 +838,7 @@ class OscServer:
                 if event.kind == Control.STATUS:
                     self._status(st, sender, event, t_ns)
                     continue
-                if not st.controls.take(t_ns):
-                    c.control_limited += 1
-                    c.flood_dropped += 1
-                    self._reject(
-                        "control_rate",
-                        f"controls above {self.config.control_rate:g}/s from {sender[0]}: dropped",
-                        sender,
-                        t_ns,
-                    )
+                if not self._control(st, host, event.kind, sender, t_ns):
                     continue
                 if event.kind == Control.POLICY and not self._policy.take(t_ns):
                     c.policy_limited += 1
@@ -696,6 +850,8 @@ class OscServer:
                         t_ns,
                     )
                     continue
+            elif type(event) is NoteEvent:
+                st.notes = True
             c.accepted += 1
             self.submit(event)
         if dropped:  # one count and at most one report per datagram, however many messages it held
@@ -707,6 +863,22 @@ class OscServer:
                 t_ns,
                 dropped,
             )
+
+    def _spans(self, data: bytes) -> list[tuple[int, int]]:
+        """:func:`message_spans` of ``data``, remembered for the last datagram: a flood repeats the same
+        bytes, and comparing them costs far less than walking a bundle again."""
+        if data == self._last_data:
+            return self._last_spans
+        spans = message_spans(data)
+        self._last_data, self._last_spans = data, spans
+        return spans
+
+    @staticmethod
+    def _reserved(data: bytes, start: int, end: int) -> bool:
+        """Whether the message at ``start`` is addressed to one of :data:`_RESERVED` (they have budgets of
+        their own and skip the message rate limit); a look at its address only, no parse."""
+        nul = data.find(b"\0", start, min(end, start + 24))
+        return nul > start and data[start:nul] in _RESERVED
 
     def _undecodable(self, e: DatagramError, size: int, sender: tuple[str, int], t_ns: int) -> None:
         c = self.counters
@@ -721,6 +893,7 @@ class OscServer:
         c.accepted += 1
         if not (st.replies.take(t_ns) and self._replies.take(t_ns)):
             c.status_limited += 1
+            st.noisy_ns = t_ns
             return
         if self.status_handler is not None:
             self.status_handler(sender)
