@@ -1,5 +1,6 @@
-"""Steering the style: the rules of a request (liveagent/live/style_rules.py), the glide's math, and the engine
-applying /liveagent/style and /liveagent/mood over one bar (ManualClock: exact steps, no real time)."""
+"""Steering the style: the rules of a request (liveagent/live/style_rules.py), the glide's math, the engine
+applying /liveagent/style and /liveagent/mood over one bar (ManualClock: exact steps, no real time), and the
+MIDI pad CCs."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ MOODS = {"neutral": (0.1, -0.2), "busy": (0.9, -1.1), "calm": (-0.3, 0.4)}
 
 
 def style_meta(dim: int = 2, axes: bool = True) -> PolicyMeta:
-    moods = MOODS if dim == 2 else {"neutral": (0.0,) * dim}
+    moods: dict[str, tuple[float, ...]] = dict(MOODS) if dim == 2 else {"neutral": (0.0,) * dim}
     return PolicyMeta(
         window=8,
         style_dim=dim,
@@ -184,7 +185,7 @@ def test_a_mood_glides_over_one_bar_and_the_status_says_so() -> None:
 
 def test_bad_requests_are_counted_errors_and_change_nothing() -> None:
     pol = StylePolicy(style_meta())
-    clock, sink, eng = make(pol)
+    _, sink, eng = make(pol)
     for ev in (
         ControlEvent(0, Control.MOOD, text="nope", reply_to=("127.0.0.1", 5)),
         ControlEvent(0, Control.STYLE, values=(2.0, 0.0)),
@@ -205,7 +206,7 @@ def test_bad_requests_are_counted_errors_and_change_nothing() -> None:
 
 def test_a_policy_without_style_says_so_and_a_swap_reapplies_the_mood() -> None:
     plain = script_policy(default=HOLD)
-    clock, sink, eng = make(plain)
+    _, sink, eng = make(plain)
     eng.submit(ControlEvent(0, Control.MOOD, text="busy"))
     eng.run_until(STEP)
     assert "has no style input" in str(sink.of("error")[0][2])
@@ -240,7 +241,7 @@ def test_a_swap_mid_glide_lands_on_the_target_at_once() -> None:
 
 def test_performer_notes_still_answer_during_a_glide() -> None:
     pol = StylePolicy(style_meta())
-    clock, sink, eng = make(pol)
+    clock, _, eng = make(pol)
     eng.submit(ControlEvent(0, Control.START))
     eng.run_until(2 * STEP)
     eng.submit(ControlEvent(clock.time(), Control.STYLE, values=(-1.0, 1.0)))
@@ -248,3 +249,26 @@ def test_performer_notes_still_answer_during_a_glide() -> None:
     eng.run_until(30 * STEP)
     assert eng.stats.counters.notes_in == 1 and eng.stats.counters.misses == 0
     assert pol.seen[-1] == pytest.approx((ORIGIN[0] - PC1[0] + PC2[0], ORIGIN[1] - PC1[1] + PC2[1]))
+
+
+# -- the MIDI pad ---------------------------------------------------------------------------------------
+def test_midi_pad_ccs_map_0_127_onto_minus_1_1_on_the_performers_channels() -> None:
+    from liveagent.live.io.midi import MidiConfig, MidiIO
+
+    got: list[object] = []
+    midi = MidiIO(got.append, MidiConfig(in_channels=(0,)))
+    midi.handle([0xB0, 16, 127], 5)  # x = 1
+    midi.handle([0xB0, 17, 0], 6)  # y = -1, x kept
+    midi.handle([0xB1, 16, 0], 7)  # channel 2: not the performer's
+    midi.handle([0xB0, 1, 64], 8)  # the mod wheel: not the pad
+    styles = [e for e in got if isinstance(e, ControlEvent)]
+    assert [e.values for e in styles] == [(1.0, 0.0), (1.0, -1.0)] and styles[0].kind == Control.STYLE
+    assert midi.counters.style_cc == 2 and midi.counters.ignored == 2  # other CCs: ignored, as ever
+    midi.handle([0xB0, 16, 64], 9)
+    assert styles[-1].values == (1.0, -1.0) and got[-1].values[0] == pytest.approx(0.0079, abs=1e-3)  # type: ignore[attr-defined]
+    off = MidiIO(got.append, MidiConfig(style_cc=(0, 0)))
+    n = len(got)
+    off.handle([0xB0, 16, 127], 10)
+    assert len(got) == n and off.counters.ignored == 1
+    with pytest.raises(ValueError, match="style_cc"):
+        MidiConfig(style_cc=(16, 16))

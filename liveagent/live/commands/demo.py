@@ -42,6 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--policy", default="default", help="policy for the server (default falls back to rules)"
     )
     parser.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = greedy)")
+    parser.add_argument(
+        "--mood", default="", help="with a style policy (--policy style): its mood (calm, busy, bright, dark)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="sampler seed")
     parser.add_argument("--no-monitor", action="store_true", help="no live monitor (e.g. in CI logs)")
 
@@ -142,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     if args.seed is not None:
         cmd += ["--seed", str(args.seed)]
+    if args.mood:
+        cmd += ["--mood", args.mood]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     t_launch = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -45,6 +45,19 @@ def _channel(text: str) -> int:
     return _channels(text)[0]
 
 
+def _style_cc(text: str) -> tuple[int, int]:
+    """``X,Y`` (two CC numbers), or ``0`` (the pad off)."""
+    try:
+        ccs = tuple(int(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--style-cc takes X,Y (CC numbers) or 0, got {text!r}") from None
+    if ccs == (0,):
+        return (0, 0)
+    if len(ccs) != 2 or not all(0 <= c <= 119 for c in ccs) or (ccs[0] and ccs[0] == ccs[1]):
+        raise argparse.ArgumentTypeError(f"--style-cc takes two different CCs 0..119 (0 = off), got {text!r}")
+    return (ccs[0], ccs[1])
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The serve flags (shared with `liveagent demo`, which passes some of them through)."""
     g = parser.add_argument_group("policy")
@@ -54,6 +67,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=None, help="sampler seed")
     g.add_argument("--pitch-min", type=int, default=None, help="lowest agent pitch (default: the policy's)")
     g.add_argument("--pitch-max", type=int, default=None, help="highest agent pitch (default: the policy's)")
+    g.add_argument(
+        "--mood",
+        default="",
+        metavar="NAME",
+        help="a style policy (e.g. --policy style) starts in this mood: calm, busy, bright, dark, neutral, "
+        "... (default: the policy's style_default; /liveagent/mood changes it live)",
+    )
     g = parser.add_argument_group("clock")
     g.add_argument(
         "--clock",
@@ -148,6 +168,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--midi-thru", action="store_true", help="forward the performer's notes to the output")
     g.add_argument("--midi-clock-out", action="store_true", help="send MIDI clock + Start/Stop (master)")
+    g.add_argument(
+        "--style-cc",
+        type=_style_cc,
+        default=(16, 17),
+        metavar="X,Y",
+        help="MIDI CCs of the style pad on the performer's channels, 0..127 -> -1..1 (default 16,17; "
+        "0 = off)",
+    )
     g = parser.add_argument_group("session")
     g.add_argument(
         "--record",
@@ -205,6 +233,8 @@ def config_from_args(args: argparse.Namespace) -> object:
         midi_out_channel=args.midi_out_channel,
         midi_thru=args.midi_thru,
         midi_clock_out=args.midi_clock_out,
+        style_cc=args.style_cc,
+        mood=args.mood,
         temperature=args.temperature,
         top_p=args.top_p,
         seed=args.seed,

@@ -33,6 +33,8 @@ from liveagent.live.io.osc import (
     OscSinkConfig,
     parse_host_port,
 )
+from liveagent.live.style_rules import StyleError, StyleRequest
+from liveagent.live.style_rules import resolve as resolve_style
 from liveagent.music.features import hears_current_step
 from liveagent.music.tokens import Grid
 
@@ -94,6 +96,11 @@ class ServeConfig:
     """Forward performer notes to the MIDI output."""
     midi_clock_out: bool = False
     """Send MIDI clock (24 PPQN) + Start/Stop as master."""
+    style_cc: tuple[int, int] = (16, 17)
+    """The style pad's MIDI CCs (x, y) on the performer's channels; 0 = off (``--style-cc``)."""
+    mood: str = ""
+    """The mood a style policy starts in (``--mood``; "" = its ``style_default``). A policy without a
+    style input, or an unknown mood, is a start-up error."""
     temperature: float = 0.0
     """Sampling temperature (0 = greedy)."""
     top_p: float = 1.0
@@ -285,6 +292,8 @@ class Server:
             except PolicyError as e:
                 raise ServeError(str(e)) from e
             self.sink = sink
+            if cfg.mood:
+                self._start_mood(policy, cfg.mood)
             if cfg.osc:
                 try:
                     self.osc_server = OscServer(
@@ -305,6 +314,15 @@ class Server:
             if self.recorder is not None:
                 self.recorder.discard()  # nothing was played: leave no empty session files
             raise
+
+    def _start_mood(self, policy: Policy, mood: str) -> None:
+        """``--mood``: checked by the rules every request obeys, then handed to the engine (stopped: it
+        applies at once, before the first step)."""
+        try:
+            resolve_style(policy.meta, StyleRequest(mood=mood), policy.name)
+        except StyleError as e:
+            raise ServeError(f"--mood {mood}: {e}") from e
+        self.engine.submit(ControlEvent(time.perf_counter_ns(), Control.MOOD, text=mood))
 
     def _make_recorder(self, beats_per_bar: int) -> Recorder | None:
         """The session recorder, or None. A folder that fails is a clear error when asked for
@@ -379,6 +397,7 @@ class Server:
                 out_channel=cfg.midi_out_channel,
                 thru=cfg.midi_thru,
                 clock_out=cfg.midi_clock_out,
+                style_cc=cfg.style_cc,
             )
         except ValueError as e:
             raise ServeError(str(e)) from e
@@ -439,6 +458,8 @@ class Server:
             f"wait_for_performer={int(self.config.waits_for_performer)}",
             f"rt={self.realtime}",
         ]
+        if self.policy.meta.style_dim:
+            parts.append(f"mood={self.config.mood or self.policy.meta.style_default or 'none'}")
         if self.recorder is not None:
             parts.append(f"record={self.recorder.midi_path}")
         return " ".join(parts)
@@ -480,6 +501,7 @@ class Server:
             )
             out.update(midi_filtered=mc.filtered, midi_notes_off_in=mc.notes_off_in)
             out.update(midi_filtered_on_out_channel=mc.filtered_on_out_channel)
+            out.update(midi_style_cc=mc.style_cc)
             out.update(self.midi.thru_status())
         return out
 

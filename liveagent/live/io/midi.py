@@ -149,6 +149,9 @@ class MidiConfig:
     """Thru messages per second (over one second) above which thru is a loop even when what comes back is
     changed on its way (transposed, re-channelled): a glissando over the whole keyboard in one second is
     176 messages."""
+    style_cc: tuple[int, int] = (16, 17)
+    """The style pad's CCs (x, y) on the performer's channels: 0..127 -> -1..1, sent as ``/liveagent/style x
+    y`` would be (CC 16-19 are the General Purpose controllers); 0 turns one off."""
     sysex_guard_s: float = 0.25
     """End a SysEx stuck open this often (:class:`~liveagent.live.io.rtmidi_ports.SysexGuard`); 0 = off."""
     clock_out: bool = False
@@ -171,6 +174,9 @@ class MidiConfig:
             raise ValueError("thru_loop_ms and feedback_ms must be >= 0, thru_max_rate > 0")
         if self.beats_per_bar is not None and not 1 <= self.beats_per_bar <= 32:
             raise ValueError(f"beats_per_bar must be in 1..32, got {self.beats_per_bar}")
+        x, y = self.style_cc
+        if not (0 <= x <= 119 and 0 <= y <= 119) or (x and x == y):
+            raise ValueError(f"style_cc must be two different CC numbers 1..119 (0 = off), got {x},{y}")
 
 
 class MidiCounters:
@@ -187,6 +193,8 @@ class MidiCounters:
         """Note-ons filtered because they came on our output channel (a keyboard there is not heard)."""
         self.filtered_note_channels = 0
         """Bit mask of the channels whose note-ons were filtered (for :meth:`MidiIO.filtered_warnings`)."""
+        self.style_cc = 0
+        """Style pad CCs (``MidiConfig.style_cc``) passed on to the engine."""
 
     def snapshot(self) -> dict[str, int]:
         return dict(vars(self))
@@ -214,6 +222,9 @@ class MidiIO:
         if not cfg.in_channels and (cfg.out_port or cfg.virtual):
             self._channels -= {cfg.out_channel}  # our own output looped back is never the performer
         self._down = bytearray(16 * 128)
+        self._pad_cc = frozenset(c for c in cfg.style_cc if c)
+        self._pad_xy = [0.0, 0.0]
+        """The pad's last x and y (callback thread): one CC moves one coordinate, the event carries both."""
         self._filtered_warned = 0
         """Channels :meth:`filtered_warnings` has warned about (bit mask; its caller's thread only)."""
         """The performer's keys down, per (channel << 7 | pitch), as the callback passed them on."""
@@ -312,6 +323,9 @@ class MidiIO:
             if kind == CC and msg[1] in (120, 123):
                 self._notes_off_in(msg, ch, t_ns)
                 return
+            if kind == CC and msg[1] in self._pad_cc and ch in self._channels:
+                self._pad(msg[1], msg[2], t_ns)
+                return
             if kind != NOTE_ON and kind != NOTE_OFF:
                 c.ignored += 1
                 return
@@ -361,6 +375,12 @@ class MidiIO:
             self.submit(ControlEvent(t_ns, Control.PERFORMER_NOTES_OFF))
         else:
             c.ignored += 1
+
+    def _pad(self, cc: int, value: int, t_ns: int) -> None:
+        """A style pad CC: 0..127 -> -1..1 on its axis, and the pad's point to the engine (which glides)."""
+        self._pad_xy[0 if cc == self.config.style_cc[0] else 1] = value / 63.5 - 1.0
+        self.counters.style_cc += 1
+        self.submit(ControlEvent(t_ns, Control.STYLE, values=(self._pad_xy[0], self._pad_xy[1])))
 
     def _notes_off_in(self, msg: list[int], ch: int, t_ns: int) -> None:
         """All Notes Off / All Sound Off: on a performer channel it releases the performer's keys (the
