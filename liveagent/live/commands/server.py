@@ -485,6 +485,8 @@ class Server:
                 osc_status_limited=c.status_limited,
                 osc_policy_limited=c.policy_limited,
                 osc_control_limited=c.control_limited,
+                osc_panic_collapsed=c.panic_collapsed,
+                osc_senders_evicted=c.senders_evicted,
             )
         if self.osc_sink is not None:
             out.update(
