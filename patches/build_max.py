@@ -24,6 +24,9 @@ IN_MUTE = "/liveagent/mute"
 IN_PANIC = "/liveagent/panic"
 IN_POLICY = "/liveagent/policy"
 IN_STATUS = "/liveagent/status"
+IN_STYLE = "/liveagent/style"
+IN_MOOD = "/liveagent/mood"
+MOODS = ("calm", "busy", "bright", "dark", "neutral")
 OUT_NOTE = "/liveagent/out/note"
 OUT_BEAT = "/liveagent/out/beat"
 OUT_STATUS = "/liveagent/status"
@@ -87,14 +90,19 @@ class MaxPatch:
         return self._add(box)
 
     def ui(self, x: float, y: float, maxclass: str) -> str:
-        outlets = {"toggle": ["int"], "button": ["bang"], "number": ["", "bang"], "flonum": ["", "bang"]}[
-            maxclass
-        ]
-        size = [24.0, 24.0] if maxclass in ("toggle", "button") else [50.0, 22.0]
+        outlets = {
+            "toggle": ["int"],
+            "button": ["bang"],
+            "number": ["", "bang"],
+            "flonum": ["", "bang"],
+            "pictslider": ["int", "int"],  # a 2-D pad: x (left outlet) and y, 0..127 each
+        }[maxclass]
+        sizes = {"toggle": [24.0, 24.0], "button": [24.0, 24.0], "pictslider": [100.0, 100.0]}
+        size = sizes.get(maxclass, [50.0, 22.0])
         return self._add(
             {
                 "maxclass": maxclass,
-                "numinlets": 1,
+                "numinlets": 2 if maxclass == "pictslider" else 1,
                 "numoutlets": len(outlets),
                 "outlettype": outlets,
                 "parameter_enable": 0,
@@ -273,4 +281,29 @@ def build_maxpat() -> str:
     p.connect(route, 2, printer, 0)
     p.connect(route, 3, printer, 0)
     p.comment(980, 600, "status (key value pairs) and errors, in the Max console", 180)
+    _style(p, send)
     return p.render()
+
+
+def _style(p: MaxPatch, send: str) -> None:
+    """The style of a style policy (``liveagent serve --policy style``): a 2-D pad mapped to -1..1 on each
+    axis (``/liveagent/style x y``) and a mood menu (``/liveagent/mood NAME``); the server glides a bar."""
+    p.comment(20, 740, "style (liveagent serve --policy style): pad x = register, y = calm .. busy", 560)
+    pad = p.ui(20, 765, "pictslider")
+    sx = p.obj(140, 835, "scale 0 127 -1. 1.", 6, ["float"])
+    sy = p.obj(260, 775, "scale 0 127 -1. 1.", 6, ["float"])
+    p.connect(pad, 0, sx, 0)
+    p.connect(pad, 1, sy, 0)
+    t_y = p.obj(260, 805, "t b f", 1, ["bang", "float"])  # y waits in pack's right inlet, then x y goes
+    p.connect(sy, 0, t_y, 0)
+    pack = p.obj(140, 870, "pack 0. 0.", 2, [""])
+    p.connect(sx, 0, pack, 0)
+    p.connect(t_y, 1, pack, 1)
+    p.connect(t_y, 0, pack, 0)
+    style_osc = p.obj(140, 900, f"prepend {IN_STYLE}", 1, [""])
+    p.connect(pack, 0, style_osc, 0)
+    p.connect(style_osc, 0, send, 0)
+    p.comment(480, 765, "moods (each glides over a bar)", 220)
+    for i, mood in enumerate(MOODS):
+        m = p.msg(480, 790 + 28 * i, f"{IN_MOOD} {mood}")
+        p.connect(m, 0, send, 0)

@@ -75,7 +75,8 @@ def build_abstraction() -> str:
     c.text(
         690,
         70,
-        "temperature F / follow MS / mute 0|1 / panic / policy S / status / connect HOST PORT / listen PORT",
+        "temperature F / follow MS / mute 0|1 / panic / policy S / style X Y / mood NAME / status / "
+        "connect HOST PORT / listen PORT",
         width=40,
     )
     notes = _sender(
@@ -115,6 +116,9 @@ def build_abstraction() -> str:
             ("panic", ["oscformat liveagent panic"], ""),
             # "policy foo" leaves [route] as the message "foo": [list] makes it the list "foo"
             ("policy", ["list", "oscformat -f s liveagent policy"], ""),
+            # "style X Y" (the pad) or "style Z1 ... ZD" (the latent): floats, as many as given
+            ("style", ["list", "oscformat liveagent style"], ""),
+            ("mood", ["list", "oscformat -f s liveagent mood"], ""),
             ("status", ["oscformat liveagent status"], ""),
             ("connect", ["s \\$0-connect"], ""),
             ("listen", ["s \\$0-listen"], ""),
@@ -335,9 +339,44 @@ def _demo_melody(c: Canvas, x: int, y: int) -> int:
     return box
 
 
+MOODS = ("calm", "busy", "bright", "dark", "neutral")
+"""The mood menu: the moods every style policy of the project defines (issue 9)."""
+PAD_X, PAD_Y, MOOD_RECEIVE = "liveagent-pad-x", "liveagent-pad-y", "liveagent-mood"
+"""Receive names of the pad's sliders and the mood menu: another patch (or a test) plays them with
+``; liveagent-pad-x 0.5`` or ``; liveagent-mood busy``."""
+
+
+def _style_controls(c: Canvas, la: int) -> None:
+    """The style of a style policy (``liveagent serve --policy style``): a 2-D pad (two sliders, -1..1 each:
+    x along the latent's first main axis, higher; y along the second, busier and off the beat) and a mood
+    menu. Each change glides over a bar on the server."""
+    c.text(20, 650, "style (liveagent serve --policy style): glides over a bar", width=40)
+    c.text(20, 672, "pad x: register (low .. high)", width=30)
+    pad_x = c.slider(20, 695, lo=-1.0, hi=1.0, receive=PAD_X)
+    pad_y = c.slider(200, 650, vertical=True, length=90, lo=-1.0, hi=1.0, receive=PAD_Y)
+    c.text(225, 650, "pad y: calm .. busy", width=10)
+    t_y = c.obj(200, 755, "t b f")  # y waits in [pack]'s cold inlet, then the bang sends x y
+    c.connect(pad_y, 0, t_y, 0)
+    pack = c.obj(20, 785, "pack f f")
+    c.connect(pad_x, 0, pack, 0)
+    c.connect(t_y, 1, pack, 1)
+    c.connect(t_y, 0, pack, 0)
+    style_msg = c.msg(20, 815, "style \\$1 \\$2")
+    c.connect(pack, 0, style_msg, 0)
+    c.connect(style_msg, 0, la, 2)
+    c.text(320, 650, "moods", width=8)
+    r_mood = c.obj(320, 672, f"r {MOOD_RECEIVE}")
+    route = c.obj(320, 700, "route " + " ".join(MOODS))
+    c.connect(r_mood, 0, route, 0)
+    for i, mood in enumerate(MOODS):
+        m = c.msg(320 + 90 * i, 740 + 25 * (i % 2), f"mood {mood}")
+        c.connect(route, i, m, 0)
+        c.connect(m, 0, la, 2)
+
+
 def build_help() -> str:
     """The help patch: works out of the box with a demo melody and a built-in synth."""
-    c = Canvas(width=1090, height=780)
+    c = Canvas(width=1090, height=860)
     c.obj(20, 14, "declare -path .")
     c.text(
         20, 44, "[liveagent] - play with a liveagent server (a real-time RL accompanist) over OSC", width=90
@@ -436,6 +475,7 @@ def build_help() -> str:
     printer = c.obj(520, 560, "print liveagent")
     c.connect(la, 2, printer, 0)
     c.text(520, 590, "status, errors, connected 0|1 (in the Pd window)", width=26)
+    _style_controls(c, la)
 
     # --- DSP, reference, see also (right column) ---
     c.msg(800, 140, "\\; pd dsp 1")
@@ -445,8 +485,8 @@ def build_help() -> str:
         800,
         215,
         "inlets: 1 notes (pitch velocity, velocity 0 = off / noteoff P) 2 transport (start, stop, continue,"
-        " tempo F, beat [I]) 3 controls (temperature F, follow MS, mute 0|1, panic, policy NAME, status,"
-        " connect HOST PORT, listen PORT)",
+        " tempo F, beat [I]) 3 controls (temperature F, follow MS, mute 0|1, panic, policy NAME, style X Y,"
+        " mood NAME, status, connect HOST PORT, listen PORT)",
         width=36,
     )
     c.text(

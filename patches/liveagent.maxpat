@@ -1232,6 +1232,236 @@
           "linecount": 3,
           "id": "obj-69"
         }
+      },
+      {
+        "box": {
+          "maxclass": "comment",
+          "text": "style (liveagent serve --policy style): pad x = register, y = calm .. busy",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            20,
+            740,
+            560,
+            20.0
+          ],
+          "id": "obj-70"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "pictslider",
+          "numinlets": 2,
+          "numoutlets": 2,
+          "outlettype": [
+            "int",
+            "int"
+          ],
+          "parameter_enable": 0,
+          "patching_rect": [
+            20,
+            765,
+            100.0,
+            100.0
+          ],
+          "id": "obj-71"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "scale 0 127 -1. 1.",
+          "numinlets": 6,
+          "numoutlets": 1,
+          "outlettype": [
+            "float"
+          ],
+          "patching_rect": [
+            140,
+            835,
+            138.0,
+            22.0
+          ],
+          "id": "obj-72"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "scale 0 127 -1. 1.",
+          "numinlets": 6,
+          "numoutlets": 1,
+          "outlettype": [
+            "float"
+          ],
+          "patching_rect": [
+            260,
+            775,
+            138.0,
+            22.0
+          ],
+          "id": "obj-73"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "t b f",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "outlettype": [
+            "bang",
+            "float"
+          ],
+          "patching_rect": [
+            260,
+            805,
+            47.0,
+            22.0
+          ],
+          "id": "obj-74"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "pack 0. 0.",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "outlettype": [
+            ""
+          ],
+          "patching_rect": [
+            140,
+            870,
+            82.0,
+            22.0
+          ],
+          "id": "obj-75"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "prepend /liveagent/style",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "outlettype": [
+            ""
+          ],
+          "patching_rect": [
+            140,
+            900,
+            180.0,
+            22.0
+          ],
+          "id": "obj-76"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "comment",
+          "text": "moods (each glides over a bar)",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            480,
+            765,
+            220,
+            20.0
+          ],
+          "id": "obj-77"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "message",
+          "text": "/liveagent/mood calm",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "outlettype": [
+            ""
+          ],
+          "patching_rect": [
+            480,
+            790,
+            156.0,
+            22.0
+          ],
+          "id": "obj-78"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "message",
+          "text": "/liveagent/mood busy",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "outlettype": [
+            ""
+          ],
+          "patching_rect": [
+            480,
+            818,
+            156.0,
+            22.0
+          ],
+          "id": "obj-79"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "message",
+          "text": "/liveagent/mood bright",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "outlettype": [
+            ""
+          ],
+          "patching_rect": [
+            480,
+            846,
+            170.0,
+            22.0
+          ],
+          "id": "obj-80"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "message",
+          "text": "/liveagent/mood dark",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "outlettype": [
+            ""
+          ],
+          "patching_rect": [
+            480,
+            874,
+            156.0,
+            22.0
+          ],
+          "id": "obj-81"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "message",
+          "text": "/liveagent/mood neutral",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "outlettype": [
+            ""
+          ],
+          "patching_rect": [
+            480,
+            902,
+            177.0,
+            22.0
+          ],
+          "id": "obj-82"
+        }
       }
     ],
     "lines": [
@@ -1915,6 +2145,162 @@
           ],
           "destination": [
             "obj-68",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-71",
+            0
+          ],
+          "destination": [
+            "obj-72",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-71",
+            1
+          ],
+          "destination": [
+            "obj-73",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-73",
+            0
+          ],
+          "destination": [
+            "obj-74",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-72",
+            0
+          ],
+          "destination": [
+            "obj-75",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-74",
+            1
+          ],
+          "destination": [
+            "obj-75",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-74",
+            0
+          ],
+          "destination": [
+            "obj-75",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-75",
+            0
+          ],
+          "destination": [
+            "obj-76",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-76",
+            0
+          ],
+          "destination": [
+            "obj-3",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-78",
+            0
+          ],
+          "destination": [
+            "obj-3",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-79",
+            0
+          ],
+          "destination": [
+            "obj-3",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-80",
+            0
+          ],
+          "destination": [
+            "obj-3",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-81",
+            0
+          ],
+          "destination": [
+            "obj-3",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-82",
+            0
+          ],
+          "destination": [
+            "obj-3",
             0
           ]
         }

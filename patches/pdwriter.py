@@ -66,6 +66,27 @@ class Canvas:
             x, y, f"tgl {size} {flag} empty empty empty 17 7 0 10 #fcfcfc #000000 #000000 {flag} 1"
         )
 
+    def slider(
+        self,
+        x: int,
+        y: int,
+        *,
+        vertical: bool = False,
+        length: int = 128,
+        lo: float = 0.0,
+        hi: float = 127.0,
+        receive: str = "empty",
+    ) -> int:
+        """An [hsl] (or [vsl]) from ``lo`` to ``hi``, ``length`` pixels long, its knob in the middle, not sent
+        at load; ``receive`` names it for messages from anywhere (``; NAME 0.5`` moves it and it sends)."""
+        w, h = (15, length) if vertical else (length, 15)
+        kind = "vsl" if vertical else "hsl"
+        mid = (length - 1) * 50  # the knob's position in hundredths of a pixel: the middle
+        colours = "#fcfcfc #000000 #000000"
+        return self.obj(
+            x, y, f"{kind} {w} {h} {lo:g} {hi:g} 0 0 empty {receive} empty 0 -9 0 10 {colours} {mid} 1"
+        )
+
     def bang(self, x: int, y: int, size: int = 19) -> int:
         return self.obj(x, y, f"bng {size} 250 50 0 empty empty empty 17 7 0 10 #fcfcfc #000000 #000000")
 

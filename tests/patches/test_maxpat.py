@@ -40,6 +40,7 @@ MAX_CLASSES: dict[str, tuple[int, int] | None] = {
     "t": None,
     "!/": (2, 1),
     "print": (1, 0),
+    "scale": (6, 1),
 }
 
 
@@ -65,7 +66,16 @@ def test_maxpat_is_a_max8_patcher() -> None:
     assert len(p["rect"]) == 4
     boxes = boxes_by_id(p)
     for box in boxes.values():
-        assert box["maxclass"] in {"newobj", "message", "comment", "toggle", "button", "number", "flonum"}
+        assert box["maxclass"] in {
+            "newobj",
+            "message",
+            "comment",
+            "toggle",
+            "button",
+            "number",
+            "flonum",
+            "pictslider",
+        }
         assert len(box["patching_rect"]) == 4
         if box["numoutlets"]:
             assert len(box["outlettype"]) == box["numoutlets"], box

@@ -277,7 +277,8 @@ def test_duet_with_real_serve(tmp_path: Path) -> None:
 INLET_MESSAGES = (
     "60 100 \\, note 62 90 \\, noteoff 62",
     "start \\, stop \\, continue \\, tempo 96.5 \\, 120 \\, beat \\, beat 3",
-    "temperature 0.75 \\, mute 1 \\, mute \\, mute 0 \\, panic \\, policy rules \\, status",
+    "temperature 0.75 \\, mute 1 \\, mute \\, mute 0 \\, panic \\, policy rules \\, status"
+    " \\, style 0.5 -0.25 \\, mood busy",
 )
 EXPECTED_OSC = [
     ("/liveagent/note", [60, 100]),
@@ -297,6 +298,8 @@ EXPECTED_OSC = [
     ("/liveagent/panic", []),
     ("/liveagent/policy", ["rules"]),
     ("/liveagent/status", []),
+    ("/liveagent/style", [0.5, -0.25]),
+    ("/liveagent/mood", ["busy"]),
 ]
 
 
@@ -361,3 +364,95 @@ def test_abstraction_speaks_the_servers_language(tmp_path: Path) -> None:
     assert "beat: 2 3" in r.stderr
     assert "info: status bpm 120 policy rules" in r.stderr
     assert "info: error bad\\ thing" in r.stderr  # one symbol: Pd escapes its space when printing
+
+
+def _status(sock: socket.socket, server_port: int) -> dict[str, object]:
+    """One /liveagent/status request from ``sock``; the reply comes back to it (``--osc-reply both``)."""
+    sock.sendto(osc.build_message(osc.OUT_STATUS), ("127.0.0.1", server_port))
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            m = OscMessage(sock.recv(65536))
+        except TimeoutError:
+            continue
+        if m.address == osc.OUT_STATUS:
+            p = list(m.params)
+            return dict(zip(p[::2], p[1::2], strict=False))
+    raise AssertionError("no /liveagent/status reply")
+
+
+@pytest.mark.timeout(120)
+def test_help_patch_pad_and_moods_steer_a_real_serve(tmp_path: Path) -> None:
+    """The help patch's style pad (two sliders, by their receive names) and its mood menu (the message boxes,
+    through [r liveagent-mood]) reach a real `liveagent serve --policy style`: the status reports the pad's
+    point of the latent plane, then the mood."""
+    require_tool("pd")
+    from liveagent.live.engine.policy import OnnxPolicy
+    from liveagent.live.style_rules import StyleRequest, resolve
+
+    server_port, reply_port = free_udp_port(), free_udp_port()
+    help_patch = tmp_path / "liveagent-help.pd"
+    help_patch.write_text(
+        HELP.read_text().replace(
+            "liveagent 127.0.0.1 9000 9001", f"liveagent 127.0.0.1 {server_port} {reply_port}"
+        )
+    )
+    c = Canvas()
+    lb = c.obj(20, 20, "loadbang")
+    d_pad = c.obj(20, 50, "delay 800")
+    pad = c.msg(20, 80, "\\; liveagent-pad-y -0.5 \\; liveagent-pad-x 0.25")
+    d_mood = c.obj(20, 110, "delay 3000")
+    mood = c.msg(20, 140, "\\; liveagent-mood busy")
+    d_quit = c.obj(20, 170, "delay 3000")
+    c.chain(lb, d_pad, pad)
+    c.chain(lb, d_mood, mood)
+    c.chain(lb, d_quit, c.msg(20, 200, "\\; pd quit"))
+    driver = tmp_path / "driver.pd"
+    driver.write_text(c.render() + "\n")
+
+    cmd = [sys.executable, "-m", "liveagent", "serve", "--policy", "style", "--no-record"]
+    cmd += ["--osc-port", str(server_port), "--osc-out", f"127.0.0.1:{reply_port}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    serve = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    try:
+        _wait_ready(serve, timeout=30)
+        assert _status(sock, server_port)["style_mood"] == "neutral"
+        pd = subprocess.Popen(pd_command(help_patch, driver), stderr=subprocess.PIPE, text=True)
+        seen: list[dict[str, object]] = []
+
+        def mood_is(name: str) -> bool:
+            seen.append(_status(sock, server_port))
+            return seen[-1]["style_mood"] == name
+
+        def poll(name: str, timeout: float) -> bool:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if mood_is(name):
+                    return True
+                time.sleep(0.05)
+            return False
+
+        assert poll("custom", 20), seen[-3:]
+        pad_z = [float(v) for v in str(seen[-1]["style"]).split()]
+        meta = OnnxPolicy.load("style").meta
+        want = resolve(meta, StyleRequest(values=(0.25, -0.5)))
+        assert pad_z == pytest.approx(want, abs=0.011), (pad_z, want)
+        assert poll("busy", 20), seen[-3:]
+        final = seen[-1]
+        _, err = pd.communicate(timeout=30)
+    finally:
+        sock.close()
+        serve.terminate()
+        try:
+            serve.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait()
+    assert pd.returncode == 0, err
+    # the status replies our polls asked for reach Pd too (--osc-reply both): their keys say "errors"
+    assert [ln for ln in stderr_problems(err) if not ln.startswith("liveagent: status ")] == [], err
+    assert final["style"] == " ".join(f"{v:.2f}" for v in meta.moods["busy"])
+    assert final["input_errors"] == 0 and final["osc_errors"] == 0, final
