@@ -33,7 +33,8 @@ test: lint typecheck unit
 
 # Retrain every shipped policy from its committed recipe (1 torch thread each; measured times in the
 # README): the anticipate MLE prior and its PPO policy, the follow MLE prior and the follow PPO default,
-# each exported with its eval row on the test split (greedy decoding).
+# each exported with its eval row on the test split (greedy decoding); then the style VAE and the
+# style-conditioned policy warm-started from the follow MLE prior (export/style.onnx, moods and axes).
 policy: $(STAMP)
 	$(BIN)/liveagent train mle --config export/mle.toml --out runs/mle
 	$(BIN)/liveagent export runs/mle/best.pt -o export/mle.onnx --eval
@@ -43,6 +44,9 @@ policy: $(STAMP)
 	$(BIN)/liveagent export runs/follow_mle/best.pt -o export/follow_mle.onnx --eval
 	$(BIN)/liveagent train ppo --config export/default.toml --out runs/default
 	$(BIN)/liveagent export runs/default/last.pt -o export/default.onnx --eval
+	$(BIN)/liveagent train vae --config export/recipes/style_vae.toml --out runs/style_vae
+	$(BIN)/liveagent train style --config export/style.toml --out runs/style
+	$(BIN)/liveagent export runs/style/best.pt -o export/style.onnx --eval
 
 bench: $(STAMP)
 	$(BIN)/liveagent bench
