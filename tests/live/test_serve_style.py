@@ -4,15 +4,19 @@ counted errors; `serve --mood` starts in a mood and refuses a bad one."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from liveagent.live.engine.policy import OnnxPolicy
-from tests.live.receiver_notes import before_first_burst, osc_notes, overlaps
+from liveagent.live.style_rules import StyleRequest, resolve
+from tests.live.conftest import JackServer
+from tests.live.receiver_notes import before_first_burst, osc_notes, overlaps, read_session_log
 from tests.live.serve_helpers import ServeProcess, wait_until
 
 BPM = 240.0
@@ -118,3 +122,55 @@ def test_serve_mood_flag() -> None:
             timeout=60,
         )
         assert r.returncode == 2 and words in r.stderr, r.stderr
+
+
+@pytest.mark.system
+@pytest.mark.timeout(90)
+def test_serve_midi_pad_ccs_through_jack(jack_server: JackServer) -> None:
+    """A controller's CC 16/17 on the performer's channel, through real JACK MIDI, move the pad; other
+    channels and --style-cc pick and limit them."""
+    import rtmidi
+
+    kbd = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="pad-ctl")
+    kbd.open_virtual_port("out")
+    try:
+        with ServeProcess(
+            "--policy", "style", "--no-record", "--virtual", "--midi-name", "la-style", "--style-cc", "20,21"
+        ) as serve:
+            jack_server.connect("pad-ctl:out", "la-style:in")
+            time.sleep(0.1)
+            kbd.send_message([0xB0, 16, 127])  # the default CC: not the pad with --style-cc 20,21
+            kbd.send_message([0xB0, 20, 127])  # x = 1
+            kbd.send_message([0xB0, 21, 0])  # y = -1
+            assert wait_until(lambda: serve.status()["midi_style_cc"] == 2, 5), serve.status()
+            st = serve.status()
+            meta = OnnxPolicy.load("style").meta
+            want = resolve(meta, StyleRequest(values=(1.0, -1.0)))
+            assert st["style_mood"] == "custom"
+            assert [float(v) for v in st["style"].split()] == pytest.approx(want, abs=0.006)
+            assert st["input_errors"] == 0
+    finally:
+        kbd.close_port()
+
+
+@pytest.mark.timeout(150)
+def test_demo_mood_reaches_the_server(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    demo = [sys.executable, "-m", "liveagent", "demo", "--no-monitor", "--policy", "style"]
+    r = subprocess.run(
+        [*demo, "--melody", "ode", "--bars", "2", "--bpm", "150", "--mood", "busy", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    events = read_session_log(out / "server-recording")
+    styles = [e for e in events if "busy" in json.dumps(e)]
+    assert styles, events[:5]
+    r = subprocess.run(
+        [*demo, "--mood", "nope", "--out", str(tmp_path / "bad")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "unknown mood 'nope'" in r.stderr, r.stderr
