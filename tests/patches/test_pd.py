@@ -403,7 +403,7 @@ def test_help_patch_pad_and_moods_steer_a_real_serve(tmp_path: Path) -> None:
     pad = c.msg(20, 80, "\\; liveagent-pad-y -0.5 \\; liveagent-pad-x 0.25")
     d_mood = c.obj(20, 110, "delay 3000")
     mood = c.msg(20, 140, "\\; liveagent-mood busy")
-    d_quit = c.obj(20, 170, "delay 3000")
+    d_quit = c.obj(20, 170, "delay 5000")  # after the mood (same-time delays fire in no set order)
     c.chain(lb, d_pad, pad)
     c.chain(lb, d_mood, mood)
     c.chain(lb, d_quit, c.msg(20, 200, "\\; pd quit"))
@@ -420,7 +420,10 @@ def test_help_patch_pad_and_moods_steer_a_real_serve(tmp_path: Path) -> None:
     try:
         _wait_ready(serve, timeout=30)
         assert _status(sock, server_port)["style_mood"] == "neutral"
-        pd = subprocess.Popen(pd_command(help_patch, driver), stderr=subprocess.PIPE, text=True)
+        # Pd prints every status reply it hears (~1.4 KB each): to a file, since a pipe nobody reads before
+        # the end fills up and blocks Pd, and with it the mood message it was about to send.
+        pd_err = (tmp_path / "pd.err").open("w+")
+        pd = subprocess.Popen(pd_command(help_patch, driver), stderr=pd_err, text=True)
         seen: list[dict[str, object]] = []
 
         def mood_is(name: str) -> bool:
@@ -428,9 +431,10 @@ def test_help_patch_pad_and_moods_steer_a_real_serve(tmp_path: Path) -> None:
             return seen[-1]["style_mood"] == name
 
         def poll(name: str, timeout: float) -> bool:
+            """Until the mood is ``name`` and its glide (a bar) is over."""
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if mood_is(name):
+                if mood_is(name) and seen[-1]["style_gliding"] == 0:
                     return True
                 time.sleep(0.05)
             return False
@@ -440,9 +444,13 @@ def test_help_patch_pad_and_moods_steer_a_real_serve(tmp_path: Path) -> None:
         meta = OnnxPolicy.load("style").meta
         want = resolve(meta, StyleRequest(values=(0.25, -0.5)))
         assert pad_z == pytest.approx(want, abs=0.011), (pad_z, want)
-        assert poll("busy", 20), seen[-3:]
+        counters = ("osc_", "style", "input")
+        assert poll("busy", 20), str({k: v for k, v in seen[-1].items() if k.startswith(counters)})
         final = seen[-1]
-        _, err = pd.communicate(timeout=30)
+        pd.wait(timeout=30)
+        pd_err.seek(0)
+        err = pd_err.read()
+        pd_err.close()
     finally:
         sock.close()
         serve.terminate()
