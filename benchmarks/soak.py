@@ -101,34 +101,49 @@ def _grid(srv: ServeRun, bpm: float, steps_per_beat: int = 4) -> tuple[int, floa
 
 
 class _TickObserver:
-    """An rtmidi JACK input beside serve's that stamps the master's clock ticks on JACK's timeline."""
+    """An rtmidi JACK input beside serve's that stamps the master's clock ticks on JACK's timeline.
+
+    Polled from a thread of its own, never a callback: a Python callback runs in JACK's process thread and
+    waits there for the GIL, which this busy process (the flood) holds; JACK then zombifies the client and
+    the next read of its buffer segfaults (seen twice, 6 and 20 minutes into a soak). RtMidi's queue keeps
+    each message's delta time, so polling costs no stamp accuracy."""
 
     def __init__(self, name: str) -> None:
         import rtmidi
 
         from liveagent.live.io.device_clock import DeviceClockMapper
 
-        self.port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name)
+        self.port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name, queue_size_limit=8192)
         self.port.ignore_types(sysex=False, timing=False, active_sense=False)
         self.port.open_virtual_port("in")
         self.mapper = DeviceClockMapper()
         self.beats: list[int] = []
         """Arrival of every 24th tick after the last Start: the master's beats."""
         self._n = 0
-        self.port.set_callback(self._cb)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="tick-observer", daemon=True)
+        self._thread.start()
 
-    def _cb(self, msg: Any, _data: Any = None) -> None:
-        t = self.mapper.map(msg[1], time.perf_counter_ns())
-        if msg[0][0] == 0xFA:
-            self._n = 0
-        elif msg[0][0] == 0xF8:
-            if self._n % 24 == 0:
-                self.beats.append(t)
-            self._n += 1
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            got = self.port.get_message()
+            if got is None:
+                time.sleep(0.0005)
+                continue
+            msg, delta_s = got
+            t = self.mapper.map(delta_s, time.perf_counter_ns())
+            if msg[0] == 0xFA:
+                self._n = 0
+            elif msg[0] == 0xF8:
+                if self._n % 24 == 0:
+                    self.beats.append(t)
+                self._n += 1
 
     def close(self) -> None:
         from liveagent.live.io.midi import close_rtmidi_port
 
+        self._stop.set()
+        self._thread.join(timeout=1.0)
         close_rtmidi_port(self.port)
 
 

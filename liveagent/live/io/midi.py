@@ -1,7 +1,11 @@
 """MIDI in and out through python-rtmidi (JACK or ALSA), with mido only for port discovery.
 
-The rtmidi input callback runs on rtmidi's own thread (with JACK: JACK's real-time process thread, which
-then waits for the GIL). It only timestamps, decodes the few bytes, and hands an immutable event to
+No Python runs in the backend's thread: RtMidi queues each message (with its delta time, taken on arrival)
+and a thread of ours, "midi-in" (SCHED_FIFO ``in_rt_priority``), empties that queue every ``in_poll_ms``
+(0.5 ms). A Python callback would run in JACK's real-time process thread and wait there for the GIL: a
+busy process then stalls the JACK graph, and JACK zombifies the client, whose next buffer read segfaults
+(seen twice in a soak run, in a client that took its MIDI in a callback while a flood held the GIL). The
+input thread only timestamps, decodes the few bytes, and hands an immutable event to
 ``submit``: notes of the performer's channels, MIDI clock, Start/Stop/Continue and Song Position Pointer as
 :class:`ControlEvent` for the clock, and the performer's All Notes Off / All Sound Off (CC 123 / 120) and
 System Reset as :data:`Control.PERFORMER_NOTES_OFF` (they release the keys the engine holds for the
@@ -17,10 +21,10 @@ releases a performer's key is never dropped (it was, when both defaults were cha
 stayed down for good). What is left of the risk, an echo of our note-off taken for the performer's, only
 releases a key the performer does not hold.
 
-Time stamps come from the backend's timeline (rtmidi's delta times, measured in C before the callback
-waits for the GIL), mapped onto ``perf_counter_ns`` by
-:class:`~liveagent.live.io.device_clock.DeviceClockMapper`: under load the callback runs milliseconds late,
-and that delay must not reach the clock follower's tempo or the performer's onsets. rtmidi filters
+Time stamps come from the backend's timeline (rtmidi's delta times, measured in C when a message
+arrives), mapped onto ``perf_counter_ns`` by
+:class:`~liveagent.live.io.device_clock.DeviceClockMapper`: under load the input thread runs milliseconds
+late, and that delay must not reach the clock follower's tempo or the performer's onsets. rtmidi filters
 nothing (``ignore_types`` all off): JACK's RtMidi advances its delta reference on messages it drops, so
 a filtered message would lose its interval from the sum.
 
@@ -35,23 +39,22 @@ writes a single-producer ring buffer) and three threads may send: the engine (no
 (pulses) and, with ``thru``, the thru thread. The lock is held for one ``send_message`` only (a few us),
 never while building a message, so the engine waits at most one send.
 
-Thru has a thread of its own ("midi-thru", fed by a ``SimpleQueue``), not the input callback. With JACK
-the callback runs in JACK's real-time process thread and must take the GIL (the price of any Python
-callback; it holds it for the decoding and a queue put). Sending thru there also took the output lock, shared
-with the normal-priority clock-out thread: a clock-out thread switched out while holding it (the GIL is
-handed over between bytecodes) kept JACK's process thread waiting until the scheduler ran it again, a
-priority inversion that stalls the whole JACK graph. The callback now only puts a tuple on the queue.
-The cost is the thread's wake-up, small against the JACK period every message waits for anyway:
-``benchmarks/midi_thru_latency.py`` (a real JACK server and peers, two loaded cores) measured the hand-off,
-callback entry to send done, at p50 ~200 us against ~100 us on the callback, and end to end (keyboard to
+Thru has a thread of its own ("midi-thru", fed by a ``SimpleQueue``), not the input path. When input was
+a callback in JACK's real-time process thread, sending thru there also took the output lock, shared with
+the normal-priority clock-out thread: a clock-out thread switched out while holding it kept JACK's process
+thread waiting until the scheduler ran it again, a priority inversion that stalls the whole JACK graph.
+The input path now only puts a tuple on the queue. The cost is the thread's wake-up, small against the
+JACK period every message waits for anyway: ``benchmarks/midi_thru_latency.py`` (a real JACK server and
+peers, two loaded cores) measured the hand-off, callback entry to send done, at p50 ~200 us against ~100 us
+on the callback (before the input was polled), and end to end (keyboard to
 synth) no difference beyond noise at JACK periods of 1.3 and 10.7 ms (p50 2.1 / 16.4 ms, p99 2.8 / 21.6 ms
 either way). ``MidiIO.thru_latency_ns`` keeps the hand-off times (status ``midi_thru_p50_us``).
 
-The callback remembers the last message thru sent for each pitch: that message coming back on our channel
+The input thread remembers the last message thru sent for each pitch: that message coming back on our channel
 within ``thru_loop_ms`` (a performer cannot repeat a key that fast without a note-off between) is a MIDI
 loop, as is a thru rate above ``thru_max_rate`` (a loop that transposes or re-channels). A loop stops thru
 for good: counted ``thru_loops``, reported in the status (``midi_thru`` 0), one warning logged by the thru
-thread (logging may block: never in the callback). Without it one key press fed back 788 messages in 2 s.
+thread (logging may block: never on the input path). Without it one key press fed back 788 messages in 2 s.
 
 The backend is chosen by ``api`` or mido's ``MIDO_BACKEND`` variable (``mido.backends.rtmidi/UNIX_JACK``);
 "auto" tries ALSA then JACK, because machines without ``/dev/snd`` only have JACK.
@@ -141,6 +144,12 @@ class MidiConfig:
     """A performer note equal to the last one thru sent for its pitch, within this window, is thru coming
     back (a MIDI loop): thru stops (``thru_loops``). A performer cannot repeat a key this fast without a
     note-off between (which the match would have to be)."""
+    in_poll_ms: float = 0.5
+    """The input thread empties RtMidi's input queue this often (see the module docstring): up to this
+    much dispatch delay; the time stamps are RtMidi's, taken on arrival, so onsets and clock ticks keep
+    their times."""
+    in_rt_priority: int = 19
+    """SCHED_FIFO priority of the input thread (below serve's engine, 20; as OSC input); 0 = normal."""
     thru_rt_priority: int = 18
     """SCHED_FIFO priority of the thru thread (below serve's engine, 20, and OSC input, 19); 0 = normal
     scheduling. Without it the thread's wake-up waited behind every busy process of a loaded machine
@@ -249,6 +258,10 @@ class MidiIO:
         self.device_clock = DeviceClockMapper()
         self.sink: MidiSink | None = None
         self.sysex_guard: SysexGuard | None = None
+        self._in_thread: threading.Thread | None = None
+        self._in_stop = threading.Event()
+        self.in_realtime = False
+        """The input thread runs at SCHED_FIFO ``in_rt_priority``."""
         try:
             if cfg.in_port or cfg.virtual:
                 self.midi_in = open_rtmidi("in", cfg.api, cfg.client_name)
@@ -260,7 +273,8 @@ class MidiIO:
                 else:
                     self.midi_in.open_virtual_port("in")
                     self.in_name = f"{cfg.client_name}:in"
-                self.midi_in.set_callback(self._callback)
+                self._in_thread = threading.Thread(target=self._in_main, name="midi-in", daemon=True)
+                self._in_thread.start()
                 self._start_sysex_guard()
             if cfg.out_port or cfg.virtual:
                 self.midi_out = open_rtmidi("out", cfg.api, cfg.client_name + "-out")
@@ -294,7 +308,29 @@ class MidiIO:
         port = self.midi_in or self.midi_out
         return rtmidi.get_api_name(port.get_current_api()) if port is not None else "none"
 
-    # -- input (rtmidi thread)
+    # -- input (the "midi-in" thread)
+    def _in_main(self) -> None:
+        """Empty RtMidi's input queue every ``in_poll_ms`` (no Python in JACK's process thread)."""
+        prio = self.config.in_rt_priority
+        if prio > 0 and hasattr(os, "sched_setscheduler"):
+            try:  # pid 0: this thread
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
+                self.in_realtime = True
+            except OSError as e:
+                log.info("MIDI input thread at normal priority (real-time scheduling unavailable: %s)", e)
+        port, stop, pause = self.midi_in, self._in_stop, self.config.in_poll_ms / 1e3
+        while not stop.is_set():
+            try:
+                got = port.get_message()
+            except Exception as e:  # the port is gone (JACK restarted): count, keep the thread quiet
+                self.counters.errors += 1
+                log.warning("MIDI input stopped: %r", e)
+                return
+            if got is None:
+                time.sleep(pause)
+            else:
+                self._callback(got)
+
     def _callback(self, msg_data: tuple[list[int], float], _data: object = None) -> None:
         t_ns = t_in = time.perf_counter_ns()
         msg, delta_s = msg_data
@@ -568,6 +604,10 @@ class MidiIO:
             log.warning("MIDI input without its SysEx guard (a truncated SysEx would deafen it): %s", e)
 
     def close(self) -> None:
+        self._in_stop.set()
+        if self._in_thread is not None:
+            self._in_thread.join(timeout=1.0)
+            self._in_thread = None
         if self.sysex_guard is not None:
             self.sysex_guard.close()
             self.sysex_guard = None
