@@ -100,64 +100,6 @@ def _grid(srv: ServeRun, bpm: float, steps_per_beat: int = 4) -> tuple[int, floa
     raise RuntimeError("serve did not start playing (no grid, no beat)")
 
 
-class _TickObserver:
-    """An rtmidi JACK input beside serve's that stamps the master's clock ticks on JACK's timeline.
-
-    Polled from a thread of its own, never a callback: a Python callback runs in JACK's process thread and
-    waits there for the GIL, which this busy process (the flood) holds; JACK then zombifies the client and
-    the next read of its buffer segfaults (seen twice, 6 and 20 minutes into a soak). RtMidi's queue keeps
-    each message's delta time, so polling costs no stamp accuracy."""
-
-    def __init__(self, name: str) -> None:
-        import rtmidi
-
-        from liveagent.live.io.device_clock import DeviceClockMapper
-
-        self.port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name, queue_size_limit=8192)
-        self.port.ignore_types(sysex=False, timing=False, active_sense=False)
-        self.port.open_virtual_port("in")
-        self.mapper = DeviceClockMapper()
-        self.beats: list[int] = []
-        """Arrival of every 24th tick after the last Start: the master's beats."""
-        self._n = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="tick-observer", daemon=True)
-        self._thread.start()
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            got = self.port.get_message()
-            if got is None:
-                time.sleep(0.0005)
-                continue
-            msg, delta_s = got
-            t = self.mapper.map(delta_s, time.perf_counter_ns())
-            if msg[0] == 0xFA:
-                self._n = 0
-            elif msg[0] == 0xF8:
-                if self._n % 24 == 0:
-                    self.beats.append(t)
-                self._n += 1
-
-    def close(self) -> None:
-        from liveagent.live.io.midi import close_rtmidi_port
-
-        self._stop.set()
-        self._thread.join(timeout=1.0)
-        close_rtmidi_port(self.port)
-
-
-def _against_master_us(agent: list[int], master: list[int]) -> dict[str, float]:
-    """Each agent beat's arrival minus the nearest master beat (signed: positive = after the master)."""
-    if not agent or not master:
-        return summarize_us(np.zeros(0))
-    m = np.asarray(master, dtype=np.float64)
-    a = np.asarray(agent, dtype=np.float64)
-    i = np.clip(np.searchsorted(m, a), 1, m.size - 1)
-    nearest = np.where(np.abs(a - m[i - 1]) <= np.abs(a - m[i]), m[i - 1], m[i])
-    return summarize_us(a - nearest)
-
-
 def _status_figures(st: dict[str, Any]) -> dict[str, Any]:
     keys: tuple[str, ...] = ("steps", "misses", "skipped", "bpm", "lateness_p50_us", "lateness_p99_us")
     keys += ("lateness_max_us", "decision_p99_us", "osc_in", "osc_flood_dropped", "osc_errors")
@@ -175,7 +117,6 @@ def soak(minutes: float, bpm: float, clock: str, flood_rate: float, policy: str)
             args += ["--clock", "midi", "--virtual", "--midi-name", "soak-srv"]
         srv = ServeRun(policy, *args, env=env)
         clock_proc: subprocess.Popen[bytes] | None = None
-        observer: _TickObserver | None = None
         try:
             if jack is not None:
                 clock_proc = subprocess.Popen(
@@ -185,9 +126,7 @@ def soak(minutes: float, bpm: float, clock: str, flood_rate: float, policy: str)
                     stderr=subprocess.DEVNULL,
                 )
                 jack.wait_port("jack_midi_clock:mclk_out")
-                observer = _TickObserver("soak-observer")
                 jack.connect("jack_midi_clock:mclk_out", "soak-srv:in")
-                jack.connect("jack_midi_clock:mclk_out", "soak-observer:in")
                 subprocess.run(["jack_transport"], input=b"play\n", env=env, capture_output=True, timeout=10)
             else:
                 srv.send("/liveagent/start")
@@ -228,17 +167,12 @@ def soak(minutes: float, bpm: float, clock: str, flood_rate: float, policy: str)
                 "load_1min_max": round(max(load), 2),
                 "cores": os.cpu_count(),
                 "beat_deviation_us": _beat_deviation_us(beats),
-                "beat_vs_master_us": (
-                    None if observer is None else _against_master_us(beats, observer.beats)
-                ),
                 "flood_messages_sent": sent[0],
                 "flood_rate_achieved": round(sent[0] / max(1e-9, time.perf_counter() - t_flood), 1),
                 "server": after,
             }
         finally:
             stop.set()
-            if observer is not None:
-                observer.close()
             if clock_proc is not None:
                 clock_proc.terminate()
                 clock_proc.wait(timeout=5)

@@ -2,9 +2,8 @@
 
 No Python runs in the backend's thread: RtMidi queues each message (with its delta time, taken on arrival)
 and a thread of ours, "midi-in" (SCHED_FIFO ``in_rt_priority``), empties that queue every ``in_poll_ms``
-(0.5 ms). A Python callback would run in JACK's real-time process thread and wait there for the GIL: a
-busy process then stalls the JACK graph, and JACK zombifies the client, whose next buffer read segfaults
-(seen twice in a soak run, in a client that took its MIDI in a callback while a flood held the GIL). The
+(0.5 ms). A Python callback would run in JACK's real-time process thread and wait there for the GIL,
+which any busy thread of this process may hold: the whole JACK graph would wait with it. The
 input thread only timestamps, decodes the few bytes, and hands an immutable event to
 ``submit``: notes of the performer's channels, MIDI clock, Start/Stop/Continue and Song Position Pointer as
 :class:`ControlEvent` for the clock, and the performer's All Notes Off / All Sound Off (CC 123 / 120) and
