@@ -7,9 +7,9 @@ out-of-range values, NaN/inf, senders outside the allow-list, floods above the r
 and reported to the engine as an :class:`InputError` at a limited rate, so a flood of garbage cannot flood
 the engine's queue too. The engine keeps time whatever arrives.
 
-The output side, :class:`OscSink`, implements :class:`~liveagent.live.events.OutputSink`. Notes and beats
-are the hot path: their OSC headers (address + type tags) are built once, so a note is one ``struct.pack``
-and one ``sendto``. The address space is documented in ``docs/OSC.md``; the addresses below are fixed.
+The wire format and the bounded parser are in :mod:`~liveagent.live.io.osc_wire`, the output side
+(:class:`OscSink`) in :mod:`~liveagent.live.io.osc_out`; both are re-exported here. The address space is
+documented in ``docs/OSC.md``.
 """
 
 from __future__ import annotations
@@ -19,14 +19,11 @@ import ipaddress
 import logging
 import math
 import socket
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from liveagent.live.events import (
     FOLLOW_WINDOW_LIMIT_MS,
@@ -37,233 +34,81 @@ from liveagent.live.events import (
     InputEvent,
     NoteEvent,
 )
+from liveagent.live.io.osc_out import (
+    STATUS_REPLY_MAX_AGE_NS,
+    OscSink,
+    OscSinkConfig,
+    encode_status,
+    resolve_udp,
+)
+from liveagent.live.io.osc_wire import (
+    BPM_MAX,
+    BPM_MIN,
+    DEFAULT_IN_PORT,
+    DEFAULT_OUT_PORT,
+    MAX_ARGS,
+    MAX_BUNDLE_DEPTH,
+    MAX_ELEMENTS,
+    MAX_MOOD_NAME,
+    MAX_POLICY_NAME,
+    MAX_REPLY_BYTES,
+    MAX_REPLY_STRING,
+    OUT_BEAT,
+    OUT_ERROR,
+    OUT_NOTE,
+    OUT_STATUS,
+    PREFIX,
+    TEMPERATURE_MAX,
+    DatagramError,
+    build_message,
+    is_loopback,
+    message_spans,
+    osc_header,
+    osc_string,
+    parse_datagram,
+    parse_host_port,
+    parse_message,
+)
 from liveagent.live.style_rules import StyleError, check_values
 
+__all__ = [
+    "DEFAULT_IN_PORT",
+    "DEFAULT_OUT_PORT",
+    "MAX_ARGS",
+    "MAX_BUNDLE_DEPTH",
+    "MAX_ELEMENTS",
+    "MAX_MOOD_NAME",
+    "MAX_POLICY_NAME",
+    "MAX_REPLY_BYTES",
+    "MAX_REPLY_STRING",
+    "OUT_BEAT",
+    "OUT_ERROR",
+    "OUT_NOTE",
+    "OUT_STATUS",
+    "PREFIX",
+    "STATUS_REPLY_MAX_AGE_NS",
+    "TEMPERATURE_MAX",
+    "DatagramError",
+    "MessageError",
+    "OscCounters",
+    "OscServer",
+    "OscServerConfig",
+    "OscSink",
+    "OscSinkConfig",
+    "build_message",
+    "decode",
+    "encode_status",
+    "is_loopback",
+    "message_spans",
+    "osc_header",
+    "osc_string",
+    "parse_datagram",
+    "parse_host_port",
+    "parse_message",
+    "resolve_udp",
+]
+
 log = logging.getLogger(__name__)
-
-PREFIX = "/liveagent"
-OUT_NOTE = "/liveagent/out/note"
-OUT_BEAT = "/liveagent/out/beat"
-OUT_STATUS = "/liveagent/status"
-OUT_ERROR = "/liveagent/error"
-
-DEFAULT_IN_PORT = 9000
-DEFAULT_OUT_PORT = 9001
-BPM_MIN, BPM_MAX = 20.0, 400.0
-TEMPERATURE_MAX = 10.0
-MAX_POLICY_NAME = 1024
-MAX_MOOD_NAME = 64
-MAX_BUNDLE_DEPTH = 4
-"""Bundles nested deeper than this (a bundle in a bundle in ...) are refused whole."""
-MAX_ELEMENTS = 64
-"""Elements (messages and nested bundles) per datagram; a chord is a few, 700 is an attack."""
-MAX_ARGS = 32
-"""Arguments per message (no address takes more than 2)."""
-MAX_REPLY_BYTES = 8192
-"""A status reply is cut to this size (whole key/value pairs), so a 20-byte request buys a bounded answer."""
-MAX_REPLY_STRING = 256
-"""Longer string values in a status reply are cut to this many characters."""
-
-
-def osc_string(s: str) -> bytes:
-    """An OSC string: UTF-8, NUL-terminated, padded to a multiple of 4 bytes."""
-    b = s.encode("utf-8") + b"\0"
-    return b + b"\0" * (-len(b) % 4)
-
-
-def osc_header(address: str, tags: str) -> bytes:
-    """Address + type-tag string of a message, prebuilt once so the hot path only packs arguments."""
-    return osc_string(address) + osc_string("," + tags)
-
-
-def build_message(address: str, args: Iterable[Any] = ()) -> bytes:
-    """A complete OSC datagram (cold path: status, errors)."""
-    b = OscMessageBuilder(address=address)
-    for a in args:
-        if isinstance(a, bool):
-            b.add_arg(int(a), "i")
-        elif isinstance(a, int):
-            b.add_arg(a, "i" if -(2**31) <= a < 2**31 else "h")
-        elif isinstance(a, float):
-            b.add_arg(a, "f")
-        elif a is None:
-            b.add_arg("", "s")
-        else:
-            b.add_arg(str(a), "s")
-    return b.build().dgram
-
-
-def parse_host_port(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port); raises ``ValueError`` with a clear message."""
-    host, sep, port_s = text.rpartition(":")
-    if not sep:
-        host, port_s = "", text
-    host = host.strip("[]") or default_host
-    try:
-        port = int(port_s)
-    except ValueError:
-        raise ValueError(f"bad HOST:PORT {text!r}: port is not an integer") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"bad HOST:PORT {text!r}: port must be 1..65535")
-    return host, port
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-# ------------------------------------------------------------------------------------------ parsing
-
-
-class DatagramError(ValueError):
-    """A datagram that is not well-formed OSC; ``reason`` names the counter (``OscCounters.by_reason``)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-_I32 = struct.Struct(">i")
-_F32 = struct.Struct(">f")
-_I64 = struct.Struct(">q")
-_F64 = struct.Struct(">d")
-_FIXED: dict[str, tuple[int, Callable[[bytes, int], Any]]] = {
-    "i": (4, lambda d, p: _I32.unpack_from(d, p)[0]),
-    "f": (4, lambda d, p: _F32.unpack_from(d, p)[0]),
-    "h": (8, lambda d, p: _I64.unpack_from(d, p)[0]),
-    "d": (8, lambda d, p: _F64.unpack_from(d, p)[0]),
-    "t": (8, lambda d, p: _I64.unpack_from(d, p)[0]),
-    "c": (4, lambda d, p: chr(_I32.unpack_from(d, p)[0] & 0x10FFFF)),
-    "r": (4, lambda d, p: _I32.unpack_from(d, p)[0]),
-    "m": (4, lambda d, p: tuple(d[p : p + 4])),
-}
-_NO_DATA: dict[str, object] = {"T": True, "F": False, "N": None, "I": math.inf}
-_BUNDLE_TAG = b"#bundle\0"
-
-
-def _read_string(data: bytes, pos: int, end: int, what: str) -> tuple[str, int]:
-    """An OSC string at ``pos``: NUL-terminated, zero-padded to 4 bytes, all within ``end``."""
-    nul = data.find(b"\0", pos, end)
-    if nul < 0:
-        raise DatagramError("truncated", f"{what}: string without its NUL terminator")
-    nxt = pos + ((nul - pos) // 4 + 1) * 4
-    if nxt > end:
-        raise DatagramError("truncated", f"{what}: string padding runs past the end")
-    if data.count(0, nul, nxt) != nxt - nul:
-        raise DatagramError("padding", f"{what}: non-zero string padding")
-    try:
-        return data[pos:nul].decode("utf-8"), nxt
-    except UnicodeDecodeError:
-        raise DatagramError("bad_string", f"{what}: string is not UTF-8") from None
-
-
-def parse_message(data: bytes, pos: int = 0, end: int | None = None) -> tuple[str, list[Any]]:
-    """(address, arguments) of the OSC message in ``data[pos:end]``; raises :class:`DatagramError`.
-
-    Strict where python-osc is lenient: arguments the type tags promise must all be there (python-osc pads
-    a missing float with zeros, so a truncated note read as a note-off), nothing may follow them, and
-    every loop is bounded by the bytes present.
-    """
-    end = len(data) if end is None else end
-    address, pos = _read_string(data, pos, end, "address")
-    if not address.startswith("/"):
-        raise DatagramError("not_osc", f"address must start with '/', got {address[:40]!r}")
-    if pos == end:
-        return address, []  # no type tag string: an OSC 1.0 message without arguments
-    tags, pos = _read_string(data, pos, end, "type tags")
-    if not tags.startswith(","):
-        raise DatagramError("type_tag", "type tag string must start with ','")
-    if len(tags) - 1 > MAX_ARGS:
-        raise DatagramError("too_many_args", f"{len(tags) - 1} arguments (at most {MAX_ARGS})")
-    params: list[Any] = []
-    for tag in tags[1:]:
-        fixed = _FIXED.get(tag)
-        if fixed is not None:
-            size, read = fixed
-            if pos + size > end:
-                raise DatagramError("truncated", f"{address[:80]}: argument '{tag}' runs past the end")
-            params.append(read(data, pos))
-            pos += size
-        elif tag in _NO_DATA:
-            params.append(_NO_DATA[tag])
-        elif tag in "sS":
-            text, pos = _read_string(data, pos, end, "string argument")
-            params.append(text)
-        elif tag == "b":
-            if pos + 4 > end:
-                raise DatagramError("truncated", f"{address[:80]}: blob size runs past the end")
-            n = _I32.unpack_from(data, pos)[0]
-            nxt = pos + 4 + n + (-n % 4)
-            if n < 0 or nxt > end:
-                raise DatagramError("truncated", f"{address[:80]}: blob of {n} bytes does not fit")
-            params.append(bytes(data[pos + 4 : pos + 4 + n]))
-            pos = nxt
-        else:
-            raise DatagramError("type_tag", f"{address[:80]}: unsupported type tag {tag!r}")
-    if pos != end:
-        raise DatagramError("trailing", f"{address[:80]}: {end - pos} bytes after the last argument")
-    return address, params
-
-
-def parse_datagram(data: bytes) -> list[tuple[str, list[Any]]]:
-    """Every message of one datagram (a message, or a bundle with nested bundles flattened in order; time
-    tags are ignored): :func:`message_spans`, then :func:`parse_message` of each. Raises
-    :class:`DatagramError`."""
-    return [parse_message(data, a, b) for a, b in message_spans(data)]
-
-
-def message_spans(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of every message of one datagram, its bundle structure validated; the messages
-    themselves are not parsed yet (the input thread parses only those the rate limit admits, so a flood of
-    big bundles costs a walk over their sizes, not a parse of every message).
-
-    Raises :class:`DatagramError`. Bounded: element sizes must be positive multiples of 4 inside their
-    bundle, at most :data:`MAX_BUNDLE_DEPTH` levels and :data:`MAX_ELEMENTS` elements, so no datagram can
-    make this loop more than a few hundred times (python-osc's bundle parser looped forever on a negative
-    size)."""
-    if not data:
-        raise DatagramError("empty", "empty datagram")
-    if len(data) % 4:
-        raise DatagramError("size", f"datagram of {len(data)} bytes is not a multiple of 4")
-    if data[:8] == _BUNDLE_TAG:
-        out: list[tuple[int, int]] = []
-        _bundle_spans(data, 0, len(data), 1, out)
-        return out
-    if data[:1] == b"/":
-        return [(0, len(data))]
-    raise DatagramError("not_osc", "neither an OSC message nor a bundle")
-
-
-def _bundle_spans(data: bytes, pos: int, end: int, depth: int, out: list[tuple[int, int]]) -> None:
-    if depth > MAX_BUNDLE_DEPTH:
-        raise DatagramError("too_deep", f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
-    pos += 16  # "#bundle\0" + time tag
-    if pos > end:
-        raise DatagramError("truncated", "bundle shorter than its header")
-    while pos < end:
-        if pos + 4 > end:
-            raise DatagramError("truncated", "bundle element size runs past the end")
-        size = _I32.unpack_from(data, pos)[0]
-        pos += 4
-        if size <= 0 or size % 4 or pos + size > end:
-            raise DatagramError("element_size", f"bundle element size {size} is invalid here")
-        if len(out) >= MAX_ELEMENTS:
-            raise DatagramError("too_many", f"more than {MAX_ELEMENTS} elements in one datagram")
-        if data[pos : pos + 8] == _BUNDLE_TAG:
-            _bundle_spans(data, pos, pos + size, depth + 1, out)
-        elif data[pos : pos + 1] == b"/":
-            out.append((pos, pos + size))
-        else:
-            raise DatagramError("not_osc", "a bundle element that is neither a message nor a bundle")
-        pos += size
-
-
-# ---------------------------------------------------------------------------------------------- input
 
 
 @dataclass
@@ -915,183 +760,3 @@ class OscServer:
             self.submit(InputError(t_ns, "osc", message, sender))
         else:
             c.suppressed += n
-
-
-# --------------------------------------------------------------------------------------------- output
-
-_II = struct.Struct(">ii")
-_D64 = struct.Struct(">d")
-_Q64 = struct.Struct(">q")
-STATUS_REPLY_MAX_AGE_NS = 20_000_000
-"""A status reply answered from the OSC input thread is re-encoded at most this often (the engine's
-snapshot it carries is itself published every 100 ms, and ~20 ms after a control message)."""
-
-
-def resolve_udp(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, int]]:
-    """``host`` resolved once, IPv4 preferred: (address family, (address, port)).
-
-    Called where the sink is built, before ``serve`` says ``ready``: ``getaddrinfo`` blocks (a DNS lookup
-    can take seconds), so it must never run per datagram on the engine thread, and a name that does not
-    resolve is a start-up error naming the host, not a show with every note silently dropped.
-    """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except (OSError, UnicodeError) as e:
-        raise ValueError(f"cannot resolve the OSC output host {host!r}: {e}") from None
-    if not infos:
-        raise ValueError(f"cannot resolve the OSC output host {host!r}: no address")
-    infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    family, _, _, _, addr = infos[0]
-    return family, (str(addr[0]), int(addr[1]))
-
-
-def _status_arg(v: object) -> tuple[str, bytes]:
-    """(type tag, bytes) of one status value; strings cut to :data:`MAX_REPLY_STRING` characters."""
-    if isinstance(v, bool):
-        return "i", _I32.pack(int(v))
-    if isinstance(v, int):
-        return (
-            ("i", _I32.pack(v))
-            if -(2**31) <= v < 2**31
-            else ("h", _Q64.pack(max(-(2**63), min(v, 2**63 - 1))))
-        )
-    if isinstance(v, float):
-        try:
-            return "f", _F32.pack(v)
-        except OverflowError:
-            return "d", _D64.pack(v)
-    if v is None:
-        return "s", osc_string("")
-    if isinstance(v, list | tuple):
-        v = " ".join(str(x) for x in v)
-    return "s", osc_string(str(v)[:MAX_REPLY_STRING])
-
-
-def encode_status(fields: dict[str, object], limit: int = MAX_REPLY_BYTES) -> bytes:
-    """``/liveagent/status key value ...`` of at most ``limit`` bytes (whole pairs; dict values skipped).
-
-    Bounded so that a status request, 20 bytes, buys at most ``limit`` bytes of reply (the limit on the
-    reply rate does the rest); encoded by hand because python-osc's builder costs several times more on
-    the OSC input thread that answers.
-    """
-    head = osc_string(OUT_STATUS)
-    tags = [","]
-    body: list[bytes] = []
-    body_len = 0
-    for k, v in fields.items():
-        if isinstance(v, dict):
-            continue
-        kb = osc_string(str(k)[:MAX_REPLY_STRING])
-        tag, vb = _status_arg(v)
-        tags_len = (len(tags) + 2) // 4 * 4 + 4  # the tag string with its NUL, padded
-        if len(head) + tags_len + body_len + len(kb) + len(vb) > limit:
-            break
-        tags += ["s", tag]
-        body += [kb, vb]
-        body_len += len(kb) + len(vb)
-    return head + osc_string("".join(tags)) + b"".join(body)
-
-
-@dataclass
-class OscSinkConfig:
-    """Where the OSC output goes."""
-
-    out: tuple[str, int] = ("127.0.0.1", DEFAULT_OUT_PORT)
-    """Notes, beats, status and errors go here (a host name is resolved once, when the sink is built)."""
-    reply: str = "both"
-    """Where replies (status, errors) to a client go: "sender", "out", or "both"."""
-    beats: bool = True
-    """Send ``/liveagent/out/beat`` on every beat."""
-    noteoff_twice: bool = False
-    """UDP safety net: send every note-off twice, back to back (before any note-on that follows it). One lost
-    datagram on a stage network otherwise leaves a synth note hanging; a receiver ignores a note-off for a
-    silent note. Back to back, never later: a repeat that arrived after the next note-on would cut it on a
-    mono synth that releases its voice on any note-off (a musician's review measured 33 of 34 legato notes
-    cut 4-5 ms after their start when the repeat came 5 ms later)."""
-
-
-class OscSink:
-    """OutputSink over OSC/UDP. Notes and beats use prebuilt headers: one pack and one sendto each.
-
-    ``sock`` may be shared with an :class:`OscServer` so replies come from the server's port; by default the
-    sink owns a socket of its own. The output host is resolved once, here (see :func:`resolve_udp`). Send
-    errors (nobody listening, no route, buffer full) are counted (``send_errors``), never raised: the engine
-    must keep time whatever the network does.
-    """
-
-    def __init__(self, config: OscSinkConfig | None = None, sock: socket.socket | None = None) -> None:
-        self.config = config or OscSinkConfig()
-        family, self.out = resolve_udp(*self.config.out)
-        self._own = sock is None
-        self.sock = sock or socket.socket(family, socket.SOCK_DGRAM)
-        self._note_hdr = osc_header(OUT_NOTE, "ii")
-        self._beat_hdr = osc_header(OUT_BEAT, "ii")
-        self._note_off = [self._note_hdr + _II.pack(p, 0) for p in range(128)]
-        self.send_errors = 0
-        self.sent = 0
-        self.noteoff_repeats = 0
-        """Note-offs sent a second time by the safety net."""
-        self._twice = self.config.noteoff_twice
-        self._status_cache: tuple[int, bytes] | None = None
-
-    def _send(self, data: bytes, dest: tuple[str, int]) -> None:
-        try:
-            self.sock.sendto(data, dest)
-            self.sent += 1
-        except OSError:
-            self.send_errors += 1
-
-    def note_on(self, pitch: int, velocity: int) -> None:
-        self._send(self._note_hdr + _II.pack(pitch, velocity), self.out)
-
-    def note_off(self, pitch: int) -> None:
-        self._send(self._note_off[pitch], self.out)
-        if self._twice:
-            self._send(self._note_off[pitch], self.out)
-            self.noteoff_repeats += 1
-
-    def all_notes_off(self) -> None:
-        for p in range(128):
-            self._send(self._note_off[p], self.out)
-
-    def beat(self, bar: int, beat: int) -> None:
-        if self.config.beats:
-            self._send(self._beat_hdr + _II.pack(bar, beat), self.out)
-
-    def _dests(self, reply_to: tuple[str, int] | None) -> list[tuple[str, int]]:
-        mode = self.config.reply
-        dests: list[tuple[str, int]] = []
-        if reply_to is not None and mode in ("sender", "both"):
-            dests.append(reply_to)
-        if (reply_to is None or mode in ("out", "both")) and self.out not in dests:
-            dests.append(self.out)
-        return dests
-
-    def status(self, fields: dict[str, object], reply_to: tuple[str, int] | None) -> None:
-        """``/liveagent/status key value key value ...`` (flat pairs: easy to route in Pd and Max), at most
-        :data:`MAX_REPLY_BYTES`."""
-        data = encode_status(fields)
-        for d in self._dests(reply_to):
-            self._send(data, d)
-
-    def status_cached(self, build: Callable[[], dict[str, object]], reply_to: tuple[str, int] | None) -> None:
-        """A status reply from the OSC input thread: ``build()`` (the engine's published snapshot plus
-        the I/O counters) is encoded at most once per :data:`STATUS_REPLY_MAX_AGE_NS` and the bytes are
-        reused in between, so a client polling in a loop costs the input thread a ``sendto`` per request,
-        not an encoding (~0.5 ms for ~100 keys), and performer input behind it is not delayed. One
-        thread only (the cache is not locked)."""
-        now = time.perf_counter_ns()
-        cached = self._status_cache
-        if cached is None or now - cached[0] > STATUS_REPLY_MAX_AGE_NS:
-            cached = self._status_cache = (now, encode_status(build()))
-        for d in self._dests(reply_to):
-            self._send(cached[1], d)
-
-    def error(self, message: str, reply_to: tuple[str, int] | None) -> None:
-        data = build_message(OUT_ERROR, [message[:500]])
-        for d in self._dests(reply_to):
-            self._send(data, d)
-
-    def close(self) -> None:
-        if self._own:
-            self.sock.close()
