@@ -440,10 +440,18 @@ def test_help_patch_pad_and_moods_steer_a_real_serve(tmp_path: Path) -> None:
             return False
 
         assert poll("custom", 20), seen[-3:]
-        pad_z = [float(v) for v in str(seen[-1]["style"]).split()]
         meta = OnnxPolicy.load("style").meta
         want = resolve(meta, StyleRequest(values=(0.25, -0.5)))
-        assert pad_z == pytest.approx(want, abs=0.011), (pad_z, want)
+
+        def pad_z() -> list[float]:
+            return [float(v) for v in str(seen[-1]["style"]).split()]
+
+        # the pad's two sliders arrive as two messages, each starting a glide: wait for the point itself
+        deadline = time.monotonic() + 10
+        while pad_z() != pytest.approx(want, abs=0.011) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            mood_is("custom")
+        assert pad_z() == pytest.approx(want, abs=0.011), (pad_z(), want)
         counters = ("osc_", "style", "input")
         assert poll("busy", 20), str({k: v for k, v in seen[-1].items() if k.startswith(counters)})
         final = seen[-1]
