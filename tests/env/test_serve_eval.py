@@ -328,7 +328,9 @@ def test_through_a_real_serve_on_the_grid(through_serve: dict[str, Any]) -> None
         assert m["answer_p95_ms"] is not None and m["answer_p95_ms"] < 60.0, figures
     # On the grid the server hears exactly the offline performer, so it plays the offline eval's line.
     grid, offline = rows["react (serve, grid)"], through_serve["offline"]
-    assert abs(grid["consonance_pct"] - offline["consonance_pct"]) <= 10.0, figures
+    # 2 pieces x 4 bars are ~26 notes: one onset held up by a scheduling stall on these 2-core machines
+    # changes about two of them (~8 points), so the bound is three notes' worth.
+    assert abs(grid["consonance_pct"] - offline["consonance_pct"]) <= 300.0 / offline["notes"] + 1.0, figures
     assert abs(grid["notes"] - offline["notes"]) <= 0.25 * offline["notes"], figures
 
 
