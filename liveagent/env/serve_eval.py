@@ -525,7 +525,10 @@ def markdown_table(results: Sequence[PolicyResult]) -> str:
 def trim(piece: Piece, steps: int) -> Piece:
     """The first ``steps`` steps of ``piece`` (its key kept)."""
     return replace(
-        piece, performer=piece.performer[:steps].copy(), accompaniment=piece.accompaniment[:steps].copy()
+        piece,
+        performer=piece.performer[:steps].copy(),
+        accompaniment=piece.accompaniment[:steps].copy(),
+        voices={v: line[:steps].copy() for v, line in piece.voices.items()},
     )
 
 

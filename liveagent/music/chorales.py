@@ -448,6 +448,7 @@ def load_chorales(
                 grid=grid,
                 key=key,
                 bpm=CHORALE_BPM,
+                voices=lines,
             )
         )
     corpus.seconds = time.perf_counter() - t0

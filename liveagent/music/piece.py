@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from liveagent.music.theory import Key, key_of_lines
-from liveagent.music.tokens import Grid, TokenArray, pitch_range, sounding_pitches, transpose_tokens
+from liveagent.music.tokens import (
+    ONSET_BASE,
+    Grid,
+    TokenArray,
+    pitch_range,
+    sounding_pitches,
+    transpose_tokens,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,9 @@ class Piece:
     """The piece's key; estimated from both lines when not given."""
     bpm: float = 90.0
     """The tempo the piece is notated at (quarter notes per minute)."""
+    voices: Mapping[str, TokenArray] = field(default_factory=dict)
+    """Every named part the corpus holds (the chorales: ``soprano``, ``alto``, ``tenor``, ``bass``), the
+    performer's and the accompaniment's included; empty for a duet-only corpus. A band trains on these."""
 
     def __post_init__(self) -> None:
         if self.performer.shape != self.accompaniment.shape or self.performer.ndim != 1:
@@ -30,6 +41,9 @@ class Piece:
                 f"{self.name}: performer {self.performer.shape} and accompaniment "
                 f"{self.accompaniment.shape} must be 1-D and of equal length"
             )
+        for voice, line in self.voices.items():
+            if line.shape != self.performer.shape:
+                raise ValueError(f"{self.name}: voice {voice} {line.shape} != {self.performer.shape}")
         if self.key is None:
             key = key_of_lines(sounding_pitches(self.performer), sounding_pitches(self.accompaniment))
             object.__setattr__(self, "key", key)
@@ -48,7 +62,12 @@ class Piece:
             grid=self.grid,
             key=self.key.transposed(semitones),
             bpm=self.bpm,
+            voices={v: transpose_tokens(line, semitones) for v, line in self.voices.items()},
         )
+
+    def has_voices(self, names: tuple[str, ...] | list[str]) -> bool:
+        """All of ``names`` are among :attr:`voices` and sound somewhere (a band can train on it)."""
+        return all(v in self.voices and bool((self.voices[v] >= ONSET_BASE).any()) for v in names)
 
     def pitch_span(self) -> tuple[int, int]:
         """Lowest and highest pitch over both lines (0, 0 for an empty piece)."""
