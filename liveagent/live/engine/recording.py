@@ -13,8 +13,16 @@ start that fails after that calls :meth:`Recorder.discard`, so a server that nev
 on the machine's monotonic clock (``perf_counter_ns``), so its times compare with other processes' stamps.
 
 The MIDI file is format 1: track 0 tempo map and time signature, track 1 the performer (channel 1),
-track 2 the agent (channel 2). Event bytes are encoded incrementally into per-track bytearrays, so a
+track 2 the agent (channel 2). A band (``voices=("alto", "tenor", "bass")``) gets one track per voice
+instead of the agent's, named after it, on channels 2, 3, 4 (the default ``--band-channels``): a DAW shows
+and plays the voices apart. Its log lines keep ``"track": "agent"`` (readers that pick the agent's notes
+still do) and add ``"voice"``. Event bytes are encoded incrementally into per-track bytearrays, so a
 flush costs one ``write`` of the file (tens of kB after an hour), not a re-encoding of the session.
+
+Notes still sounding are closed in every MIDI file written (at the flush, without touching the track's
+own bytes) and for good at :meth:`Recorder.close` (the log keeps only what was played): a session killed
+mid-note or closed before the engine's note-offs arrived never leaves a note hanging in a DAW. Which notes
+sound is kept in one preallocated ``bytearray(128)`` per track (no allocation on the engine thread).
 """
 
 from __future__ import annotations
@@ -60,9 +68,37 @@ class _Track:
         self.data += event
         self.last_tick = tick
 
-    def chunk(self) -> bytes:
-        body = bytes(self.data) + b"\x00\xff\x2f\x00"
+    def chunk(self, tail: bytes = b"") -> bytes:
+        """The track chunk; ``tail`` (encoded events, deltas included) goes before its end."""
+        body = bytes(self.data) + tail + b"\x00\xff\x2f\x00"
         return b"MTrk" + len(body).to_bytes(4, "big") + body
+
+
+class _NoteTrack(_Track):
+    """A track of notes on one channel that knows which of its pitches sound."""
+
+    def __init__(self, name: str, channel: int) -> None:
+        super().__init__(name)
+        self.channel = channel
+        self.sounding = bytearray(128)
+
+    def note(self, tick: int, pitch: int, velocity: int) -> None:
+        pitch &= 0x7F
+        status = (0x90 if velocity > 0 else 0x80) | self.channel
+        self.add(tick, bytes((status, pitch, velocity & 0x7F)))
+        self.sounding[pitch] = 1 if velocity > 0 else 0
+
+    def open_pitches(self) -> list[int]:
+        return [p for p in range(128) if self.sounding[p]]
+
+    def release_bytes(self, tick: int) -> bytes:
+        """Note-offs for the sounding pitches at ``tick`` (from the last event), as a chunk tail."""
+        out = bytearray()
+        delta = max(0, tick - self.last_tick)
+        for p in self.open_pitches():
+            out += _varlen(delta) + bytes((0x80 | self.channel, p, 0))
+            delta = 0
+        return bytes(out)
 
 
 class Recorder:
@@ -77,6 +113,7 @@ class Recorder:
         beats_per_bar: int = 4,
         ticks_per_beat: int = 480,
         now: Callable[[], int] = time.perf_counter_ns,
+        voices: tuple[str, ...] = (),
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -89,15 +126,32 @@ class Recorder:
         self._bpm = float(bpm)
         self._anchor_ns = self.t0_ns
         self._anchor_tick = 0.0
-        self._tracks = {"tempo": _Track("tempo"), PERFORMER: _Track(PERFORMER), AGENT: _Track(AGENT)}
-        self._tracks["tempo"].add(0, _meta(0x58, bytes((beats_per_bar, 2, 24, 8))))
-        self._tracks["tempo"].add(0, _meta(0x51, self._tempo_bytes(bpm)))
+        self._now = now
+        self.voices = tuple(voices)
+        self._tempo = _Track("tempo")
+        self._performer = _NoteTrack(PERFORMER, _CHANNEL[PERFORMER])
+        # the agent's tracks by voice index: its one track, or one per band voice (channels 2, 3, 4...)
+        self._agents: tuple[_NoteTrack, ...] = (
+            tuple(_NoteTrack(v, (_CHANNEL[AGENT] + i) % 16) for i, v in enumerate(self.voices))
+            if self.voices
+            else (_NoteTrack(AGENT, _CHANNEL[AGENT]),)
+        )
+        self._voice_fields = tuple({"voice": v} for v in self.voices) if self.voices else ({},)
+        self._tempo.add(0, _meta(0x58, bytes((beats_per_bar, 2, 24, 8))))
+        self._tempo.add(0, _meta(0x51, self._tempo_bytes(bpm)))
         self._pending: list[tuple[int, str, dict[str, object]]] = []
         self.flushes = 0
         self.last_flush_ns = 0
         """Duration of the last flush (for benchmarks)."""
+        extra: dict[str, object] = {"voices": list(self.voices)} if self.voices else {}
         self.event(
-            self.t0_ns, "session", name=self.name, bpm=bpm, ticks_per_beat=ticks_per_beat, clock_ns=self.t0_ns
+            self.t0_ns,
+            "session",
+            name=self.name,
+            bpm=bpm,
+            ticks_per_beat=ticks_per_beat,
+            clock_ns=self.t0_ns,
+            **extra,
         )
 
     def _reserve(self, name: str | None) -> tuple[str, IO[str]]:
@@ -126,26 +180,26 @@ class Recorder:
 
     # -- hot path: append only ---------------------------------------------------------------------
     def performer_note(self, t_ns: int, pitch: int, velocity: int) -> None:
-        self._note(PERFORMER, t_ns, pitch, velocity)
+        self._performer.note(self._tick(t_ns), pitch, velocity)
+        self._pending.append((t_ns, "note", {"track": PERFORMER, "pitch": pitch, "velocity": velocity}))
 
-    def agent_note(self, t_ns: int, pitch: int, velocity: int) -> None:
-        self._note(AGENT, t_ns, pitch, velocity)
-
-    def _note(self, track: str, t_ns: int, pitch: int, velocity: int) -> None:
-        ch = _CHANNEL[track]
-        status = (0x90 if velocity > 0 else 0x80) | ch
-        self._tracks[track].add(self._tick(t_ns), bytes((status, pitch & 0x7F, velocity & 0x7F)))
-        self._pending.append((t_ns, "note", {"track": track, "pitch": pitch, "velocity": velocity}))
+    def agent_note(self, t_ns: int, pitch: int, velocity: int, voice: int = 0) -> None:
+        """An agent's note; ``voice`` is the band voice's index in ``voices`` (ignored when solo)."""
+        if not self.voices:
+            voice = 0
+        self._agents[voice].note(self._tick(t_ns), pitch, velocity)
+        fields = {"track": AGENT, **self._voice_fields[voice], "pitch": pitch, "velocity": velocity}
+        self._pending.append((t_ns, "note", fields))
 
     def tempo(self, t_ns: int, bpm: float) -> None:
         """A tempo change at ``t_ns`` (the tempo map bends from here on)."""
         if bpm == self._bpm:
             return
         tick = self._tick(t_ns)
-        self._anchor_tick = float(max(tick, self._tracks["tempo"].last_tick))
+        self._anchor_tick = float(max(tick, self._tempo.last_tick))
         self._anchor_ns = t_ns
         self._bpm = float(bpm)
-        self._tracks["tempo"].add(int(self._anchor_tick), _meta(0x51, self._tempo_bytes(bpm)))
+        self._tempo.add(int(self._anchor_tick), _meta(0x51, self._tempo_bytes(bpm)))
         self._pending.append((t_ns, "tempo", {"bpm": round(float(bpm), 4)}))
 
     def event(self, t_ns: int, kind: str, **fields: object) -> None:
@@ -154,10 +208,21 @@ class Recorder:
 
     # -- slack time ----------------------------------------------------------------------------------
     def midi_bytes(self) -> bytes:
-        tracks = [self._tracks["tempo"], self._tracks[PERFORMER], self._tracks[AGENT]]
-        header = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + len(tracks).to_bytes(2, "big")
+        """The whole file: notes still sounding end at the time of this call (the tracks are not changed)."""
+        notes = (self._performer, *self._agents)
+        tick = self._tick(self._now())
+        tracks = len(notes) + 1
+        header = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + tracks.to_bytes(2, "big")
         header += self.ticks_per_beat.to_bytes(2, "big")
-        return header + b"".join(t.chunk() for t in tracks)
+        return header + self._tempo.chunk() + b"".join(t.chunk(t.release_bytes(tick)) for t in notes)
+
+    def _release_all(self) -> None:
+        """End every sounding note for good in the MIDI tracks, now: the last thing before the file closes.
+        The log is left as it is (it says what was played and heard; its last line stays the engine's)."""
+        tick = self._tick(self._now())
+        for track in (self._performer, *self._agents):
+            for p in track.open_pitches():
+                track.note(tick, p, 0)
 
     def flush(self) -> None:
         """Append the pending log lines (and flush), then replace the MIDI file atomically."""
@@ -182,6 +247,7 @@ class Recorder:
     def close(self) -> None:
         if self._log is None:
             return
+        self._release_all()
         self.flush()
         self._log.close()
         self._log = None
