@@ -84,6 +84,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--band",
+        choices=("satb",),
+        help="four-part rows (issue 10): the soprano is the melody, each --policy a band (bach = Bach's own "
+        "alto/tenor/bass, random, or a band policy); default rows: random bach (liveagent/env/band_eval.py)",
+    )
+    parser.add_argument(
         "--moods",
         action="store_true",
         help="the first --policy is a style policy (contract 1.2): one row per mood of its metadata and a "
@@ -270,6 +276,10 @@ def command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace, pieces: list[Piece] | None = None) -> int:
     """Run the evaluation; ``pieces`` replaces the corpus split (tests, custom corpora)."""
     resolve_parts(args)
+    if getattr(args, "band", None):
+        from liveagent.env.band_eval import run_band
+
+        return run_band(args, pieces)
     if getattr(args, "through_serve", None):
         return run_through_serve(args, pieces)
     from liveagent.env.evaluate import EvalConfig, evaluate
