@@ -48,7 +48,10 @@ def band_lines(spec: str, pieces: Sequence[Piece], seed: int = 0) -> list[dict[s
         from liveagent.env.band_play import play_band
     except ImportError as exc:
         raise BandEvalError(f"cannot play the band {spec!r}: {exc}") from exc
-    played = play_band(spec, list(pieces))
+    try:
+        played = play_band(spec, list(pieces))
+    except (ValueError, OSError, RuntimeError) as exc:  # RuntimeError: PolicyLoadError and onnxruntime's
+        raise BandEvalError(f"cannot play the band {spec!r}: {exc}") from exc
     if len(played) != len(pieces):
         raise BandEvalError(f"{spec}: play_band returned {len(played)} bands for {len(pieces)} pieces")
     return [dict(b) for b in played]

@@ -180,6 +180,8 @@ def test_eval_band_cli_prints_and_writes_the_rows(tmp_path: Path, capsys: pytest
     assert set(bach) >= {c.key for c in (*BAND_COLUMNS, *PAIR_COLUMNS)}
     assert bach["crossing_pct"] == 0.0 and bach["notes"] == 10
     assert eval_cli.run(parse("--band", "satb", "--moods"), pieces=tiny_corpus()) == 2
+    # a band that cannot be loaded (no such policy, or no band player yet) is an error, not a traceback
+    assert eval_cli.run(parse("--band", "satb", "--policy", "no-such-band"), pieces=tiny_corpus()) == 2
 
 
 # -- Bach's own band on real chorales of the test split -----------------------------------------------------
