@@ -6,7 +6,8 @@ performer and the listener: a sender thread plays the melody on the server's gri
 a receiver thread timestamps every note and beat the server sends, and the main thread shows the live
 monitor. At the end it writes the duet (MIDI, and a WAV rendered with FluidSynth when it is installed:
 performer on piano, agent on cello), a piano roll (PNG) and a timing report (JSON), and prints the emission
-lateness measured at the receiver.
+lateness measured at the receiver. With ``--band satb`` the server plays a band (alto, tenor, bass under the
+melody as soprano) and the files hold the four parts (`band_demo.py`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--mood", default="", help="with a style policy (--policy style): its mood (calm, busy, bright, dark)"
     )
     parser.add_argument("--seed", type=int, default=None, help="sampler seed")
+    parser.add_argument(
+        "--band",
+        choices=["satb"],
+        default=None,
+        help="a band instead of one agent: satb = alto, tenor, bass under the melody (four parts written)",
+    )
     parser.add_argument("--no-monitor", action="store_true", help="no live monitor (e.g. in CI logs)")
 
 
@@ -147,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
         cmd += ["--seed", str(args.seed)]
     if args.mood:
         cmd += ["--mood", args.mood]
+    if args.band:
+        cmd += ["--band", args.band]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     t_launch = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -240,6 +249,29 @@ def run(args: argparse.Namespace) -> int:
             proc.wait(timeout=5)
         rx.close()
 
+    if args.band:
+        from liveagent.live.commands.band_demo import BandRun, finish_band
+
+        return finish_band(
+            BandRun(
+                out=out,
+                melody_name=name,
+                melody=melody,
+                grid=grid,
+                count_in=count_in,
+                bpm=args.bpm,
+                policy=fields.get("policy"),
+                band=args.band,
+                messages=list(rx.messages),
+                t0_ns=t0_ns,
+                step_ns=step_ns,
+                t_stop=t_stop,
+                end_step=end_step,
+                cold_start_s=cold_start,
+                sent_lateness_ns=sent_lateness,
+                final=final,
+            )
+        )
     # -- the duet as heard by the receiver
     emitted = [t for t in emission_times(rx) if t < t_stop]
     late = lateness_ns(emitted, t0_ns, step_ns)

@@ -2,14 +2,16 @@
 
 Melodies are grid notes (:class:`~liveagent.music.tokens.Note`): the held-out chorale sopranos shipped in
 ``liveagent/data/melodies/``, a user's MIDI file (its first part, or the one ``track`` selects), or the
-built-in "ode" when nothing is shipped. No music21, no torch.
+built-in "ode" when nothing is shipped. No music21, no torch. A band's demo (``demo --band satb``) writes
+the four parts the same way: the performer's soprano over the alto, tenor and bass, one track, channel and
+instrument and one piano-roll colour each.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -158,10 +160,60 @@ def write_duet_midi(
     return with_instruments(path, path)
 
 
+PART_COLOURS: dict[str, str] = {
+    "performer": "#1f77b4",
+    "agent": "#ff7f0e",
+    "soprano": "#1f77b4",
+    "alto": "#ff7f0e",
+    "tenor": "#2ca02c",
+    "bass": "#d62728",
+}
+"""Piano-roll colours by part (matplotlib's first four: blue, orange, green, red): the performer is blue in
+the duet and in the band, where the soprano is the performer's."""
+
+
+def write_band_midi(
+    path: Path, soprano: Sequence[Note], voices: Mapping[str, Sequence[Note]], bpm: float, grid: Grid
+) -> Path:
+    """The band's four parts as a MIDI file: the performer's soprano, then each voice (alto, tenor, bass) on
+    its own track and channel, with General MIDI strings (``render.VOICE_PROGRAMS``, the soprano on violin)
+    so a DAW and ``liveagent render`` play a string quartet whose voices can be told apart."""
+    from liveagent.live.commands.render import SOPRANO_PROGRAM, with_instruments
+    from liveagent.music.midifile import write_midi
+
+    parts = {"soprano": soprano, **voices}
+    n = max([x.start + x.length for notes in parts.values() for x in notes] or [1])
+    write_midi(
+        path,
+        {name: notes_to_tokens(notes, n) for name, notes in parts.items()},
+        bpm=bpm,
+        grid=grid,
+        velocities={name: 90 if name == "soprano" else 75 for name in parts},
+    )
+    return with_instruments(path, path, performer=SOPRANO_PROGRAM)
+
+
 def plot_piano_roll(
     path: Path, performer: Sequence[Note], agent: Sequence[Note], grid: Grid, title: str = "liveagent duet"
 ) -> Path:
     """Performer against agent on a beat axis (matplotlib Agg, no display needed)."""
+    return plot_parts(path, {"performer": performer, "agent": agent}, grid, title)
+
+
+def plot_band_piano_roll(
+    path: Path,
+    soprano: Sequence[Note],
+    voices: Mapping[str, Sequence[Note]],
+    grid: Grid,
+    title: str = "liveagent band",
+) -> Path:
+    """The performer's soprano and the band's voices, one colour each (:data:`PART_COLOURS`), a legend."""
+    return plot_parts(path, {"soprano": soprano, **voices}, grid, title)
+
+
+def plot_parts(path: Path, parts: Mapping[str, Sequence[Note]], grid: Grid, title: str) -> Path:
+    """Parts on a beat axis, in :data:`PART_COLOURS` (others: matplotlib's next colours), with a legend
+    in the parts' order (matplotlib Agg, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,10 +221,16 @@ def plot_piano_roll(
     from matplotlib.patches import Patch
 
     spb = grid.steps_per_beat
-    end = max([n.start + n.length for n in (*performer, *agent)] or [grid.steps_per_bar])
-    pitches = [n.pitch for n in (*performer, *agent)] or [60]
+    spare = iter(
+        c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if c not in PART_COLOURS.values()
+    )
+    colours = {name: PART_COLOURS.get(name) or next(spare, "0.3") for name in parts}
+    every = [n for notes in parts.values() for n in notes]
+    end = max([n.start + n.length for n in every] or [grid.steps_per_bar])
+    pitches = [n.pitch for n in every] or [60]
     fig, ax = plt.subplots(figsize=(max(8.0, end / spb * 0.35), 5.0), dpi=110)
-    for notes, color in ((performer, "#1f77b4"), (agent, "#ff7f0e")):
+    for name, notes in parts.items():
+        color = colours[name]
         for n in notes:
             ax.add_patch(
                 plt.Rectangle(
@@ -195,10 +253,7 @@ def plot_piano_roll(
     ax.set_xlabel("beat")
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)
-    ax.legend(
-        handles=[Patch(color="#1f77b4", label="performer"), Patch(color="#ff7f0e", label="agent")],
-        loc="upper right",
-    )
+    ax.legend(handles=[Patch(color=colours[name], label=name) for name in parts], loc="upper right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

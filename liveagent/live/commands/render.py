@@ -4,8 +4,11 @@ FluidSynth (the Debian package ``fluidsynth``) renders the MIDI with a General M
 ``fluid-soundfont-gm``, or ``--soundfont`` / ``$LIVEAGENT_SOUNDFONT``) in a subprocess with a timeout. Before
 that, a copy of the MIDI file gets one General MIDI program per part, so the two players can be told apart
 by ear: the performer on piano, the agent on cello (a track is the agent's when its name says "agent", as
-in the demo's duet and in every recorded session). The WAV is then read back (stdlib ``wave`` + numpy) and
-a silent one is an error: a soundfont that failed to load makes FluidSynth write zeros and exit 0.
+in the demo's duet and in every recorded session), and a band's voices (tracks named alto, tenor, bass, as
+in a band's session and its demo) on viola, cello and contrabass: with the performer on violin (the band
+demo's soprano) the four parts sound like a string quartet, each its own instrument. The WAV is then read
+back (stdlib ``wave`` + numpy) and a silent one is an error: a soundfont that failed to load makes
+FluidSynth write zeros and exit 0.
 
 Then it is made to be listened to: FluidSynth's default gain (0.2) left a duet at -24 dBFS peak, -40 dBFS
 RMS, so the samples are scaled to :data:`PEAK_DBFS` (rendered at gain :data:`GAINS` first, not scaled up
@@ -34,6 +37,11 @@ PERFORMER_PROGRAM = 0
 """General MIDI 1: Acoustic Grand Piano."""
 AGENT_PROGRAM = 42
 """General MIDI 43: Cello."""
+SOPRANO_PROGRAM = 40
+"""General MIDI 41: Violin (the band demo's performer: the top line of a string quartet)."""
+VOICE_PROGRAMS: dict[str, int] = {"alto": 41, "tenor": 42, "bass": 43}
+"""A band's voices by track name: General MIDI 42 Viola, 43 Cello, 44 Contrabass (distinct strings, so each
+voice is heard apart, and each in its own register: a chorale's bass goes down to C2)."""
 SAMPLE_RATE = 44100
 SILENCE_RMS = 1e-3
 """RMS (full scale = 1) below which a rendering counts as silent (FluidSynth's output of a few notes at
@@ -86,15 +94,15 @@ def find_fluidsynth() -> str:
 def with_instruments(
     src: Path, dst: Path, *, performer: int = PERFORMER_PROGRAM, agent: int = AGENT_PROGRAM
 ) -> Path:
-    """Copy ``src`` to ``dst`` with a General MIDI program change at the start of every part: ``agent``
-    for the channels of a track named like "agent", ``performer`` for the others (drums, channel 10, keep
-    their kit)."""
+    """Copy ``src`` to ``dst`` with a General MIDI program change at the start of every part: a band voice's
+    (:data:`VOICE_PROGRAMS`) for a track named alto, tenor or bass, ``agent`` for the channels of a track
+    named like "agent", ``performer`` for the others (drums, channel 10, keep their kit)."""
     import mido
 
     mid = mido.MidiFile(str(src))
     for track in mid.tracks:
         name = next((m.name for m in track if m.type == "track_name"), "")
-        program = agent if "agent" in name.lower() else performer
+        program = VOICE_PROGRAMS.get(name.strip().lower(), agent if "agent" in name.lower() else performer)
         channels = sorted({m.channel for m in track if m.type in ("note_on", "note_off")} - {9})
         old = [i for i, m in enumerate(track) if m.type == "program_change"]
         for i in reversed(old):  # a program already there gives way to ours (its time goes to the next)
