@@ -100,7 +100,16 @@ class OutputSink(Protocol):
 
     def note_off(self, pitch: int) -> None: ...
 
-    def all_notes_off(self) -> None: ...
+    def band_note_on(self, voice: int, pitch: int, velocity: int) -> None:
+        """A note of band voice ``voice`` (0 = the highest agent voice; the sink was told the band's voices,
+        top-down, when it was built). Velocity 0 is a note-off."""
+        ...
+
+    def band_note_off(self, voice: int, pitch: int) -> None: ...
+
+    def all_notes_off(self) -> None:
+        """Silence everything the sink may have started, solo and every band voice."""
+        ...
 
     def beat(self, bar: int, beat: int) -> None: ...
 
@@ -167,6 +176,20 @@ class FanOutSink:
                 s.note_off(pitch)
             except Exception as e:
                 self._failed(i, "note_off", e)
+
+    def band_note_on(self, voice: int, pitch: int, velocity: int) -> None:
+        for i, s in enumerate(self.sinks):
+            try:
+                s.band_note_on(voice, pitch, velocity)
+            except Exception as e:
+                self._failed(i, "band_note_on", e)
+
+    def band_note_off(self, voice: int, pitch: int) -> None:
+        for i, s in enumerate(self.sinks):
+            try:
+                s.band_note_off(voice, pitch)
+            except Exception as e:
+                self._failed(i, "band_note_off", e)
 
     def all_notes_off(self) -> None:
         for i, s in enumerate(self.sinks):

@@ -202,6 +202,12 @@ class IOStatusSink:
     def note_off(self, pitch: int) -> None:
         self.inner.note_off(pitch)
 
+    def band_note_on(self, voice: int, pitch: int, velocity: int) -> None:
+        self.inner.band_note_on(voice, pitch, velocity)
+
+    def band_note_off(self, voice: int, pitch: int) -> None:
+        self.inner.band_note_off(voice, pitch)
+
     def all_notes_off(self) -> None:
         self.inner.all_notes_off()
 

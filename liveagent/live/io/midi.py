@@ -18,7 +18,9 @@ channel is taken for our echo only when it has the very bytes we sent within ``f
 message sent, and a note-off only while the performer holds no such key on that channel: a note-off that
 releases a performer's key is never dropped (it was, when both defaults were channel 1, and the key then
 stayed down for good). What is left of the risk, an echo of our note-off taken for the performer's, only
-releases a key the performer does not hold.
+releases a key the performer does not hold. A band (``band_channels``, one channel per voice) makes every
+voice's channel the agent's too: left out of the performer's channels by default, and echo-checked like
+``out_channel`` (what was sent is kept per channel and pitch).
 
 Time stamps come from the backend's timeline (rtmidi's delta times, measured in C when a message
 arrives), mapped onto ``perf_counter_ns`` by
@@ -28,9 +30,10 @@ nothing (``ignore_types`` all off): JACK's RtMidi advances its delta reference o
 a filtered message would lose its interval from the sum.
 
 :class:`MidiSink` implements :class:`~liveagent.live.events.OutputSink`: three-byte messages, note-offs
-prebuilt, the set of sounding notes tracked so ``all_notes_off`` silences exactly what we started (plus CC
-123 for good measure). Send errors are counted (``send_errors``) and logged at a limited rate, never raised:
-the engine must keep time whatever the driver does. With ``clock_out`` it is a clock master: Start, 24 PPQN
+prebuilt, the set of sounding notes tracked per channel so ``all_notes_off`` silences exactly what we
+started, every band voice included (plus CC 123 on each of our channels for good measure). Send errors are
+counted (``send_errors``) and logged at a limited rate, never raised: the engine must keep time whatever
+the driver does. With ``clock_out`` it is a clock master: Start, 24 PPQN
 clock phase-locked to the engine's beats (:class:`MidiClockOut`), and Stop when the beats stop.
 
 Why the output port has a lock: rtmidi output ports are not thread-safe (with JACK, ``send_message``
@@ -133,6 +136,11 @@ class MidiConfig:
     out_channel: int = 1
     """Output channel 0..15 of the accompaniment: 1 (MIDI channel 2) by default, apart from channel 1,
     where keyboards send by default (it was 0, so the performer's note-offs were taken for our echo)."""
+    band_channels: tuple[int, ...] = ()
+    """Output channels 0..15 (0-based) of the band's voices, top-down: ``serve --band-channels 2,3,4``
+    (1-based) is ``(1, 2, 3)`` here; ``band_note_on(voice, ...)`` plays on ``band_channels[voice]``. Each is
+    the agent's channel like ``out_channel`` (never the performer's by default; echo-checked). Empty = no
+    band."""
     thru: bool = False
     """Forward the performer's notes to the output (on ``out_channel``) as they arrive (a thread of its
     own sends them; a feedback loop turns thru off, see the module docstring)."""
@@ -174,8 +182,11 @@ class MidiConfig:
     """At most this many :class:`InputError` per second reach the engine; the rest are counted."""
 
     def __post_init__(self) -> None:
-        if not 0 <= self.out_channel <= 15 or any(not 0 <= c <= 15 for c in self.in_channels):
+        chans = (self.out_channel, *self.in_channels, *self.band_channels)
+        if any(not 0 <= c <= 15 for c in chans):
             raise ValueError("MIDI channels are 0..15")
+        if len(set(self.band_channels)) != len(self.band_channels):
+            raise ValueError(f"band channels must differ, got {[c + 1 for c in self.band_channels]}")
         if not 0 <= self.thru_rt_priority <= 99:
             raise ValueError(f"thru_rt_priority must be in 0..99, got {self.thru_rt_priority}")
         if not (self.thru_loop_ms >= 0 and self.thru_max_rate > 0 and self.feedback_ms >= 0):
@@ -198,7 +209,8 @@ class MidiCounters:
         self.thru = self.thru_echoes = self.thru_loops = 0
         """Thru: messages forwarded; performer notes that were thru coming back; loops broken."""
         self.filtered_on_out_channel = 0
-        """Note-ons filtered because they came on our output channel (a keyboard there is not heard)."""
+        """Note-ons filtered because they came on one of our output channels (``out_channel`` or a band
+        voice's): a keyboard there is not heard."""
         self.filtered_note_channels = 0
         """Bit mask of the channels whose note-ons were filtered (for :meth:`MidiIO.filtered_warnings`)."""
         self.style_cc = 0
@@ -218,17 +230,19 @@ class MidiIO:
         self.midi_in: Any = None
         self.midi_out: Any = None
         self.in_name = self.out_name = ""
-        # What we sent on out_channel, for echo suppression (written by the sender, consumed by the
-        # callback): per pitch the time (perf_counter_ns; 0 = no echo expected) and velocity of our last
-        # note-on, the time of our last note-off; the time of our last All Notes Off.
-        self.sent_on_ns = [0] * 128
-        self.sent_on_vel = [0] * 128
-        self.sent_off_ns = [0] * 128
-        self.sent_notes_off_ns = 0
+        # What we sent on our channels, for echo suppression (written by the sender, consumed by the
+        # callback): per (channel << 7 | pitch) the time (perf_counter_ns; 0 = no echo expected) and velocity
+        # of our last note-on, the time of our last note-off; per channel the time of our last All Notes Off.
+        self.sent_on_ns = [0] * (16 * 128)
+        self.sent_on_vel = [0] * (16 * 128)
+        self.sent_off_ns = [0] * (16 * 128)
+        self.sent_notes_off_ns = [0] * 16
         self._feedback_ns = int(cfg.feedback_ms * 1e6)
+        self.agent_channels = frozenset((cfg.out_channel, *cfg.band_channels))
+        """The channels we send notes on (``out_channel`` and the band's): never the performer by default."""
         self._channels = frozenset(cfg.in_channels) if cfg.in_channels else frozenset(range(16))
         if not cfg.in_channels and (cfg.out_port or cfg.virtual):
-            self._channels -= {cfg.out_channel}  # our own output looped back is never the performer
+            self._channels -= self.agent_channels  # our own output looped back is never the performer
         self._down = bytearray(16 * 128)
         self._pad_cc = frozenset(c for c in cfg.style_cc if c)
         self._pad_xy = [0.0, 0.0]
@@ -290,6 +304,7 @@ class MidiIO:
                     self,
                     clock_out=cfg.clock_out,
                     beats_per_bar=cfg.beats_per_bar,
+                    band_channels=cfg.band_channels,
                 )
                 if cfg.thru:
                     self._thru_thread = threading.Thread(
@@ -368,17 +383,21 @@ class MidiIO:
                 c.filtered += 1
                 if kind == NOTE_ON and msg[2]:  # a performer playing where we do not listen: see
                     c.filtered_note_channels |= 1 << ch  # filtered_warnings (never logs here)
-                    if ch == self.config.out_channel:
+                    if ch in self.agent_channels:
                         c.filtered_on_out_channel += 1
                 return
             pitch = msg[1]
             vel = msg[2] if kind == NOTE_ON else 0
             key = ch << 7 | pitch
-            if ch == self.config.out_channel and self.midi_out is not None:
+            if ch in self.agent_channels and self.midi_out is not None:
                 if self._echo(msg, key, t_ns):
                     c.echo_suppressed += 1
                     return
-                if self._thru_ns[pitch] and self._thru_echo(pitch, vel, key, t_ns):
+                if (
+                    ch == self.config.out_channel
+                    and self._thru_ns[pitch]
+                    and self._thru_echo(pitch, vel, key, t_ns)
+                ):
                     return
             self._down[key] = 1 if vel else 0
             c.notes += 1
@@ -424,9 +443,10 @@ class MidiIO:
         if ch not in self._channels:
             c.filtered += 1
             return
-        own = ch == self.config.out_channel and self.midi_out is not None and msg[1] == 123
-        if own and self.sent_notes_off_ns and t_ns - self.sent_notes_off_ns < self._feedback_ns:
-            self.sent_notes_off_ns = 0
+        own = ch in self.agent_channels and self.midi_out is not None and msg[1] == 123
+        sent = self.sent_notes_off_ns[ch]
+        if own and sent and t_ns - sent < self._feedback_ns:
+            self.sent_notes_off_ns[ch] = 0
             c.echo_suppressed += 1
             return
         c.notes_off_in += 1
@@ -434,19 +454,18 @@ class MidiIO:
         self.submit(ControlEvent(t_ns, Control.PERFORMER_NOTES_OFF))
 
     def _echo(self, msg: list[int], key: int, t_ns: int) -> bool:
-        """Whether a note on our out channel is our own output coming back: the very bytes we sent, within
-        ``feedback_ms``, once per message sent. A note-off only while the performer holds no such key on
-        this channel: a note-off that releases a performer's key is never taken for an echo (dropping it
-        left the key down for good)."""
-        pitch = msg[1]
+        """Whether a note on one of our channels is our own output coming back: the very bytes we sent on
+        that channel, within ``feedback_ms``, once per message sent. A note-off only while the performer
+        holds no such key on this channel: a note-off that releases a performer's key is never taken for an
+        echo (dropping it left the key down for good)."""
         window = self._feedback_ns
         if msg[0] & 0xF0 == NOTE_ON and msg[2]:
-            sent = self.sent_on_ns[pitch]
-            if sent and t_ns - sent < window and msg[2] == self.sent_on_vel[pitch]:
-                self.sent_on_ns[pitch] = 0
+            sent = self.sent_on_ns[key]
+            if sent and t_ns - sent < window and msg[2] == self.sent_on_vel[key]:
+                self.sent_on_ns[key] = 0
                 return True
             return False
-        sent = self.sent_off_ns[pitch]
+        sent = self.sent_off_ns[key]
         if (
             sent
             and t_ns - sent < window
@@ -454,7 +473,7 @@ class MidiIO:
             and msg[2] == 0
             and not self._down[key]
         ):
-            self.sent_off_ns[pitch] = 0
+            self.sent_off_ns[key] = 0
             return True
         return False
 
@@ -564,6 +583,9 @@ class MidiIO:
             if ch == self.config.out_channel and self.midi_out is not None:
                 why = "it is the agent's output channel"
                 fix = f"--midi-out-channel N (another channel) or --midi-channel {ch + 1}"
+            elif ch in self.agent_channels and self.midi_out is not None:
+                why = "it is a band voice's output channel"
+                fix = f"--band-channels (other channels) or --midi-channel {ch + 1}"
             else:
                 why = f"the performer's channels are {self.channels_label()}"
                 fix = f"--midi-channel {ch + 1}"
@@ -626,7 +648,12 @@ class MidiIO:
 
 
 class MidiSink:
-    """OutputSink over an rtmidi output port (see the module docstring for the lock and the error policy)."""
+    """OutputSink over an rtmidi output port (see the module docstring for the lock and the error policy).
+
+    Solo notes play on ``channel``; band voice ``i`` on ``band_channels[i]`` (0-based; one may equal
+    ``channel``). What sounds is tracked per channel and pitch, so ``all_notes_off`` (panic, exit, and
+    ``close``) releases every voice's notes, then sends CC 123 on each of our channels.
+    """
 
     def __init__(
         self,
@@ -636,13 +663,24 @@ class MidiSink:
         *,
         clock_out: bool = False,
         beats_per_bar: int | None = None,
+        band_channels: tuple[int, ...] = (),
     ) -> None:
+        if any(not 0 <= c <= 15 for c in (channel, *band_channels)):
+            raise ValueError("MIDI channels are 0..15")
         self.out = out
         self.channel = channel
+        self.band_channels = tuple(band_channels)
         self.io = io
         self._on = NOTE_ON | channel
-        self._offs = [[NOTE_OFF | channel, p, 0] for p in range(128)]
-        self.sounding = [False] * 128
+        self._key = channel << 7
+        self._offs = [[NOTE_OFF | ch, p, 0] for ch in range(16) for p in range(128)]
+        """The note-off of every (channel << 7 | pitch), prebuilt."""
+        self._band_on = [NOTE_ON | ch for ch in self.band_channels]
+        self._band_key = [ch << 7 for ch in self.band_channels]
+        self.channels = tuple(dict.fromkeys((channel, *self.band_channels)))
+        """Every channel we play notes on (solo first), each once."""
+        self.sounding = bytearray(16 * 128)
+        """1 per (channel << 7 | pitch) we sounded and have not released."""
         self._lock = io.out_lock if io is not None else threading.Lock()
         self.sent = 0
         self.send_errors = 0
@@ -659,33 +697,59 @@ class MidiSink:
             self.send_errors += 1
             self._warn.warn("MIDI send failed (%d so far): %r", self.send_errors, e)
 
+    def _note_on(self, status: int, key: int, pitch: int, velocity: int) -> None:
+        io = self.io
+        if io is not None:
+            io.sent_on_vel[key] = velocity
+            io.sent_on_ns[key] = time.perf_counter_ns()
+        self._send([status, pitch, velocity])
+        self.sounding[key] = 1
+
+    def _note_off(self, key: int) -> None:
+        if self.io is not None:
+            self.io.sent_off_ns[key] = time.perf_counter_ns()
+        self._send(self._offs[key])
+        self.sounding[key] = 0
+
     def note_on(self, pitch: int, velocity: int) -> None:
         if velocity <= 0:
             self.note_off(pitch)
             return
-        if self.io is not None:
-            self.io.sent_on_vel[pitch] = velocity
-            self.io.sent_on_ns[pitch] = time.perf_counter_ns()
-        self._send([self._on, pitch, velocity])
-        self.sounding[pitch] = True
+        self._note_on(self._on, self._key | pitch, pitch, velocity)
 
     def note_off(self, pitch: int) -> None:
-        if self.io is not None:
-            self.io.sent_off_ns[pitch] = time.perf_counter_ns()
-        self._send(self._offs[pitch])
-        self.sounding[pitch] = False
+        self._note_off(self._key | pitch)
+
+    def band_note_on(self, voice: int, pitch: int, velocity: int) -> None:
+        """Band voice ``voice``'s note-on on its channel (velocity 0: its note-off)."""
+        if velocity <= 0:
+            self.band_note_off(voice, pitch)
+            return
+        if voice < 0:  # a negative index would silently pick another voice
+            raise IndexError(f"band voice {voice}")
+        self._note_on(self._band_on[voice], self._band_key[voice] | pitch, pitch, velocity)
+
+    def band_note_off(self, voice: int, pitch: int) -> None:
+        if voice < 0:
+            raise IndexError(f"band voice {voice}")
+        self._note_off(self._band_key[voice] | pitch)
 
     def thru(self, pitch: int, velocity: int) -> None:
         """Performer note forwarded as it arrives, on the "midi-thru" thread (see the module docstring)."""
-        self._send([self._on, pitch, velocity] if velocity else self._offs[pitch])
+        self._send([self._on, pitch, velocity] if velocity else self._offs[self._key | pitch])
 
     def all_notes_off(self) -> None:
-        for p in range(128):
-            if self.sounding[p]:
-                self.note_off(p)
-        if self.io is not None:
-            self.io.sent_notes_off_ns = time.perf_counter_ns()
-        self._send([CC | self.channel, 123, 0])
+        """Per channel of ours: a note-off for each note it sounds (at most 128), then CC 123."""
+        sounding = self.sounding
+        for ch in self.channels:
+            lo, hi = ch << 7, (ch + 1) << 7
+            key = sounding.find(1, lo, hi)
+            while key >= 0:
+                self._note_off(key)
+                key = sounding.find(1, key + 1, hi)
+            if self.io is not None:
+                self.io.sent_notes_off_ns[ch] = time.perf_counter_ns()
+            self._send([CC | ch, 123, 0])
 
     def beat(self, bar: int, beat: int) -> None:
         if self.clock is not None:

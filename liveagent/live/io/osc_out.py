@@ -1,11 +1,19 @@
 """OSC out: :class:`OscSink`, the :class:`~liveagent.live.events.OutputSink` over UDP. Notes and beats are
 the hot path (prebuilt headers: one ``struct.pack`` and one ``sendto``); status replies are encoded within a
 size cap and cached; the output host is resolved once (:func:`resolve_udp`).
+
+A band (``OscSinkConfig.band``, the voices top-down) sends each voice's notes to
+``/liveagent/out/VOICE/note i:pitch i:velocity`` and the lowest voice's also to ``/liveagent/out/note``, so a
+v1 client hears the bass line. Each voice's sounding notes are tracked, so ``all_notes_off`` and ``close``
+release exactly what every voice started (plus the v1 burst of 128 note-offs), not 128 per voice: 512
+datagrams at once can overflow a receiver's default socket buffer (~200 KB on Linux, ~0.8 KB per small
+datagram) and the note-offs that mattered would be the ones dropped.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import struct
 import time
@@ -31,6 +39,7 @@ log = logging.getLogger(__name__)
 
 
 _II = struct.Struct(">ii")
+_VOICE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _D64 = struct.Struct(">d")
 _Q64 = struct.Struct(">q")
 STATUS_REPLY_MAX_AGE_NS = 20_000_000
@@ -54,6 +63,11 @@ def resolve_udp(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, 
     infos.sort(key=lambda info: info[0] != socket.AF_INET)
     family, _, _, _, addr = infos[0]
     return family, (str(addr[0]), int(addr[1]))
+
+
+def band_note_address(voice: str) -> str:
+    """The OSC address of band voice ``voice``'s notes: ``/liveagent/out/VOICE/note``."""
+    return f"/liveagent/out/{voice}/note"
 
 
 def _status_arg(v: object) -> tuple[str, bytes]:
@@ -119,6 +133,18 @@ class OscSinkConfig:
     silent note. Back to back, never later: a repeat that arrived after the next note-on would cut it on a
     mono synth that releases its voice on any note-off (a musician's review measured 33 of 34 legato notes
     cut 4-5 ms after their start when the repeat came 5 ms later)."""
+    band: tuple[str, ...] = ()
+    """The band's voice names, top-down (e.g. ``("alto", "tenor", "bass")``): voice ``i`` of
+    ``band_note_on`` goes to ``/liveagent/out/band[i]/note``, the last (lowest) also to
+    ``/liveagent/out/note``. Empty = no band (the solo sink of v1)."""
+
+    def __post_init__(self) -> None:
+        self.band = tuple(self.band)
+        bad = [v for v in self.band if not _VOICE_NAME.fullmatch(v)]
+        if bad:
+            raise ValueError(f"band voice names are 1-32 of A-Z a-z 0-9 _ - (an OSC address part), got {bad}")
+        if len(set(self.band)) != len(self.band):
+            raise ValueError(f"band voice names must differ, got {self.band}")
 
 
 class OscSink:
@@ -144,6 +170,13 @@ class OscSink:
         """Note-offs sent a second time by the safety net."""
         self._twice = self.config.noteoff_twice
         self._status_cache: tuple[int, bytes] | None = None
+        band = self.config.band
+        self._band_hdr = [osc_header(band_note_address(v), "ii") for v in band]
+        self._band_off = [[h + _II.pack(p, 0) for p in range(128)] for h in self._band_hdr]
+        self._lowest = len(band) - 1
+        """The voice mirrored on ``/liveagent/out/note`` (-1: no band)."""
+        self.band_sounding = [bytearray(128) for _ in band]
+        """Per voice, the pitches it sounds (1) at the receiver as far as we sent: what a flush releases."""
 
     def _send(self, data: bytes, dest: tuple[str, int]) -> None:
         try:
@@ -161,7 +194,45 @@ class OscSink:
             self._send(self._note_off[pitch], self.out)
             self.noteoff_repeats += 1
 
+    def band_note_on(self, voice: int, pitch: int, velocity: int) -> None:
+        """A band voice's note-on (velocity 0: its note-off) on its address, the lowest voice's on the v1
+        address too."""
+        if velocity <= 0:
+            self.band_note_off(voice, pitch)
+            return
+        if not 0 <= voice <= self._lowest:  # a negative index would silently pick another voice
+            raise IndexError(f"band voice {voice} of {self._lowest + 1}")
+        args = _II.pack(pitch, velocity)
+        self._send(self._band_hdr[voice] + args, self.out)
+        if voice == self._lowest:
+            self._send(self._note_hdr + args, self.out)
+        self.band_sounding[voice][pitch] = 1
+
+    def band_note_off(self, voice: int, pitch: int) -> None:
+        """A band voice's note-off, twice back to back with ``noteoff_twice`` (as ``note_off``)."""
+        if not 0 <= voice <= self._lowest:
+            raise IndexError(f"band voice {voice} of {self._lowest + 1}")
+        off = self._band_off[voice][pitch]
+        self._send(off, self.out)
+        if self._twice:
+            self._send(off, self.out)
+            self.noteoff_repeats += 1
+        if voice == self._lowest:
+            self.note_off(pitch)
+        self.band_sounding[voice][pitch] = 0
+
+    def _flush_band(self) -> None:
+        """Note-offs for what each band voice sounds (at most 128 per voice; usually one)."""
+        for voice, sounding in enumerate(self.band_sounding):
+            p = sounding.find(1)
+            while p >= 0:
+                self.band_note_off(voice, p)
+                p = sounding.find(1, p + 1)
+
     def all_notes_off(self) -> None:
+        """The band voices' sounding notes first (the ones that matter, before a burst could fill the
+        receiver's buffer), then a note-off for every pitch on ``/liveagent/out/note``."""
+        self._flush_band()
         for p in range(128):
             self._send(self._note_off[p], self.out)
 
@@ -204,5 +275,6 @@ class OscSink:
             self._send(data, d)
 
     def close(self) -> None:
+        self._flush_band()  # nothing when the engine's exit already released every voice
         if self._own:
             self.sock.close()
