@@ -101,3 +101,48 @@ def test_voice_events_and_emissions_from_received_messages() -> None:
     em = voice_emissions(messages, until=t0 + 9 * step)
     assert em["alto"] == [t0 + 300, t0 + 4 * step + 200, t0 + 4 * step + 250]
     assert em["bass"] == [t0 + 400, t0 + 8 * step - 500] and em["tenor"] == []
+
+
+def test_finish_band_writes_the_four_parts_and_the_timing_report(tmp_path: Path) -> None:
+    """What the band's demo writes from a session's received messages (the session is test_demo_band's)."""
+    import json
+
+    from liveagent.live.commands.band_demo import BandRun, finish_band
+
+    t0, step = 1_000_000_000, 100_000_000
+    grid = Grid()
+    melody = [Note(0, 16, 72)]
+    messages = [(t0 + 16 * step + 100 * s, "/liveagent/out/beat", [4 + s // 4, 0]) for s in range(0, 16, 4)]
+    for i, (v, p) in enumerate(zip(VOICES, (67, 60, 48), strict=True)):
+        messages.append((t0 + 16 * step + 200 + i, voice_address(v), [p, 70]))
+        messages.append((t0 + 32 * step + 300 + i, voice_address(v), [p, 0]))
+        messages.append((t0 + 32 * step + 400 + i, voice_address(v), [p, 0]))  # the repeat
+    messages.sort()
+    run = BandRun(
+        out=tmp_path,
+        melody_name="m",
+        melody=melody,
+        grid=grid,
+        count_in=16,
+        bpm=150.0,
+        policy="rules",
+        band="satb",
+        messages=messages,
+        t0_ns=t0,
+        step_ns=float(step),
+        t_stop=t0 + 40 * step,
+        end_step=48,
+        cold_start_s=0.5,
+        sent_lateness_ns=[1000, 2000],
+        final={"misses": 0, "steps": 40, "timing": "follow"},
+    )
+    assert finish_band(run) == 0
+    report = json.loads((tmp_path / "timing.json").read_text())
+    assert report["voice_notes"] == {"alto": 1, "tenor": 1, "bass": 1} and report["misses"] == 0
+    assert report["emission_lateness_by_voice_us"]["bass"]["n"] == 2
+    assert report["emission_lateness_at_receiver_us"]["n"] == 3 * 2 + 4 and report["beats_received"] == 4
+    mid = mido.MidiFile(str(tmp_path / "duet.mid"))
+    notes = [[(m.note, m.time) for m in t if m.type == "note_on" and m.velocity > 0] for t in mid.tracks]
+    tps = mid.ticks_per_beat // grid.steps_per_beat
+    assert notes == [[(72, 16 * tps)], [(67, 16 * tps)], [(60, 16 * tps)], [(48, 16 * tps)]]
+    assert (tmp_path / "pianoroll.png").is_file()
