@@ -31,6 +31,10 @@ OUT_NOTE = "/liveagent/out/note"
 OUT_BEAT = "/liveagent/out/beat"
 OUT_STATUS = "/liveagent/status"
 OUT_ERROR = "/liveagent/error"
+# `liveagent serve --band satb`: each band voice on its own address (the bass also on OUT_NOTE, for v1).
+BAND_VOICES = ("alto", "tenor", "bass")
+OUT_BAND_NOTES = tuple(f"/liveagent/out/{v}/note" for v in BAND_VOICES)
+BAND_CHANNELS = (2, 3, 4)  # serve --band-channels' default: one MIDI channel per voice
 
 # Ode to Joy, one note a beat; 0 is a rest (the same melody as `liveagent demo --melody ode`).
 DEMO_MELODY = one_note_a_beat()
@@ -259,28 +263,34 @@ def build_maxpat() -> str:
     p.connect(pulses, 0, beat_msg, 0)
     p.connect(beat_msg, 0, send, 0)
 
-    # --- what comes back ---
-    p.comment(620, 470, "from the server (--osc-out 127.0.0.1:9001)", 400)
-    recv = p.obj(620, 495, "udpreceive 9001", 1, [""])
-    route = p.obj(620, 530, f"route {OUT_NOTE} {OUT_BEAT} {OUT_STATUS} {OUT_ERROR}", 2, ["", "", "", "", ""])
-    p.connect(recv, 0, route, 0)
-    unpack_note = p.obj(620, 570, "unpack 0 0", 1, ["int", "int"])
-    p.connect(route, 0, unpack_note, 0)
-    noteout = p.obj(620, 610, "noteout", 3, [])
+    # --- what comes back: the band's voices first, the v1 note (the bass, or the solo agent), the rest ---
+    p.comment(450, 470, "from the server (--osc-out 127.0.0.1:9001)", 400)
+    recv = p.obj(450, 495, "udpreceive 9001", 1, [""])
+    notes = (*OUT_BAND_NOTES, OUT_NOTE)
+    route_notes = p.obj(450, 525, "route " + " ".join(notes), 2, [""] * (len(notes) + 1))
+    p.connect(recv, 0, route_notes, 0)
+    n_band = len(OUT_BAND_NOTES)
+    solo = _band(p, route_notes)
+    p.connect(route_notes, n_band, solo, 1)
+    unpack_note = p.obj(990, 590, "unpack 0 0", 1, ["int", "int"])
+    p.connect(solo, 0, unpack_note, 0)
+    noteout = p.obj(990, 620, "noteout", 3, [])
     p.connect(unpack_note, 0, noteout, 0)
     p.connect(unpack_note, 1, noteout, 1)
-    p.comment(700, 610, "accompaniment to your synth (choose its port by double-clicking)", 380)
-    unpack_beat = p.obj(800, 650, "unpack 0 0", 1, ["int", "int"])
-    p.connect(route, 1, unpack_beat, 0)
-    bar = p.ui(800, 685, "number")
-    beat = p.ui(860, 685, "number")
+    p.comment(990, 650, "accompaniment (solo, or the band's bass) to your synth: double-click it", 180)
+    route = p.obj(800, 700, f"route {OUT_BEAT} {OUT_STATUS} {OUT_ERROR}", 2, ["", "", "", ""])
+    p.connect(route_notes, n_band + 1, route, 0)
+    unpack_beat = p.obj(800, 735, "unpack 0 0", 1, ["int", "int"])
+    p.connect(route, 0, unpack_beat, 0)
+    bar = p.ui(800, 770, "number")
+    beat = p.ui(860, 770, "number")
     p.connect(unpack_beat, 0, bar, 0)
     p.connect(unpack_beat, 1, beat, 0)
-    p.comment(920, 685, "bar beat", 80)
-    printer = p.obj(980, 570, "print liveagent", 1, [])
+    p.comment(920, 770, "bar beat", 80)
+    printer = p.obj(1000, 735, "print liveagent", 1, [])
+    p.connect(route, 1, printer, 0)
     p.connect(route, 2, printer, 0)
-    p.connect(route, 3, printer, 0)
-    p.comment(980, 600, "status (key value pairs) and errors, in the Max console", 180)
+    p.comment(1000, 765, "status (key value pairs) and errors, in the Max console", 180)
     _style(p, send)
     return p.render()
 
@@ -307,3 +317,37 @@ def _style(p: MaxPatch, send: str) -> None:
     for i, mood in enumerate(MOODS):
         m = p.msg(480, 790 + 28 * i, f"{IN_MOOD} {mood}")
         p.connect(m, 0, send, 0)
+
+
+def _band(p: MaxPatch, route_notes: str) -> str:
+    """``liveagent serve --band satb``: outlets 0..2 of ``route_notes`` (alto, tenor, bass) each to number
+    boxes and a ``[noteout CH]`` on the voice's channel (no ``[makenote]``: the server sends every note-off
+    itself). Returns a ``[gate 1 1]`` (open at load) for the v1 note, ``/liveagent/out/note``, which carries
+    the bass too: ticking **band** closes it, so the bass is heard once, on its own channel."""
+    p.comment(
+        20,
+        950,
+        "band satb: liveagent serve --band satb --osc-port 9000 --osc-out 127.0.0.1:9001 plays alto, tenor"
+        " and bass under your melody, each on its own address and MIDI channel (2 3 4); tick band, since"
+        " the v1 /liveagent/out/note carries the bass too",
+        1100,
+    )
+    for i, voice in enumerate(BAND_VOICES):
+        x = 450.0 + 170.0 * i
+        unpack = p.obj(x, 560, "unpack 0 0", 1, ["int", "int"])
+        p.connect(route_notes, i, unpack, 0)
+        pitch = p.ui(x, 590, "number")
+        velocity = p.ui(x + 55, 590, "number")
+        p.connect(unpack, 0, pitch, 0)
+        p.connect(unpack, 1, velocity, 0)
+        noteout = p.obj(x, 620, f"noteout {BAND_CHANNELS[i]}", 3, [])
+        p.connect(unpack, 0, noteout, 0)
+        p.connect(unpack, 1, noteout, 1)
+        p.comment(x, 650, f"{voice}: channel {BAND_CHANNELS[i]}", 160)
+    band = p.ui(1070, 525, "toggle")
+    p.comment(1100, 525, "band", 60)
+    solo_open = p.obj(1070, 555, "== 0", 2, ["int"])
+    p.connect(band, 0, solo_open, 0)
+    gate = p.obj(990, 560, "gate 1 1", 2, [""])
+    p.connect(solo_open, 0, gate, 0)
+    return gate

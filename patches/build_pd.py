@@ -6,6 +6,7 @@ Only vanilla objects (Pd >= 0.51): oscformat/oscparse, netsend/netreceive -u -b,
 
 from __future__ import annotations
 
+from build_band import abstraction_band_outlets, help_band_section
 from pdwriter import Canvas
 
 from liveagent.live.commands.duet import one_note_a_beat
@@ -56,8 +57,9 @@ def _sender(c: Canvas, x: int, y: int, name: str, routes: list[tuple[str, list[s
 
 
 def build_abstraction() -> str:
-    """``[liveagent HOST PORT REPLY-PORT]``: three inlets (notes, transport, controls), three outlets."""
-    c = Canvas(width=1000, height=620)
+    """``[liveagent HOST PORT REPLY-PORT]``: three inlets (notes, transport, controls), six outlets (the v1
+    three, then the band's alto, tenor, bass)."""
+    c = Canvas(width=1220, height=620)
     c.text(
         20,
         10,
@@ -198,8 +200,13 @@ def build_abstraction() -> str:
     c.connect(r_out_kind, 0, notes_out, 0)
     c.connect(r_out_kind, 1, beat_out, 0)
     c.connect(trim_info, 0, info_out, 0)
+    abstraction_band_outlets(c, r_out_kind, 2)
     c.text(
-        640, 575, "notes: pitch velocity | beat: bar beat | status ... / error ... / connected 0|1", width=50
+        640,
+        575,
+        "notes: pitch velocity | beat: bar beat | status ... / error ... / connected 0|1 | band (serve --band"
+        " satb): alto / tenor / bass pitch velocity",
+        width=78,
     )
     return c.render() + "\n"
 
@@ -376,7 +383,7 @@ def _style_controls(c: Canvas, la: int) -> None:
 
 def build_help() -> str:
     """The help patch: works out of the box with a demo melody and a built-in synth."""
-    c = Canvas(width=1090, height=860)
+    c = Canvas(width=1090, height=1090)
     c.obj(20, 14, "declare -path .")
     c.text(
         20, 44, "[liveagent] - play with a liveagent server (a real-time RL accompanist) over OSC", width=90
@@ -457,10 +464,12 @@ def build_help() -> str:
 
     # --- what comes back ---
     accomp = _synth(c, 20, 560, "accompaniment-voice", "phasor~", 0.12)
-    c.connect(la, 0, accomp, 0)
+    solo = help_band_section(c, la, 860, _synth)
+    c.connect(la, 0, solo, 0)
+    c.connect(solo, 0, accomp, 0)
     c.text(20, 585, "the accompaniment on a built-in saw voice", width=22)
     unpack_out = c.obj(220, 560, "unpack f f")
-    c.connect(la, 0, unpack_out, 0)
+    c.connect(solo, 0, unpack_out, 0)
     noteout = c.obj(220, 590, "noteout 1")
     c.connect(unpack_out, 0, noteout, 0)
     c.connect(unpack_out, 1, noteout, 1)
@@ -493,7 +502,7 @@ def build_help() -> str:
         800,
         360,
         "outlets: 1 accompaniment notes (pitch velocity) 2 beat (bar beat) 3 status ... / error ... /"
-        " connected 0|1",
+        " connected 0|1 4 5 6 the band's alto, tenor, bass (pitch velocity)",
         width=36,
     )
     c.text(

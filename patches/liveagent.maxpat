@@ -1030,7 +1030,7 @@
           "numinlets": 1,
           "numoutlets": 0,
           "patching_rect": [
-            620,
+            450,
             470,
             400,
             20.0
@@ -1048,7 +1048,7 @@
             ""
           ],
           "patching_rect": [
-            620,
+            450,
             495,
             117.0,
             22.0
@@ -1059,7 +1059,7 @@
       {
         "box": {
           "maxclass": "newobj",
-          "text": "route /liveagent/out/note /liveagent/out/beat /liveagent/status /liveagent/error",
+          "text": "route /liveagent/out/alto/note /liveagent/out/tenor/note /liveagent/out/bass/note /liveagent/out/note",
           "numinlets": 2,
           "numoutlets": 5,
           "outlettype": [
@@ -1070,12 +1070,28 @@
             ""
           ],
           "patching_rect": [
-            620,
-            530,
-            572.0,
+            450,
+            525,
+            719.0,
             22.0
           ],
           "id": "obj-60"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "comment",
+          "text": "band satb: liveagent serve --band satb --osc-port 9000 --osc-out 127.0.0.1:9001 plays alto, tenor and bass under your melody, each on its own address and MIDI channel (2 3 4); tick band, since the v1 /liveagent/out/note carries the bass too",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            20,
+            950,
+            1100,
+            40.0
+          ],
+          "linecount": 2,
+          "id": "obj-61"
         }
       },
       {
@@ -1089,12 +1105,345 @@
             "int"
           ],
           "patching_rect": [
-            620,
-            570,
+            450.0,
+            560,
             82.0,
             22.0
           ],
-          "id": "obj-61"
+          "id": "obj-62"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "number",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "outlettype": [
+            "",
+            "bang"
+          ],
+          "parameter_enable": 0,
+          "patching_rect": [
+            450.0,
+            590,
+            50.0,
+            22.0
+          ],
+          "id": "obj-63"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "number",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "outlettype": [
+            "",
+            "bang"
+          ],
+          "parameter_enable": 0,
+          "patching_rect": [
+            505.0,
+            590,
+            50.0,
+            22.0
+          ],
+          "id": "obj-64"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "noteout 2",
+          "numinlets": 3,
+          "numoutlets": 0,
+          "outlettype": [],
+          "patching_rect": [
+            450.0,
+            620,
+            75.0,
+            22.0
+          ],
+          "id": "obj-65"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "comment",
+          "text": "alto: channel 2",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            450.0,
+            650,
+            160,
+            20.0
+          ],
+          "id": "obj-66"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "unpack 0 0",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "outlettype": [
+            "int",
+            "int"
+          ],
+          "patching_rect": [
+            620.0,
+            560,
+            82.0,
+            22.0
+          ],
+          "id": "obj-67"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "number",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "outlettype": [
+            "",
+            "bang"
+          ],
+          "parameter_enable": 0,
+          "patching_rect": [
+            620.0,
+            590,
+            50.0,
+            22.0
+          ],
+          "id": "obj-68"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "number",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "outlettype": [
+            "",
+            "bang"
+          ],
+          "parameter_enable": 0,
+          "patching_rect": [
+            675.0,
+            590,
+            50.0,
+            22.0
+          ],
+          "id": "obj-69"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "noteout 3",
+          "numinlets": 3,
+          "numoutlets": 0,
+          "outlettype": [],
+          "patching_rect": [
+            620.0,
+            620,
+            75.0,
+            22.0
+          ],
+          "id": "obj-70"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "comment",
+          "text": "tenor: channel 3",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            620.0,
+            650,
+            160,
+            20.0
+          ],
+          "id": "obj-71"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "unpack 0 0",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "outlettype": [
+            "int",
+            "int"
+          ],
+          "patching_rect": [
+            790.0,
+            560,
+            82.0,
+            22.0
+          ],
+          "id": "obj-72"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "number",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "outlettype": [
+            "",
+            "bang"
+          ],
+          "parameter_enable": 0,
+          "patching_rect": [
+            790.0,
+            590,
+            50.0,
+            22.0
+          ],
+          "id": "obj-73"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "number",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "outlettype": [
+            "",
+            "bang"
+          ],
+          "parameter_enable": 0,
+          "patching_rect": [
+            845.0,
+            590,
+            50.0,
+            22.0
+          ],
+          "id": "obj-74"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "noteout 4",
+          "numinlets": 3,
+          "numoutlets": 0,
+          "outlettype": [],
+          "patching_rect": [
+            790.0,
+            620,
+            75.0,
+            22.0
+          ],
+          "id": "obj-75"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "comment",
+          "text": "bass: channel 4",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            790.0,
+            650,
+            160,
+            20.0
+          ],
+          "id": "obj-76"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "toggle",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "outlettype": [
+            "int"
+          ],
+          "parameter_enable": 0,
+          "patching_rect": [
+            1070,
+            525,
+            24.0,
+            24.0
+          ],
+          "id": "obj-77"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "comment",
+          "text": "band",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            1100,
+            525,
+            60,
+            20.0
+          ],
+          "id": "obj-78"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "== 0",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "outlettype": [
+            "int"
+          ],
+          "patching_rect": [
+            1070,
+            555,
+            40.0,
+            22.0
+          ],
+          "id": "obj-79"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "gate 1 1",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "outlettype": [
+            ""
+          ],
+          "patching_rect": [
+            990,
+            560,
+            68.0,
+            22.0
+          ],
+          "id": "obj-80"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "unpack 0 0",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "outlettype": [
+            "int",
+            "int"
+          ],
+          "patching_rect": [
+            990,
+            590,
+            82.0,
+            22.0
+          ],
+          "id": "obj-81"
         }
       },
       {
@@ -1105,28 +1454,49 @@
           "numoutlets": 0,
           "outlettype": [],
           "patching_rect": [
+            990,
             620,
-            610,
             61.0,
             22.0
           ],
-          "id": "obj-62"
+          "id": "obj-82"
         }
       },
       {
         "box": {
           "maxclass": "comment",
-          "text": "accompaniment to your synth (choose its port by double-clicking)",
+          "text": "accompaniment (solo, or the band's bass) to your synth: double-click it",
           "numinlets": 1,
           "numoutlets": 0,
           "patching_rect": [
-            700,
-            610,
-            380,
-            40.0
+            990,
+            650,
+            180,
+            60.0
           ],
-          "linecount": 2,
-          "id": "obj-63"
+          "linecount": 3,
+          "id": "obj-83"
+        }
+      },
+      {
+        "box": {
+          "maxclass": "newobj",
+          "text": "route /liveagent/out/beat /liveagent/status /liveagent/error",
+          "numinlets": 2,
+          "numoutlets": 4,
+          "outlettype": [
+            "",
+            "",
+            "",
+            ""
+          ],
+          "patching_rect": [
+            800,
+            700,
+            432.0,
+            22.0
+          ],
+          "id": "obj-84"
         }
       },
       {
@@ -1141,11 +1511,11 @@
           ],
           "patching_rect": [
             800,
-            650,
+            735,
             82.0,
             22.0
           ],
-          "id": "obj-64"
+          "id": "obj-85"
         }
       },
       {
@@ -1160,11 +1530,11 @@
           "parameter_enable": 0,
           "patching_rect": [
             800,
-            685,
+            770,
             50.0,
             22.0
           ],
-          "id": "obj-65"
+          "id": "obj-86"
         }
       },
       {
@@ -1179,11 +1549,11 @@
           "parameter_enable": 0,
           "patching_rect": [
             860,
-            685,
+            770,
             50.0,
             22.0
           ],
-          "id": "obj-66"
+          "id": "obj-87"
         }
       },
       {
@@ -1194,11 +1564,11 @@
           "numoutlets": 0,
           "patching_rect": [
             920,
-            685,
+            770,
             80,
             20.0
           ],
-          "id": "obj-67"
+          "id": "obj-88"
         }
       },
       {
@@ -1209,12 +1579,12 @@
           "numoutlets": 0,
           "outlettype": [],
           "patching_rect": [
-            980,
-            570,
+            1000,
+            735,
             117.0,
             22.0
           ],
-          "id": "obj-68"
+          "id": "obj-89"
         }
       },
       {
@@ -1224,13 +1594,13 @@
           "numinlets": 1,
           "numoutlets": 0,
           "patching_rect": [
-            980,
-            600,
+            1000,
+            765,
             180,
             60.0
           ],
           "linecount": 3,
-          "id": "obj-69"
+          "id": "obj-90"
         }
       },
       {
@@ -1245,7 +1615,7 @@
             560,
             20.0
           ],
-          "id": "obj-70"
+          "id": "obj-91"
         }
       },
       {
@@ -1264,7 +1634,7 @@
             100.0,
             100.0
           ],
-          "id": "obj-71"
+          "id": "obj-92"
         }
       },
       {
@@ -1282,7 +1652,7 @@
             138.0,
             22.0
           ],
-          "id": "obj-72"
+          "id": "obj-93"
         }
       },
       {
@@ -1300,7 +1670,7 @@
             138.0,
             22.0
           ],
-          "id": "obj-73"
+          "id": "obj-94"
         }
       },
       {
@@ -1319,7 +1689,7 @@
             47.0,
             22.0
           ],
-          "id": "obj-74"
+          "id": "obj-95"
         }
       },
       {
@@ -1337,7 +1707,7 @@
             82.0,
             22.0
           ],
-          "id": "obj-75"
+          "id": "obj-96"
         }
       },
       {
@@ -1355,7 +1725,7 @@
             180.0,
             22.0
           ],
-          "id": "obj-76"
+          "id": "obj-97"
         }
       },
       {
@@ -1370,7 +1740,7 @@
             220,
             20.0
           ],
-          "id": "obj-77"
+          "id": "obj-98"
         }
       },
       {
@@ -1388,7 +1758,7 @@
             156.0,
             22.0
           ],
-          "id": "obj-78"
+          "id": "obj-99"
         }
       },
       {
@@ -1406,7 +1776,7 @@
             156.0,
             22.0
           ],
-          "id": "obj-79"
+          "id": "obj-100"
         }
       },
       {
@@ -1424,7 +1794,7 @@
             170.0,
             22.0
           ],
-          "id": "obj-80"
+          "id": "obj-101"
         }
       },
       {
@@ -1442,7 +1812,7 @@
             156.0,
             22.0
           ],
-          "id": "obj-81"
+          "id": "obj-102"
         }
       },
       {
@@ -1460,7 +1830,7 @@
             177.0,
             22.0
           ],
-          "id": "obj-82"
+          "id": "obj-103"
         }
       }
     ],
@@ -2060,18 +2430,6 @@
             0
           ],
           "destination": [
-            "obj-61",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-61",
-            0
-          ],
-          "destination": [
             "obj-62",
             0
           ]
@@ -2080,19 +2438,19 @@
       {
         "patchline": {
           "source": [
-            "obj-61",
-            1
+            "obj-62",
+            0
           ],
           "destination": [
-            "obj-62",
-            1
+            "obj-63",
+            0
           ]
         }
       },
       {
         "patchline": {
           "source": [
-            "obj-60",
+            "obj-62",
             1
           ],
           "destination": [
@@ -2104,7 +2462,7 @@
       {
         "patchline": {
           "source": [
-            "obj-64",
+            "obj-62",
             0
           ],
           "destination": [
@@ -2116,12 +2474,72 @@
       {
         "patchline": {
           "source": [
-            "obj-64",
+            "obj-62",
             1
           ],
           "destination": [
-            "obj-66",
+            "obj-65",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-60",
+            1
+          ],
+          "destination": [
+            "obj-67",
             0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-67",
+            0
+          ],
+          "destination": [
+            "obj-68",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-67",
+            1
+          ],
+          "destination": [
+            "obj-69",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-67",
+            0
+          ],
+          "destination": [
+            "obj-70",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-67",
+            1
+          ],
+          "destination": [
+            "obj-70",
+            1
           ]
         }
       },
@@ -2132,30 +2550,6 @@
             2
           ],
           "destination": [
-            "obj-68",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-60",
-            3
-          ],
-          "destination": [
-            "obj-68",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-71",
-            0
-          ],
-          "destination": [
             "obj-72",
             0
           ]
@@ -2164,8 +2558,8 @@
       {
         "patchline": {
           "source": [
-            "obj-71",
-            1
+            "obj-72",
+            0
           ],
           "destination": [
             "obj-73",
@@ -2176,8 +2570,8 @@
       {
         "patchline": {
           "source": [
-            "obj-73",
-            0
+            "obj-72",
+            1
           ],
           "destination": [
             "obj-74",
@@ -2200,7 +2594,7 @@
       {
         "patchline": {
           "source": [
-            "obj-74",
+            "obj-72",
             1
           ],
           "destination": [
@@ -2212,47 +2606,11 @@
       {
         "patchline": {
           "source": [
-            "obj-74",
+            "obj-77",
             0
           ],
           "destination": [
-            "obj-75",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-75",
-            0
-          ],
-          "destination": [
-            "obj-76",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-76",
-            0
-          ],
-          "destination": [
-            "obj-3",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-78",
-            0
-          ],
-          "destination": [
-            "obj-3",
+            "obj-79",
             0
           ]
         }
@@ -2264,8 +2622,20 @@
             0
           ],
           "destination": [
-            "obj-3",
+            "obj-80",
             0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-60",
+            3
+          ],
+          "destination": [
+            "obj-80",
+            1
           ]
         }
       },
@@ -2276,7 +2646,7 @@
             0
           ],
           "destination": [
-            "obj-3",
+            "obj-81",
             0
           ]
         }
@@ -2288,6 +2658,186 @@
             0
           ],
           "destination": [
+            "obj-82",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-81",
+            1
+          ],
+          "destination": [
+            "obj-82",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-60",
+            4
+          ],
+          "destination": [
+            "obj-84",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-84",
+            0
+          ],
+          "destination": [
+            "obj-85",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-85",
+            0
+          ],
+          "destination": [
+            "obj-86",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-85",
+            1
+          ],
+          "destination": [
+            "obj-87",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-84",
+            1
+          ],
+          "destination": [
+            "obj-89",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-84",
+            2
+          ],
+          "destination": [
+            "obj-89",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-92",
+            0
+          ],
+          "destination": [
+            "obj-93",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-92",
+            1
+          ],
+          "destination": [
+            "obj-94",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-94",
+            0
+          ],
+          "destination": [
+            "obj-95",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-93",
+            0
+          ],
+          "destination": [
+            "obj-96",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-95",
+            1
+          ],
+          "destination": [
+            "obj-96",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-95",
+            0
+          ],
+          "destination": [
+            "obj-96",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-96",
+            0
+          ],
+          "destination": [
+            "obj-97",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-97",
+            0
+          ],
+          "destination": [
             "obj-3",
             0
           ]
@@ -2296,7 +2846,55 @@
       {
         "patchline": {
           "source": [
-            "obj-82",
+            "obj-99",
+            0
+          ],
+          "destination": [
+            "obj-3",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-100",
+            0
+          ],
+          "destination": [
+            "obj-3",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-101",
+            0
+          ],
+          "destination": [
+            "obj-3",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-102",
+            0
+          ],
+          "destination": [
+            "obj-3",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-103",
             0
           ],
           "destination": [

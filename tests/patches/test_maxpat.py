@@ -17,7 +17,9 @@ PATCHES = Path(__file__).resolve().parents[2] / "patches"
 MAXPAT = PATCHES / "liveagent.maxpat"
 
 SERVER_IN = set(osc.ADDRESSES_IN)
-SERVER_OUT = {osc.OUT_NOTE, osc.OUT_BEAT, osc.OUT_STATUS, osc.OUT_ERROR}
+BAND_OUT = {f"/liveagent/out/{v}/note" for v in ("alto", "tenor", "bass")}
+"""``serve --band satb``: one note address per band voice (docs/OSC.md); the bass also on OUT_NOTE."""
+SERVER_OUT = {osc.OUT_NOTE, osc.OUT_BEAT, osc.OUT_STATUS, osc.OUT_ERROR} | BAND_OUT
 
 # Max 8's inlet/outlet counts for the classes the patch uses (from Cycling '74's reference and saved
 # patchers), independent of the builder: (numinlets, numoutlets), None = depends on the arguments.
@@ -41,6 +43,7 @@ MAX_CLASSES: dict[str, tuple[int, int] | None] = {
     "!/": (2, 1),
     "print": (1, 0),
     "scale": (6, 1),
+    "==": (2, 1),
 }
 
 
