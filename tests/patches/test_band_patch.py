@@ -28,6 +28,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from liveagent.live.commands.serve import add_serve_arguments
+from liveagent.live.io.osc_out import band_note_address
 from tests.live.osc_helpers import OscCollector, free_udp_port
 from tests.live.serve_helpers import ServeProcess
 from tests.patches.harness import PATCHES, Canvas, pd_command
@@ -214,7 +215,7 @@ def test_each_band_voice_comes_out_of_its_own_outlet(tmp_path: Path) -> None:
             for voice in reversed(VOICES):
                 if k < len(CADENCE[voice]):
                     pitch, vel = CADENCE[voice][k]
-                    server.send_message(f"/liveagent/out/{voice}/note", [pitch, vel])
+                    server.send_message(band_note_address(voice), [pitch, vel])
                     if voice == "bass":
                         server.send_message("/liveagent/out/note", [pitch, vel])
             server.send_message("/liveagent/out/beat", [0, k % 4])
@@ -311,6 +312,8 @@ def test_maxpat_routes_each_band_voice_to_its_channel() -> None:
     def targets(src: str, outlet: int, prefix: str) -> list[tuple[str, int]]:
         return [(d, i) for d, i in wires.get((src, outlet), []) if text(d).startswith(prefix)]
 
+    # the server's own addresses, in the voices' order, then v1's
+    assert BAND_ROUTE.split()[1:] == [*(band_note_address(v) for v in VOICES), "/liveagent/out/note"]
     routes = [k for k, b in boxes.items() if b.get("text") == BAND_ROUTE]
     assert len(routes) == 1, [b.get("text") for b in boxes.values() if "route" in str(b.get("text"))]
     route = routes[0]

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from liveagent.live.io import osc
+from liveagent.live.io.osc_out import band_note_address
 
 PATCHES = Path(__file__).resolve().parents[2] / "patches"
 MAXPAT = PATCHES / "liveagent.maxpat"
 
 SERVER_IN = set(osc.ADDRESSES_IN)
-BAND_OUT = {f"/liveagent/out/{v}/note" for v in ("alto", "tenor", "bass")}
+BAND_OUT = {band_note_address(v) for v in ("alto", "tenor", "bass")}
 """``serve --band satb``: one note address per band voice (docs/OSC.md); the bass also on OUT_NOTE."""
 SERVER_OUT = {osc.OUT_NOTE, osc.OUT_BEAT, osc.OUT_STATUS, osc.OUT_ERROR} | BAND_OUT
 
