@@ -715,10 +715,19 @@ class MidiSink:
         if velocity <= 0:
             self.note_off(pitch)
             return
-        self._note_on(self._on, self._key | pitch, pitch, velocity)
+        key = self._key | pitch  # the solo path inlined: it costs what it did before the band
+        if self.io is not None:
+            self.io.sent_on_vel[key] = velocity
+            self.io.sent_on_ns[key] = time.perf_counter_ns()
+        self._send([self._on, pitch, velocity])
+        self.sounding[key] = 1
 
     def note_off(self, pitch: int) -> None:
-        self._note_off(self._key | pitch)
+        key = self._key | pitch
+        if self.io is not None:
+            self.io.sent_off_ns[key] = time.perf_counter_ns()
+        self._send(self._offs[key])
+        self.sounding[key] = 0
 
     def band_note_on(self, voice: int, pitch: int, velocity: int) -> None:
         """Band voice ``voice``'s note-on on its channel (velocity 0: its note-off)."""
