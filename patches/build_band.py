@@ -65,9 +65,9 @@ def help_band_section(c: Canvas, la: int, y: int, synth: SynthBuilder) -> int:
     c.text(45, y + 77, "band", width=6)
     solo_open = c.obj(20, y + 105, "== 0")
     c.connect(band, 0, solo_open, 0)
-    solo = c.obj(20, y + 135, "spigot 1")
+    solo = c.obj(20, 528, "spigot 1")  # right under [liveagent], above the solo voice it gates
     c.connect(solo_open, 0, solo, 1)
-    c.text(90, y + 135, "<- outlet 1 (solo)", width=20)
+    c.text(95, 528, "<- closed by 'band'", width=20)
     for i, voice in enumerate(VOICES):
         x = 260 + 270 * i
         c.text(x, y + 75, f"outlet {4 + i}: {voice}", width=18)
