@@ -178,6 +178,11 @@ def ints(messages: list[list[Any]]) -> list[tuple[int, int]]:
     return [(int(p), int(v)) for p, v in messages]
 
 
+def statuses(infos: list[list[Any]]) -> list[dict[str, Any]]:
+    """The ``status KEY VALUE ...`` lists of [liveagent]'s third outlet as dicts."""
+    return [dict(zip(i[1::2], i[2::2], strict=False)) for i in infos if i and i[0] == "status"]
+
+
 def still_sounding(notes: list[tuple[int, int]]) -> set[int]:
     """Pitches left on after playing ``notes`` in order (velocity 0 = off)."""
     on: set[int] = set()
@@ -264,7 +269,10 @@ def test_real_serve_band_plays_through_the_pd_abstraction(tmp_path: Path) -> Non
         try:
             beats = len(PERFORMER) * 60.0 / bpm
             assert wait_for(lambda: rx.of("/probe/done"), beats + 30), (rx.messages[-10:], serve.stderr[-20:])
-            st = serve.status()
+            # the status reply goes to --osc-out too (--osc-reply both): Pd's third outlet shows it
+            serve.send("/liveagent/status")
+            assert wait_for(lambda: statuses(rx.of("/probe/info")), 5), rx.of("/probe/info")
+            st = statuses(rx.of("/probe/info"))[-1]
         finally:
             rc, err = pd.quit()
             rx.sock.close()
