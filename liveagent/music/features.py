@@ -171,6 +171,12 @@ class StreamingObservation:
         start = end % self.window
         return ring[start : start + self.window]
 
+    def agent_window(self, end: int) -> Int64Array:
+        """A view of the agent's steps ``end-W .. end-1`` (``end`` <= the steps pushed; do not keep it)."""
+        if not 0 <= end <= self.agent_steps:
+            raise ValueError(f"agent window up to {end} needs {end} agent steps, have {self.agent_steps}")
+        return self._window_of(self._agent, end)
+
     def fill(self, out: ObservationBuffers, t: int) -> ObservationBuffers:
         """Write the observation for deciding step ``t`` into row 0 of ``out``.
 

@@ -61,7 +61,12 @@ class Checkpoint:
 
     def build_net(self, *, eval_mode: bool = True) -> PolicyNet:
         """The PolicyNet with its weights loaded (in eval mode unless told otherwise)."""
-        net = PolicyNet(self.net_config)
+        if self.net_config.extra.get("band"):
+            from liveagent.train.band_net import BandNet  # lazy: band_net imports networks, as we do
+
+            net: PolicyNet = BandNet(self.net_config)
+        else:
+            net = PolicyNet(self.net_config)
         net.load_state_dict(self.model)
         return net.eval() if eval_mode else net.train()
 

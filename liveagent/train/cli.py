@@ -22,6 +22,7 @@ ALGOS: dict[str, str] = {
     "ensemble": "liveagent.train.ensemble",
     "vae": "liveagent.train.style_vae",
     "style": "liveagent.train.style_mle",
+    "band_mle": "liveagent.train.band_mle",
 }
 """ALGO name -> module exposing ``train(recipe, out_dir, resume) -> Path``."""
 

@@ -471,6 +471,8 @@ def export_checkpoint(
     network in :class:`OnsetBoost`; the parity checks then compare against the wrapped torch module.
     """
     ck = load_checkpoint(checkpoint)
+    if ck.net_config.extra.get("band"):
+        raise ExportError(f"{checkpoint}: a band network: export it with liveagent.train.band_export")
     base = ck.build_net()
     set_term_weights(base, ck.recipe.get("export", {}))
     net: nn.Module = base

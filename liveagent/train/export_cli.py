@@ -104,6 +104,7 @@ def pick_row(report: dict[str, Any], policy: str | None = None) -> dict[str, Any
 
 def run(args: argparse.Namespace) -> int:
     from liveagent.music.tokens import Grid
+    from liveagent.train.band_export import export_band
     from liveagent.train.checkpoint import load_checkpoint
     from liveagent.train.data import DataConfig, load_pieces
     from liveagent.train.export import ExportError, export_checkpoint, update_eval
@@ -125,8 +126,12 @@ def run(args: argparse.Namespace) -> int:
     if args.eval_json:
         eval_row = pick_row(json.loads(args.eval_json.read_text(encoding="utf-8")), args.eval_row)
     try:
-        result = export_checkpoint(args.checkpoint, args.output, pieces=pieces, eval_row=eval_row,
-                                   n_parity=args.parity_n, onset_boost=args.onset_boost)  # fmt: skip
+        if ck.net_config.extra.get("band"):
+            result = export_band(ck, args.checkpoint, args.output, pieces=pieces, eval_row=eval_row,
+                                 n_parity=args.parity_n)  # fmt: skip
+        else:
+            result = export_checkpoint(args.checkpoint, args.output, pieces=pieces, eval_row=eval_row,
+                                       n_parity=args.parity_n, onset_boost=args.onset_boost)  # fmt: skip
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -138,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
     if lat:
         print(f"latency (1 sample): onnx 1 thread median {lat['onnx_1thread']['median_us']} us, "
               f"torch eager median {lat['torch_eager']['median_us']} us")  # fmt: skip
-    if args.eval and eval_row is None:
+    if args.eval and eval_row is None and ck.net_config.extra.get("band"):
+        print("eval: a band is measured with `liveagent eval --band satb --policy bach NAME`")
+    elif args.eval and eval_row is None:
         row = run_eval(result.onnx_path, args.eval_split, corpus_args(ck.recipe))
         update_eval(result.onnx_path, row)
         print(f"eval ({args.eval_split}): {json.dumps(row)}")

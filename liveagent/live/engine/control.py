@@ -14,6 +14,7 @@ import math
 import threading
 from typing import TYPE_CHECKING
 
+from liveagent.live.engine.band import check_swap
 from liveagent.live.engine.config import PolicyLoaded
 from liveagent.live.engine.policy import PolicyError
 from liveagent.live.engine.policy_view import HISTORY, check_grid, load_for_swap, loader_thread_main
@@ -58,10 +59,10 @@ def on_control(eng: EngineState, ev: ControlEvent) -> None:
     elif kind == Control.MUTE:
         eng.muted = bool(ev.value)
         if eng.muted:
-            eng._record_offs(eng.tracker.release_all())
+            eng.release_all()
     elif kind == Control.PANIC:
-        eng._record_offs(eng.tracker.pitches())
-        eng.tracker.panic()
+        eng.release_all()
+        eng.sink.all_notes_off()
         eng.performer.clear_held()
     elif kind == Control.STYLE or kind == Control.MOOD:
         on_style(eng, ev)
@@ -143,6 +144,7 @@ def on_loaded(eng: EngineState, ev: PolicyLoaded) -> None:
         return
     try:
         check_grid(ev.policy, eng.grid)
+        check_swap(eng.view.policy, ev.policy)
         eng.view.mask_for(ev.policy)
     except PolicyError as e:
         eng._error(f"policy {ev.name!r} not swapped in, keeping {current}: {e}", ev.reply_to)
@@ -161,7 +163,7 @@ def swap_pending(eng: EngineState, now: int) -> None:
     if policy is None:
         return
     eng._pending_policy = None
-    eng._record_offs(eng.tracker.release_all())
+    eng.release_all()
     old = eng.view.policy.name
     eng.view.swap(policy, eng._k, eng.performer.next_step)
     eng.stats.counters.swaps += 1

@@ -59,11 +59,12 @@ from liveagent.live.engine.clocks import Clock, ManualTime
 from liveagent.live.engine.config import EngineConfig, PolicyLoaded, RecorderLike
 from liveagent.live.engine.control import on_control, on_loaded, swap_pending
 from liveagent.live.engine.policy import Policy, load_policy
+from liveagent.live.engine.policy_view import observation_for
 from liveagent.live.engine.runtime_gc import RealtimeGC
 from liveagent.live.engine.state import DECIDE, EMIT, NO_STEP, EngineState
 from liveagent.live.engine.status import build_status, publish_status, slack_time
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent, OutputSink
-from liveagent.music.features import ObservationBuffers, hears_current_step
+from liveagent.music.features import hears_current_step
 from liveagent.music.sampling import resolve_hold
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST
 
@@ -233,15 +234,14 @@ class Engine(EngineState):
         except ImportError:
             log.debug("onnxruntime not importable; only non-ONNX policies can be swapped in")
         view = self.view
-        obs = ObservationBuffers.allocate(1, view.policy.meta.window)
+        obs = observation_for(view.policy)
         for _ in range(self.config.warmup_calls):
             self._sampler.sample(view.policy(obs), view.mask)
         self.stats.reset_timing()
 
     def _teardown(self) -> None:
         try:
-            released = self.tracker.release_all()
-            self._record_offs(released)
+            self.release_all()
             self.sink.all_notes_off()
         finally:
             if self.recorder is not None:
@@ -417,7 +417,7 @@ class Engine(EngineState):
     def _transport_changed(self, now: int) -> None:
         clock = self.clock
         self._epoch = clock.epoch
-        self._record_offs(self.tracker.release_all())
+        self.release_all()
         if clock.running:
             self._start_session(clock.start_step)
             if self.recorder is not None:
@@ -490,7 +490,12 @@ class Engine(EngineState):
 
     # -- deciding and emitting ---------------------------------------------------------------------
     def _fallback(self) -> int:
-        if self._silent >= self._gate_steps:
+        """The token played without a decision: HOLD while a note sounds and the gate is open, else REST
+        (for a band, every voice's own, into the step's tokens; the lowest voice's is returned)."""
+        closed = self._silent >= self._gate_steps
+        for v, tr in enumerate(self.band_trackers):
+            self._band_tokens[v] = HOLD if tr.sounding and not closed else REST
+        if closed:
             return REST
         return HOLD if self.tracker.sounding else REST
 
@@ -500,6 +505,10 @@ class Engine(EngineState):
         self._finalize_performer(k + 1 if hears else k)
         if self.steer.gliding:  # a style change glides over a bar: this step's z, in place
             self.steer.step(self.view.policy, k)
+        if self.band_trackers:
+            self._decide_band(k)
+            self.stats.decision_ns.add(self._now() - t0)
+            return
         try:
             tok = int(self._sampler.sample(self.view.logits(k), self.view.mask, out=self._tok)[0])
             self.stats.counters.decisions += 1
@@ -515,13 +524,48 @@ class Engine(EngineState):
         self._token = tok
         self.stats.decision_ns.add(self._now() - t0)
 
+    def _decide_band(self, k: int) -> None:
+        """Every voice of the band for step k, in the band's order: each hears the voices decided before
+        it in this step (``_band_tokens``). A voice whose policy call fails holds or rests (counted)."""
+        view = self.view
+        band = view.band
+        assert band is not None
+        tokens = self._band_tokens
+        closed = self._silent >= self._gate_steps
+        failed = False
+        for v in band.order_index:
+            tr = self.band_trackers[v]
+            try:
+                tok = int(
+                    self._sampler.sample(view.band_logits(k, v, tokens), view.band_masks[v], out=self._tok)[0]
+                )
+            except Exception as e:
+                failed = True
+                self._error(
+                    f"policy {view.policy.name} failed at step {k} ({band.voices[v]}): "
+                    f"{type(e).__name__}: {e}",
+                    None,
+                )
+                tok = HOLD if tr.sounding else REST
+            if closed:
+                tok = REST  # the silence gate, as for a solo line
+            tokens[v] = resolve_hold(tok, bool(tr.sounding))
+        if failed:
+            self.stats.counters.policy_errors += 1
+        else:
+            self.stats.counters.decisions += 1
+        self._token = int(tokens[-1])
+
     def _miss(self, k: int, now: int, *, emit: bool) -> None:
         self.stats.counters.misses += 1
         self._finalize_performer(k)
         self._emit(k, self._fallback(), now, send=emit)
 
     def _emit(self, k: int, tok: int, now: int, *, send: bool) -> int:
-        """Play step k's token (note-offs first) and advance; returns the emission time."""
+        """Play step k's token (note-offs first; a band: every voice's token in ``_band_tokens``) and
+        advance; returns the emission time."""
+        if self.band_trackers:
+            return self._emit_band(k, now, send=send)
         tr = self.tracker
         tr.tick()
         if self.muted or (tok == HOLD and (not tr.sounding or tr.age() >= self.config.max_note_steps)):
@@ -539,14 +583,42 @@ class Engine(EngineState):
                 self.recorder.agent_note(t_emit, pitch, vel)
         if send:
             self.stats.lateness_ns.add(t_emit - self.clock.open_time(k))
-        spbar = self.grid.steps_per_bar
         self.view.push_agent(k, tok)
+        return self._advance(k, t_emit)
+
+    def _emit_band(self, k: int, now: int, *, send: bool) -> int:
+        tokens = self._band_tokens
+        t_emit = self._now()
+        max_steps = self.config.max_note_steps
+        for v, tr in enumerate(self.band_trackers):
+            tr.tick()
+            tok = int(tokens[v])
+            if self.muted or (tok == HOLD and (not tr.sounding or tr.age() >= max_steps)):
+                tok = REST
+            if tok == REST:
+                if tr.sounding:
+                    self._record_offs(tr.release_all(), t_emit, voice=v)
+            elif tok >= ONSET_BASE:
+                self._record_offs(tr.release_all(), t_emit, voice=v)
+                pitch, vel = tok - ONSET_BASE, self._velocity()
+                tr.note_on(pitch, vel)
+                self.stats.counters.notes_out += 1
+                if self.recorder is not None:
+                    self.recorder.agent_note(t_emit, pitch, vel, voice=v)
+            tokens[v] = tok
+        if send:
+            self.stats.lateness_ns.add(t_emit - self.clock.open_time(k))
+        self.view.push_band(k, tokens)
+        return self._advance(k, t_emit)
+
+    def _advance(self, k: int, t_emit: int) -> int:
+        """Step k is out: on to step k+1."""
         self.stats.counters.steps += 1
         self._last_step = k
         self._k = k + 1
         self._phase = DECIDE
         self._slack_work = True
-        if k % spbar == 0:
+        if k % self.grid.steps_per_bar == 0:
             self._bar_work = True
         return t_emit
 

@@ -27,7 +27,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from liveagent.music.features import MODES, Mode, ObservationBuffers
+from liveagent.music.band import BandBuffers, BandSpec
+from liveagent.music.features import MODES, Mode, ObservationBuffers, hears_current_step
 from liveagent.music.tokens import VOCAB_SIZE, Grid
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,15 @@ CONTRACT_VERSION = 1
 INPUTS = {"performer": 2, "agent": 2, "position": 1}
 """Contract-v1 input names and ranks (all int64)."""
 STYLE_INPUT = "style"
-MAX_POLICY_BYTES = 64 * 1024 * 1024
-"""The largest policy file loaded (the shipped ones are under 2 MB). onnxruntime parses a model from bytes
-holding the GIL the whole time, so a 1 GB file sent with ``/liveagent/policy`` froze the engine thread for
-seconds (65 misses) and a 4 GB one took 8 GB of memory; a bigger file is refused before it is read."""
 """Optional input (contract 1.2): float32 [B, style_dim], a style latent. The runner feeds it when the model
 has it: the metadata's ``style_default`` mood until :meth:`OnnxPolicy.set_style` says otherwise."""
+BAND_INPUTS = {"others": 3, "voice": 1}
+"""Optional inputs of a band policy (metadata ``band``), int64: ``others`` [B, V, W], ``voice`` [B]
+(:mod:`liveagent.music.band`)."""
+MAX_POLICY_BYTES = 64 * 1024 * 1024
+"""The largest policy file loaded (the shipped ones are under 3 MB). onnxruntime parses a model from bytes
+holding the GIL the whole time, so a 1 GB file sent with ``/liveagent/policy`` froze the engine thread for
+seconds (65 misses) and a 4 GB one took 8 GB of memory; a bigger file is refused before it is read."""
 REQUIRED_META = (
     "liveagent.contract",
     "steps_per_beat",
@@ -99,6 +103,9 @@ class PolicyMeta:
     style_axes: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=dict)
     """Optional (1.2): named lines of the latent, ``z = origin + a * direction`` (metadata ``style_axes``):
     name -> (origin, direction); ``pc1`` and ``pc2`` span the 2-D pad."""
+    band: BandSpec | None = None
+    """Optional (band addition): the voices one band policy plays (metadata ``band``); it then takes the
+    inputs ``others`` and ``voice`` and is played with ``--band``."""
 
     @property
     def steps_per_bar(self) -> int:
@@ -154,7 +161,21 @@ class PolicyMeta:
             metrics=metrics,
             prior=props.get("prior", ""),
             **_style_props(props, source, as_int("style_dim", 1, 4096) if "style_dim" in props else 0),
+            band=_band_prop(props, source, mode),
         )
+
+
+def _band_prop(props: Mapping[str, str], source: str, mode: str) -> BandSpec | None:
+    """The metadata ``band`` (a :class:`BandSpec` JSON), None for a solo policy."""
+    if "band" not in props:
+        return None
+    try:
+        spec = BandSpec.from_json(props["band"])
+    except ValueError as e:
+        raise PolicyError(f"{source}: {e}") from None
+    if not hears_current_step(mode):
+        raise PolicyError(f"{source}: a band policy plays in follow timing, metadata mode={mode!r}")
+    return spec
 
 
 def _style_props(props: Mapping[str, str], source: str, dim: int) -> dict[str, Any]:
@@ -399,8 +420,15 @@ class OnnxPolicy:
         self.session.run_with_iobinding(self._io)
         return self._out
 
+    def observation(self, batch: int = 1) -> ObservationBuffers:
+        """Buffers this policy can be fed (with ``others`` and ``voice`` for a band policy)."""
+        band = self.meta.band
+        if band is None:
+            return ObservationBuffers.allocate(batch, self.meta.window)
+        return BandBuffers.allocate_band(batch, self.meta.window, band.size)
+
     def _smoke_test(self, src: str) -> None:
-        obs = ObservationBuffers.allocate(1, self.meta.window)
+        obs = self.observation()
         try:
             out = self.session.run(["logits"], self._feed(obs))[0]
         except Exception as e:  # a graph that loads but cannot run on contract inputs
@@ -424,12 +452,33 @@ def _check_io(session: Any, meta: PolicyMeta, src: str) -> None:
     missing = [n for n in INPUTS if n not in inputs]
     if missing:
         raise PolicyError(f"{src}: missing input(s) {', '.join(missing)}; has {', '.join(inputs) or 'none'}")
-    extra = [n for n in inputs if n not in INPUTS and not (n == STYLE_INPUT and meta.style_dim)]
+    extra = [
+        n
+        for n in inputs
+        if n not in INPUTS
+        and not (n == STYLE_INPUT and meta.style_dim)
+        and not (n in BAND_INPUTS and meta.band is not None)
+    ]
     if extra:
         raise PolicyError(
             f"{src}: unexpected input(s) {', '.join(extra)} (contract v1: performer, agent, position; "
-            "1.2 adds style with the metadata style_dim)"
+            "1.2 adds style with the metadata style_dim; a band adds others and voice with the metadata band)"
         )
+    if meta.band is not None:
+        missing = [n for n in BAND_INPUTS if n not in inputs]
+        if missing:
+            raise PolicyError(f"{src}: metadata band, but no input(s) {', '.join(missing)}")
+        for name, rank in BAND_INPUTS.items():
+            arg = inputs[name]
+            if arg.type != "tensor(int64)" or len(arg.shape) != rank:
+                raise PolicyError(
+                    f"{src}: input {name} is {arg.type} {_dims(list(arg.shape))}, needs int64 rank {rank}"
+                )
+            dims = list(arg.shape)
+            if name == "others" and isinstance(dims[1], int) and dims[1] != meta.band.size:
+                raise PolicyError(
+                    f"{src}: input others has V = {dims[1]}, metadata band has {meta.band.size} voices"
+                )
     for name, rank in INPUTS.items():
         arg = inputs[name]
         if arg.type != "tensor(int64)":

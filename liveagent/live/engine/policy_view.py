@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from liveagent.live.engine.config import EngineConfig, PolicyLoaded
 from liveagent.live.engine.policy import Policy, PolicyError
+from liveagent.music.band import BandBuffers, BandSpec, BandStream
 from liveagent.music.features import ObservationBuffers, StreamingObservation
 from liveagent.music.sampling import pitch_class_mask, range_mask
 from liveagent.music.tokens import REST, Grid
@@ -34,6 +35,8 @@ class PolicyView:
         self.config = config
         self._hist_perf = np.zeros(HISTORY, dtype=np.int64)
         self._hist_agent = np.zeros(HISTORY, dtype=np.int64)
+        self._hist_band = np.zeros((0, HISTORY), dtype=np.int64)
+        """A band policy's voices' tokens by absolute step ([V, HISTORY]; empty for a solo policy)."""
         self.base = 0
         """Absolute step of the stream's first step (a bar line, so position = local step mod bar)."""
         self._install(policy)
@@ -57,10 +60,32 @@ class PolicyView:
         m = policy.meta
         self.mask: npt.NDArray[np.bool_] = self.mask_for(policy)
         self.policy = policy
-        self.obs = ObservationBuffers.allocate(1, m.window)
-        self.stream = StreamingObservation(
-            window=m.window, steps_per_bar=self.grid.steps_per_bar, mode=m.mode
+        self.band: BandSpec | None = m.band
+        """The band this policy plays (None: a solo policy)."""
+        self.band_masks: list[npt.NDArray[np.bool_]] = []
+        """Each band voice's decoding mask: its trained range, narrowed by the config's range and scale."""
+        self.stream: StreamingObservation | BandStream
+        if m.band is None:
+            self.obs: ObservationBuffers = ObservationBuffers.allocate(1, m.window)
+            self.stream = StreamingObservation(
+                window=m.window, steps_per_bar=self.grid.steps_per_bar, mode=m.mode
+            )
+            return
+        self.band_obs = BandBuffers.allocate_band(1, m.window, m.band.size)
+        self.obs = self.band_obs
+        self.band_stream = BandStream(
+            m.band, window=m.window, steps_per_bar=self.grid.steps_per_bar, mode=m.mode
         )
+        self.stream = self.band_stream
+        for lo, hi in m.band.ranges:
+            mask = self.mask & range_mask(lo, hi)
+            if not mask[2:].any():
+                raise PolicyError(
+                    f"policy {policy.name}: voice range {lo}..{hi} is outside the config's range"
+                )
+            self.band_masks.append(mask)
+        if self._hist_band.shape[0] != m.band.size:
+            self._hist_band = np.zeros((m.band.size, HISTORY), dtype=np.int64)
 
     def restart(self, start: int) -> None:
         """A new run from absolute step ``start``: history cleared, stream begun at the bar line before it."""
@@ -69,9 +94,16 @@ class PolicyView:
         self.stream.reset()
         for _ in range(self.base, start):
             self.stream.push_performer(REST)
-            self.stream.push_agent(REST)
+            self._push_rest()
         self._hist_perf.fill(REST)
         self._hist_agent.fill(REST)
+        self._hist_band.fill(REST)
+
+    def _push_rest(self) -> None:
+        if isinstance(self.stream, BandStream):
+            self.stream.push_all(REST)
+        else:
+            self.stream.push_agent(REST)
 
     def push_performer(self, step: int, token: int) -> None:
         self.stream.push_performer(token)
@@ -94,12 +126,26 @@ class PolicyView:
         return int(self._hist_agent[step % HISTORY])
 
     def push_agent(self, step: int, token: int) -> None:
+        assert isinstance(self.stream, StreamingObservation)
         self.stream.push_agent(token)
         self._hist_agent[step % HISTORY] = token
 
+    def push_band(self, step: int, tokens: npt.NDArray[np.int64]) -> None:
+        """Step ``step``'s token of every band voice (top-down)."""
+        self.band_stream.push_agents(tokens)
+        self._hist_band[:, step % HISTORY] = tokens
+        self._hist_agent[step % HISTORY] = tokens[-1]  # the lowest voice, for what reads one agent line
+
+    def band_logits(self, k: int, voice: int, pending: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """Voice ``voice``'s logits for step ``k`` (``pending``: the step's tokens of the voices decided)."""
+        self.band_stream.fill(self.band_obs, k - self.base, voice, pending)
+        return self.policy(self.band_obs)
+
     def logits(self, k: int) -> npt.NDArray[np.float32]:
         """Fill the observation for step ``k`` in place and run the policy."""
-        self.stream.fill(self.obs, k - self.base)
+        stream = self.stream
+        assert isinstance(stream, StreamingObservation), "a band is decided voice by voice (band_logits)"
+        stream.fill(self.obs, k - self.base)
         return self.policy(self.obs)
 
     def swap(self, policy: Policy, next_step: int | None, performer_next: int) -> None:
@@ -113,9 +159,20 @@ class PolicyView:
         start = min(start, (next_step // spbar) * spbar)
         self.base = start
         for s in range(start, next_step):
-            self.stream.push_agent(int(self._hist_agent[s % HISTORY]))
+            if isinstance(self.stream, BandStream):
+                self.stream.push_agents(self._hist_band[:, s % HISTORY])
+            else:
+                self.stream.push_agent(int(self._hist_agent[s % HISTORY]))
         for s in range(start, performer_next):
             self.stream.push_performer(int(self._hist_perf[s % HISTORY]))
+
+
+def observation_for(policy: Policy) -> ObservationBuffers:
+    """Buffers ``policy`` can be called with (a band policy's carry ``others`` and ``voice``)."""
+    band = policy.meta.band
+    if band is None:
+        return ObservationBuffers.allocate(1, policy.meta.window)
+    return BandBuffers.allocate_band(1, policy.meta.window, band.size)
 
 
 def check_grid(policy: Policy, grid: Grid) -> None:
@@ -138,7 +195,7 @@ def load_for_swap(
     """Load (and warm up) a policy off the engine thread; hand the result back as a :class:`PolicyLoaded`."""
     try:
         policy = loader(name)
-        obs = ObservationBuffers.allocate(1, policy.meta.window)
+        obs = observation_for(policy)
         for _ in range(3):  # onnxruntime's first runs are slow: pay them here, not on stage
             policy(obs)
         put(PolicyLoaded(now(), policy, name, "", reply_to, from_loader=True))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from liveagent.live.engine.band import voice_trackers
 from liveagent.live.engine.clocks import Clock
 from liveagent.live.engine.config import EngineConfig, PolicyLoaded, RecorderLike, follow_window
 from liveagent.live.engine.errors import ErrorReporter
@@ -60,6 +61,12 @@ class EngineState:
         check_grid(policy, self.grid)
         self.stats = Stats()
         self.tracker = NoteTracker(sink)
+        self.band_trackers = voice_trackers(sink, policy.meta.band)
+        """A band policy's voices, one tracker each (top-down; empty for a solo policy)."""
+        self.trackers = self.band_trackers or [self.tracker]
+        """Every tracker that may sound: what stop, mute, panic, swap and exit release."""
+        self._band_tokens = np.zeros(max(1, len(self.band_trackers)), dtype=np.int64)
+        """The current step's token of every band voice (decided in the band's order, then emitted)."""
         self._queue: queue.SimpleQueue[InputEvent | PolicyLoaded] = queue.SimpleQueue()
         self._sampler = Sampler(SamplerConfig(cfg.temperature, cfg.top_p, cfg.seed))
         self._lead_ns = int(cfg.lead_ms * 1e6)
@@ -145,11 +152,26 @@ class EngineState:
         v = round(self._vel_ema * cfg.velocity_scale) if cfg.velocity_follow > 0 else cfg.velocity_default
         return min(cfg.velocity_max, max(cfg.velocity_min, v))
 
-    def _record_offs(self, pitches: list[int], t_ns: int | None = None) -> None:
+    def _record_offs(self, pitches: list[int], t_ns: int | None = None, voice: int | None = None) -> None:
         if self.recorder is not None and pitches:
             t = self._now() if t_ns is None else t_ns
             for p in pitches:
-                self.recorder.agent_note(t, p, 0)
+                if voice is None:
+                    self.recorder.agent_note(t, p, 0)
+                else:
+                    self.recorder.agent_note(t, p, 0, voice=voice)
+
+    def release_all(self, t_ns: int | None = None) -> None:
+        """Note-off everything every voice sounds (recorded)."""
+        if not self.band_trackers:
+            self._record_offs(self.tracker.release_all(), t_ns)
+            return
+        for v, tr in enumerate(self.band_trackers):
+            self._record_offs(tr.release_all(), t_ns, voice=v)
+
+    def sounding_pitches(self) -> list[int]:
+        """Every pitch sounding now, all voices together."""
+        return sorted({p for tr in self.trackers for p in tr.pitches()})
 
     def _input_error(self, ev: InputError) -> None:
         c = self.stats

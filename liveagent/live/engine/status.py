@@ -36,8 +36,13 @@ def build_status(eng: EngineState) -> dict[str, object]:
         "muted": eng.muted,
         "temperature": eng._sampler.config.temperature,
         "velocity": eng._velocity(),
-        "sounding": eng.tracker.pitches(),
+        "sounding": eng.sounding_pitches(),
     }
+    band = eng.view.band
+    if band is not None:
+        out["band"] = ",".join(band.voices)
+        for v, tr in zip(band.voices, eng.band_trackers, strict=True):
+            out[f"sounding_{v}"] = tr.pitches()
     clock = eng.clock
     out.update(clock.status())
     if clock.running and not clock.external:
