@@ -293,6 +293,7 @@ def test_real_serve_band_plays_through_the_pd_abstraction(tmp_path: Path) -> Non
     assert ons["v1"] == ons["bass"], (ons["v1"], ons["bass"])
     # the voices sit in their order on average (alto above tenor above bass): they are the band, not copies
     mean = {v: sum(ons[v]) / len(ons[v]) for v in VOICES}
+    print(f"mean pitch per voice: {mean}")
     assert mean["alto"] > mean["tenor"] > mean["bass"], mean
 
 
