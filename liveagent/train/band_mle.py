@@ -52,7 +52,7 @@ class BandMLEConfig:
 
     band: str = "satb"
     """Which band (:data:`liveagent.music.band.BANDS`)."""
-    terms: list[float] = field(default_factory=lambda: [1.0, 2.0, 2.0, 1.0])
+    terms: list[float] = field(default_factory=lambda: [1.0, 4.0, 2.0, 1.0])
     """Weights of the vertical terms in the graph (consonance, parallels, crossing, spacing with the
     other voices; :mod:`liveagent.train.band_net`), fixed while imitating."""
     others_recent: int = 16

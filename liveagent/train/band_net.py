@@ -94,7 +94,7 @@ class BandNet(PolicyNet):
         others_in = n * (self.others_recent * voice_dim + 12 + 2 + 1)
         self.others_proj = nn.Linear(others_in, config.hidden)
         self.others_musical = MusicalFeatures(config.window, hears_current=False)
-        weights = [float(w) for w in extra.get("band_terms", (1.0, 2.0, 2.0, 1.0))]
+        weights = [float(w) for w in extra.get("band_terms", (1.0, 4.0, 2.0, 1.0))]
         if len(weights) != len(BAND_TERMS):
             raise ValueError(f"band_terms needs {len(BAND_TERMS)} weights {BAND_TERMS}, got {weights}")
         self.band_weights = nn.Parameter(torch.tensor(weights))
@@ -191,9 +191,11 @@ class BandNet(PolicyNet):
         sign = torch.einsum("bjp,bjpa->bja", pcs[:, :-1], self.pair_signs[voice][:, :-1])  # [B, V, 12]
         cons = (sign * decided.unsqueeze(2)).sum(1) @ self.token_pc_t
         # Parallels with a decided voice that moved, from a perfect interval at t-1.
-        prev_ic = torch.remainder(prev1 - agent1.unsqueeze(1), 12)  # [B, V]
+        prev_ic = torch.remainder(prev1 - agent1.unsqueeze(1), 12)  # [B, V]: the voice's pc over ours
         moved = (now1 > 0) & (prev1 > 0) & (now1 != prev1) & (agent1.unsqueeze(1) > 0)
-        perfect = (moved & ((prev_ic == 0) | (prev_ic == 7))).float() * decided
+        above = self.above[voice]  # a fifth is 7 over us from a higher voice, 5 from a lower one
+        fifth = above * (prev_ic == 7).float() + (1.0 - above) * (prev_ic == 5).float()
+        perfect = moved.float() * ((prev_ic == 0).float() + fifth) * decided
         idx = torch.remainder(self.classes.unsqueeze(0) + prev_ic.unsqueeze(2), 12)  # [B, V, 12]
         same = pcs[:, :-1].gather(2, idx)  # candidate pc q recreates the interval with the voice's new pc
         own = nnf.embedding(agent1, self.pitch_pc).unsqueeze(1)

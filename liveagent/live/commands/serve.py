@@ -61,7 +61,17 @@ def _style_cc(text: str) -> tuple[int, int]:
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The serve flags (shared with `liveagent demo`, which passes some of them through)."""
     g = parser.add_argument_group("policy")
-    g.add_argument("--policy", default="default", help="NAME (export/NAME.onnx), PATH.onnx, or rules")
+    g.add_argument(
+        "--policy",
+        default=None,
+        help="NAME (export/NAME.onnx), PATH.onnx, or rules (default: default; with --band: band)",
+    )
+    g.add_argument(
+        "--band",
+        choices=("satb",),
+        default="",
+        help="play a band: alto, tenor and bass under the performer's soprano (default policy: band)",
+    )
     g.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = greedy)")
     g.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold")
     g.add_argument("--seed", type=int, default=None, help="sampler seed")
@@ -166,6 +176,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="accompaniment output channel (1..16; default 2, apart from a keyboard's default channel 1)",
     )
+    g.add_argument(
+        "--band-channels",
+        type=_channels,
+        default=None,
+        help="with --band: each voice's output channel, top-down (default 2,3,4 for alto,tenor,bass)",
+    )
     g.add_argument("--midi-thru", action="store_true", help="forward the performer's notes to the output")
     g.add_argument("--midi-clock-out", action="store_true", help="send MIDI clock + Start/Stop (master)")
     g.add_argument(
@@ -210,8 +226,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> object:
     from liveagent.live.commands.server import ServeConfig
 
+    policy = args.policy or ("band" if args.band else "default")  # the shipped band for --band
     return ServeConfig(
-        policy=args.policy,
+        policy=policy,
+        band=args.band,
+        band_channels=args.band_channels if args.band_channels is not None else (1, 2, 3),
         clock=args.clock,
         bpm=args.bpm,
         link_bpm=args.link_bpm,

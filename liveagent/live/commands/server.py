@@ -35,6 +35,7 @@ from liveagent.live.io.osc import (
 )
 from liveagent.live.style_rules import StyleError, StyleRequest
 from liveagent.live.style_rules import resolve as resolve_style
+from liveagent.music.band import BANDS
 from liveagent.music.features import hears_current_step
 from liveagent.music.tokens import Grid
 
@@ -92,6 +93,10 @@ class ServeConfig:
     """Performer input channels (0-based); empty = all."""
     midi_out_channel: int = 1
     """Output channel (0-based): MIDI channel 2, apart from a keyboard's default channel 1."""
+    band: str = ""
+    """Play a band (``--band satb``: alto, tenor, bass under the performer) with a band policy ("" = solo)."""
+    band_channels: tuple[int, ...] = (1, 2, 3)
+    """The band voices' MIDI output channels (0-based, top-down): MIDI channels 2, 3, 4 by default."""
     midi_thru: bool = False
     """Forward performer notes to the MIDI output."""
     midi_clock_out: bool = False
@@ -150,6 +155,30 @@ class ServeConfig:
 
 class ServeError(Exception):
     """A configuration or start-up error: the CLI prints it and exits with status 2."""
+
+
+def check_band(policy: Policy, band: str, channels: tuple[int, ...]) -> tuple[str, ...]:
+    """The voices ``--band`` asks for, checked against the policy (a band policy needs ``--band``, and
+    ``--band`` a band policy of the same voices) and the channels; ServeError says what to change."""
+    spec = policy.meta.band
+    if not band:
+        if spec is not None:
+            raise ServeError(
+                f"policy {policy.name} plays a band ({', '.join(spec.voices)}): add --band "
+                f"{next((n for n, v in BANDS.items() if v == spec.voices), 'NAME')}"
+            )
+        return ()
+    if band not in BANDS:
+        raise ServeError(f"--band must be one of {', '.join(BANDS)}, got {band!r}")
+    if spec is None:
+        raise ServeError(f"--band {band}: policy {policy.name} plays one line (use --policy band)")
+    if spec.voices != BANDS[band]:
+        raise ServeError(
+            f"--band {band} is {', '.join(BANDS[band])}, policy {policy.name} plays {spec.voices}"
+        )
+    if len(channels) != len(spec.voices) or len(set(channels)) != len(channels):
+        raise ServeError(f"--band-channels needs {len(spec.voices)} distinct channels, got {len(channels)}")
+    return spec.voices
 
 
 def resolve_policy(name: str) -> tuple[Policy, str]:
@@ -239,6 +268,8 @@ class Server:
                 raise ServeError(f"cannot load policy {cfg.policy!r}: {e}") from e
         self.policy = policy
         m = policy.meta
+        self.band = check_band(policy, cfg.band, cfg.band_channels)
+        """The band's voices, top-down (empty: a solo line)."""
         self.grid = Grid(m.steps_per_beat, m.beats_per_bar)
         self.clock = self._make_clock()
         self.osc_server: OscServer | None = None
@@ -256,7 +287,9 @@ class Server:
                 out = parse_host_port(cfg.osc_out)
                 try:  # resolves a host name once, here, before `ready` (never per datagram)
                     self.osc_sink = OscSink(
-                        OscSinkConfig(out=out, reply=cfg.osc_reply, noteoff_twice=cfg.osc_noteoff_repeat)
+                        OscSinkConfig(
+                            out=out, reply=cfg.osc_reply, noteoff_twice=cfg.osc_noteoff_repeat, band=self.band
+                        )
                     )
                 except ValueError as e:
                     raise ServeError(f"--osc-out {cfg.osc_out}: {e}") from e
@@ -337,7 +370,7 @@ class Server:
         if not cfg.record:
             return None
         try:
-            return Recorder(Path(cfg.record), bpm=cfg.bpm, beats_per_bar=beats_per_bar)
+            return Recorder(Path(cfg.record), bpm=cfg.bpm, beats_per_bar=beats_per_bar, voices=self.band)
         except OSError as e:
             reason = f"cannot record to {cfg.record}: {e.strerror or e}"
             if not cfg.record_optional:
@@ -352,10 +385,10 @@ class Server:
         """Lead time for ``policy``: time 30 decisions now (cold-start cost: 30 policy calls)."""
         import numpy as np
 
-        from liveagent.music.features import ObservationBuffers
+        from liveagent.live.engine.policy_view import observation_for
         from liveagent.music.sampling import Sampler, range_mask
 
-        obs = ObservationBuffers.allocate(1, policy.meta.window)
+        obs = observation_for(policy)
         sampler, mask = Sampler(), range_mask(policy.meta.pitch_min, policy.meta.pitch_max)
         times = []
         for _ in range(30):
@@ -401,6 +434,7 @@ class Server:
                 client_name=cfg.midi_name,
                 in_channels=cfg.midi_channels,
                 out_channel=cfg.midi_out_channel,
+                band_channels=cfg.band_channels if self.band else (),
                 thru=cfg.midi_thru,
                 clock_out=cfg.midi_clock_out,
                 style_cc=cfg.style_cc,
@@ -464,6 +498,10 @@ class Server:
             f"wait_for_performer={int(self.config.waits_for_performer)}",
             f"rt={self.realtime}",
         ]
+        if self.band:
+            parts.append(f"band={self.config.band}:{','.join(self.band)}")
+            if self.midi is not None and self.midi.sink is not None:
+                parts.append(f"band_channels={','.join(str(c + 1) for c in self.config.band_channels)}")
         if self.policy.meta.style_dim:
             parts.append(f"mood={self.config.mood or self.policy.meta.style_default or 'none'}")
         if self.recorder is not None:

@@ -80,7 +80,10 @@ class EngineState:
         """Follow timing's window (fixed or adaptive); updated in slack time."""
         self._early_ns = self.follow.max_ns
         """Follow timing: an early onset for step k is answered no earlier than T_k - this."""
-        self._budget_ns = int(cfg.follow_budget_ms * 1e6)
+        voices = policy.meta.band.size if policy.meta.band is not None else 1
+        self._budget_ns = int(cfg.follow_budget_ms * 1e6) * voices
+        """Follow timing's decision budget: ``follow_budget_ms`` per voice (a band decides its voices one
+        after another inside the same step)."""
         self._chord_ns = round(cfg.follow_chord_ms * 1e6)
         """Follow timing: the chord grace, how long after a step's first onset more note-ons are awaited."""
         self._beat_k = 0
