@@ -90,3 +90,56 @@ def test_bench_torch_section_runs_in_a_subprocess() -> None:
     assert res["onnx_us"]["p99"] >= res["onnx_us"]["p50"] > 0
     assert res["speedup_p50"] == pytest.approx(res["torch_eager_us"]["p50"] / res["onnx_us"]["p50"], rel=0.02)
     assert res["max_abs_diff"] <= 1e-4 and res["argmax_agreement"] == 1.0  # the same policy on both sides
+
+
+def _numbers(d: dict[str, float]) -> bool:
+    return all(isinstance(d[q], int | float) for q in ("n", "p50", "p99", "p99.9", "max", "min"))
+
+
+@pytest.mark.timeout(300)
+def test_bench_band_beside_solo(tmp_path: Path) -> None:
+    """`bench --band satb`: a band step vs a solo decision, a real `serve --band satb` heard on every voice's
+    address (chord grace on and off) beside the solo serve, the most bands vs solo engines per process.
+    Structure and numbers only: no timing is asserted."""
+    out = tmp_path / "band.json"
+    r = subprocess.run(
+        [
+            sys.executable, "-m", "liveagent", "bench", "--band", "satb", "--only", "decision,osc,agents",
+            "--duration", "2", "--decisions", "100", "--agents-seconds", "1.5", "--max-agents", "2",
+            "--json", str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert set(res) == {"decision", "osc", "agents"}
+    for section in res.values():
+        assert "error" not in section, section
+    dec = res["decision"]
+    assert dec["band"]["voices"] == ["alto", "tenor", "bass"] and dec["band"]["order"] == [
+        "bass",
+        "tenor",
+        "alto",
+    ]
+    assert dec["band"]["n"] == 100 and _numbers(dec["band"]) and _numbers(dec["solo"])
+    assert set(dec["band"]["per_voice_us"]) == {"alto", "tenor", "bass"}
+    assert all(_numbers(v) for v in dec["band"]["per_voice_us"].values())
+    assert isinstance(dec["band_over_solo_p50"], float)
+    osc = res["osc"]
+    for run in ("band", "band_chord0", "solo", "solo_chord0"):
+        assert osc[run]["steps"] > 0 and isinstance(osc[run]["misses"], int), run
+        assert _numbers(osc[run]["osc_lateness_us"]) and isinstance(osc[run]["decision_p99_us"], int | float)
+        assert all(isinstance(osc[run]["answer_us"][q], int | float) for q in ("p50", "p95")), run
+    for run in ("band", "band_chord0"):  # the band played, heard on every voice's own address
+        assert osc[run]["notes_out"] > 0 and osc[run]["band_lateness_us"]["n"] > 0
+        assert set(osc[run]["voices_lateness_us"]) == {"alto", "tenor", "bass"}
+        assert all(_numbers(v) for v in osc[run]["voices_lateness_us"].values())
+    assert "voices_lateness_us" not in osc["solo"]
+    for who in ("band", "solo"):
+        agents = res["agents"][who]
+        assert agents["performer"] is True and isinstance(agents["max_agents_zero_misses"], int)
+        assert agents["trials"] and all(isinstance(t["notes_out"], int) for t in agents["trials"])
+    assert res["agents"]["band"]["trials"][0]["notes_out"] > 0  # a band under a melody plays
+    assert "all voices" in r.stdout and "band/solo" in r.stdout and "agents    band" in r.stdout

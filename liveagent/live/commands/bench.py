@@ -73,6 +73,10 @@ class BenchConfig:
     """Extra `serve` flags for the timing runs (e.g. ``--follow-chord-ms=0``)."""
     only: tuple[str, ...] = ()
     """Run only these sections (decision, cold, osc, flood, monitor, jack, torch, agents); empty = all."""
+    band: str = ""
+    """A band (``satb``): measure it beside ``policy`` (decision, osc, agents; ``bench_band.py``)."""
+    band_policy: str = "band"
+    """The band policy of ``band``."""
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -225,8 +229,15 @@ def bench_cold_start(cfg: BenchConfig) -> dict[str, Any]:
 
 
 def _lateness_run(
-    cfg: BenchConfig, *args: str, env: dict[str, str] | None = None, flood: float = 0.0, midi_rx: Any = None
+    cfg: BenchConfig,
+    *args: str,
+    env: dict[str, str] | None = None,
+    flood: float = 0.0,
+    midi_rx: Any = None,
+    extra: Callable[[OscReceiver, int, int, int, float], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """``extra(receiver, t_start, t_end, T_0, step)``: more figures from what the receiver heard (a band's
+    voices, each on its own address: ``bench_band.py``)."""
     run = ServeRun(cfg.policy, "--bpm", f"{cfg.bpm:g}", *cfg.serve_args, *args, env=env)
     stop_flood = threading.Event()
     flood_sent = [0]
@@ -267,7 +278,10 @@ def _lateness_run(
             "server_lateness_max_us": st.get("lateness_max_us"),
             "decision_p99_us": st.get("decision_p99_us"),
             "timing": st.get("timing"),
+            "notes_out": int(st.get("notes_out", 0)) - int(st0.get("notes_out", 0)),
         }
+        if extra is not None:
+            res.update(extra(run.rx, t_start, t_end, t0, step))
         if st.get("timing") == "follow":  # answer latency: emission minus the performer onset's arrival
             res["answer_us"] = {q: st.get(f"answer_{q}_us") for q in ("p50", "p95", "p99", "max")}
             res["answered"] = int(st.get("answered", 0)) - int(st0.get("answered", 0))
@@ -427,8 +441,13 @@ SECTIONS: dict[str, Callable[[BenchConfig], dict[str, Any]]] = {
 }
 
 
-def run_all(cfg: BenchConfig, report: Callable[[str, dict[str, Any]], None]) -> dict[str, Any]:
-    for name, fn in SECTIONS.items():
+def run_all(
+    cfg: BenchConfig,
+    report: Callable[[str, dict[str, Any]], None],
+    sections: dict[str, Callable[[BenchConfig], dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """Run ``sections`` (default :data:`SECTIONS`; ``bench --band``: ``bench_band.BAND_SECTIONS``)."""
+    for name, fn in (sections or SECTIONS).items():
         if cfg.only and name not in cfg.only:
             continue
         if (name == "jack" and not cfg.jack) or (name == "torch" and not cfg.torch):

@@ -35,18 +35,74 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="ARG",
         help="extra serve flag for the timing runs, repeatable (e.g. --serve-arg=--follow-chord-ms=0)",
     )
+    parser.add_argument(
+        "--band",
+        default="",
+        metavar="BAND",
+        help="measure a band (satb) beside --policy: decision, osc (per voice, chord grace on/off), agents",
+    )
+    parser.add_argument("--band-policy", default="band", help="the band policy of --band (default: band)")
     parser.add_argument("--no-jack", action="store_true", help="skip the JACK MIDI run")
     parser.add_argument("--no-torch", action="store_true", help="skip ONNX vs torch")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the bench itself)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
 
 
-def _line(name: str, res: dict[str, Any]) -> str:
-    def us(d: Any) -> str:
-        if not isinstance(d, dict) or not d.get("n"):
-            return "- (nothing received)"
-        return f"p50 {d.get('p50', 0):.0f} us, p99 {d.get('p99', 0):.0f} us, p99.9 {d.get('p99.9', 0):.0f} us"
+def _us(d: Any) -> str:
+    if not isinstance(d, dict) or not d.get("n"):
+        return "- (nothing received)"
+    return f"p50 {d.get('p50', 0):.0f} us, p99 {d.get('p99', 0):.0f} us, p99.9 {d.get('p99.9', 0):.0f} us"
 
+
+def _n(x: Any) -> str:
+    return f"{x:.0f}" if isinstance(x, int | float) else "-"
+
+
+def _band_line(name: str, res: dict[str, Any]) -> str:
+    """A section of ``bench --band``: the band's figures and the solo policy's, one line each."""
+    us = _us
+    if "error" in res:
+        return f"{name:9s} {res['error']}"
+    if name == "decision":
+        b, s = res["band"], res["solo"]
+        voices = ", ".join(f"{v} p99 {d['p99']:.0f} us" for v, d in b["per_voice_us"].items())
+        return (
+            f"decision  band [{b['policy']}] step {us(b)} ({voices}; onsets {b['onsets_per_voice']})\n"
+            f"{'':9s} solo [{s['policy']}] {us(s)}; band/solo p50 {res['band_over_solo_p50']}x"
+        )
+    if name == "osc":
+        lines = []
+        for run in ("band", "band_chord0", "solo", "solo_chord0"):
+            r = res.get(run)
+            if not isinstance(r, dict):
+                continue
+            ans = r.get("answer_us") or {}
+            s = f"{run:11s} v1 address {us(r.get('osc_lateness_us'))}"
+            s += f"; misses {r.get('misses')}/{r.get('steps')}"
+            if "band_lateness_us" in r:
+                pooled = r["band_lateness_us"]
+                s += f"\n{'':11s} all voices {us(pooled)}, max {pooled['max']:.0f} us"
+                for v, d in r["voices_lateness_us"].items():
+                    s += f"\n{'':11s} {v:10s} {us(d)}, max {d['max']:.0f} us"
+            s += (
+                f"\n{'':11s} answer p50 {_n(ans.get('p50'))} us, p95 {_n(ans.get('p95'))} us; serve decision "
+                f"p99 {_n(r.get('decision_p99_us'))} us; notes out {r.get('notes_out')}"
+            )
+            lines.append(s)
+        return "osc\n" + "\n".join(lines)
+    if name == "agents":
+        return "\n".join(
+            f"agents    {who}: {r['max_agents_zero_misses']} in one process at {r['bpm']:g} BPM (16ths), "
+            "zero misses; agents:misses:notes "
+            + ", ".join(f"{t['agents']}:{t['misses']}:{t.get('notes_out')}" for t in r.get("trials", []))
+            for who, r in res.items()
+            if isinstance(r, dict) and "max_agents_zero_misses" in r
+        )
+    return f"{name} {json.dumps(res)}"
+
+
+def _line(name: str, res: dict[str, Any]) -> str:
+    us = _us
     if "error" in res or "skipped" in res:
         return f"{name:9s} {res.get('error') or 'skipped: ' + str(res.get('skipped'))}"
     if name == "decision":
@@ -107,12 +163,22 @@ def run(args: argparse.Namespace) -> int:
         torch=not args.no_torch,
         serve_args=tuple(args.serve_arg),
         only=tuple(s.strip() for s in args.only.split(",") if s.strip()),
+        band=args.band,
+        band_policy=args.band_policy,
     )
     if args.quick:
         cfg.duration_s, cfg.decisions, cfg.cold_starts = 3.0, 500, 1
         cfg.agents_s, cfg.max_agents = 2.0, 4
     print(f"liveagent bench: policy {cfg.policy}, {cfg.bpm:g} BPM in 16ths, {cfg.duration_s:g} s per run")
-    results = run_all(cfg, lambda name, res: print(_line(name, res), flush=True))
+    if cfg.band:
+        print(f"band {cfg.band} (policy {cfg.band_policy}) beside the solo policy")
+    sections = None
+    if cfg.band:
+        from liveagent.live.commands.bench_band import BAND_SECTIONS
+
+        sections = BAND_SECTIONS
+    line = _band_line if cfg.band else _line
+    results = run_all(cfg, lambda name, res: print(line(name, res), flush=True), sections)
     if args.json:
         save(results, Path(args.json))
         print(f"results: {args.json}")
