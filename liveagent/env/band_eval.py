@@ -38,20 +38,29 @@ class BandEvalError(Exception):
     """A band that cannot be played (a policy that fails to load or returns the wrong lines)."""
 
 
-def band_lines(spec: str, pieces: Sequence[Piece], seed: int = 0) -> list[dict[str, TokenArray]]:
-    """The alto/tenor/bass lines a band plays under each piece's soprano."""
+def band_lines(
+    spec: str, pieces: Sequence[Piece], seed: int = 0, prior_row: dict[str, float] | None = None
+) -> list[dict[str, TokenArray]]:
+    """The alto/tenor/bass lines a band plays under each piece's soprano. A band policy whose metadata
+    names a ``prior`` is compared with it on the same states: KL and argmax agreement into ``prior_row``."""
     if spec == "bach":
         return [{v: p.voices[v] for v in BAND_VOICES} for p in pieces]
     if spec == "random":
         return random_band([p.n_steps for p in pieces], seed=seed)
     try:
-        from liveagent.env.band_play import play_band
+        from liveagent.env.band_play import PriorStats, load_band_policy, play_band
+        from liveagent.live.engine.policy import PolicyError
     except ImportError as exc:
         raise BandEvalError(f"cannot play the band {spec!r}: {exc}") from exc
     try:
-        played = play_band(spec, list(pieces))
-    except (ValueError, OSError, RuntimeError) as exc:  # RuntimeError: PolicyLoadError and onnxruntime's
+        policy = load_band_policy(spec)
+        prior = load_band_policy(policy.meta.prior) if policy.meta.prior else None
+        stats = PriorStats()
+        played = play_band(policy, list(pieces), prior=prior, prior_stats=stats)
+    except (ValueError, OSError, RuntimeError, PolicyError) as exc:  # RuntimeError: onnxruntime's
         raise BandEvalError(f"cannot play the band {spec!r}: {exc}") from exc
+    if prior_row is not None:
+        prior_row.update(stats.row())
     if len(played) != len(pieces):
         raise BandEvalError(f"{spec}: play_band returned {len(played)} bands for {len(pieces)} pieces")
     return [dict(b) for b in played]
@@ -59,13 +68,15 @@ def band_lines(spec: str, pieces: Sequence[Piece], seed: int = 0) -> list[dict[s
 
 def band_row(spec: str, pieces: Sequence[Piece], seed: int = 0) -> dict[str, float]:
     """One row of the band table: ``spec`` played over ``pieces`` (soprano = the melody)."""
-    bands: Sequence[Mapping[str, TokenArray]] = band_lines(spec, pieces, seed)
+    prior_row: dict[str, float] = {}
+    bands: Sequence[Mapping[str, TokenArray]] = band_lines(spec, pieces, seed, prior_row)
     try:
-        return band_metrics(
+        row = band_metrics(
             [p.voices["soprano"] for p in pieces], bands, names=[p.name for p in pieces], grid=pieces[0].grid
         )
     except ValueError as exc:
         raise BandEvalError(f"{spec}: {exc}") from exc
+    return row | prior_row
 
 
 def band_pieces(pieces: Sequence[Piece]) -> list[Piece]:

@@ -278,10 +278,21 @@ PAIR_COLUMNS: tuple[Column, ...] = tuple(
 """The per-pair figures (the second table)."""
 
 
+PRIOR_COLUMNS: tuple[Column, ...] = (
+    Column("kl_prior", "KL to prior", ".3f", "real"),
+    Column("prior_agree_pct", "argmax = prior %", ".1f", "real"),
+)
+"""Only for a band fine-tuned from a prior (its metadata ``prior``): KL to it (nats per decision) and the
+share of decisions whose argmax is the prior's, on the same states."""
+
+
 def markdown_band_table(rows: Sequence[tuple[str, Mapping[str, float]]], *, pairs: bool = True) -> str:
     """GitHub Markdown: one row per band (``(label, row)``), the compact table, then the per-pair one."""
     tables = []
-    for cols in (BAND_COLUMNS, PAIR_COLUMNS) if pairs else (BAND_COLUMNS,):
+    compact = BAND_COLUMNS
+    if any(c.key in row for _, row in rows for c in PRIOR_COLUMNS):
+        compact = BAND_COLUMNS + PRIOR_COLUMNS
+    for cols in (compact, PAIR_COLUMNS) if pairs else (compact,):
         head = "| band | " + " | ".join(c.header for c in cols) + " |"
         sep = "|---|" + "|".join("---:" for _ in cols) + "|"
         body = [

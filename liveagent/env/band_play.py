@@ -11,6 +11,7 @@ decoding is the shared one (greedy after each voice's range mask), the silence g
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,8 @@ from liveagent.music.sampling import (
 from liveagent.music.tokens import REST, TokenArray
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def load_band_policy(name_or_path: str) -> OnnxPolicy:
@@ -39,14 +42,49 @@ def load_band_policy(name_or_path: str) -> OnnxPolicy:
     return policy
 
 
+@dataclass
+class PriorStats:
+    """KL(policy || prior) and argmax agreement over the decisions a band made (after each voice's mask)."""
+
+    kl_sum: float = 0.0
+    agree: int = 0
+    decisions: int = 0
+
+    def row(self) -> dict[str, float]:
+        if not self.decisions:
+            return {}
+        return {
+            "kl_prior": self.kl_sum / self.decisions,
+            "prior_agree_pct": 100.0 * self.agree / self.decisions,
+        }
+
+    def add(self, logits: FloatArray, prior_logits: FloatArray, mask: BoolArray, live: BoolArray) -> None:
+        lp, lq = _log_softmax(logits[live], mask), _log_softmax(prior_logits[live], mask)
+        p = np.exp(lp)
+        self.kl_sum += float(np.where(p > 0, p * (lp - lq), 0.0).sum())
+        self.agree += int((lp.argmax(1) == lq.argmax(1)).sum())
+        self.decisions += int(live.sum())
+
+
+def _log_softmax(x: FloatArray, mask: BoolArray) -> npt.NDArray[np.float64]:
+    z = np.where(mask[None, :], x.astype(np.float64), -np.inf)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
 def play_band(
     policy: OnnxPolicy | str,
     pieces: Sequence[Piece],
     *,
     sampler: Sampler | None = None,
     waits_for_performer: bool = True,
+    prior: OnnxPolicy | None = None,
+    prior_stats: PriorStats | None = None,
 ) -> list[dict[str, TokenArray]]:
-    """Each piece's band lines (voice -> tokens, trimmed to the piece), played online under its soprano."""
+    """Each piece's band lines (voice -> tokens, trimmed to the piece), played online under its soprano.
+
+    With ``prior`` (a band of the same voices and window) and ``prior_stats``, the prior scores the same
+    states: KL to it and argmax agreement are summed into ``prior_stats``."""
     if isinstance(policy, str):
         policy = load_band_policy(policy)
     spec = policy.meta.band
@@ -74,7 +112,10 @@ def play_band(
         for v in spec.order_index:
             build_band_observation(perf, lines, v, steps, spec=spec, window=policy.meta.window,
                                    steps_per_bar=spbar, mode=policy.meta.mode, out=obs)  # fmt: skip
-            drawn = sampler.sample(policy(obs), masks[v])
+            logits = policy(obs)
+            if prior is not None and prior_stats is not None:
+                prior_stats.add(logits, prior(obs), masks[v], live)
+            drawn = sampler.sample(logits, masks[v])
             if waits_for_performer:
                 silence_gate(silent, drawn, spbar)
             tokens = resolve_holds(drawn, sounding[:, v])

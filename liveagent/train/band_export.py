@@ -152,6 +152,8 @@ def export_band(
         cfg, algo=ck.algo, dataset=dataset_name(ck.recipe) + ":band", metrics=eval_row or ck.metrics
     )
     meta["band"] = spec.to_json()
+    if ck.recipe.get("export", {}).get("prior"):
+        meta["prior"] = str(ck.recipe["export"]["prior"])  # `liveagent eval --band` reports KL and agreement
     for name in TERM_WEIGHTS:
         weight = getattr(net, name)
         if weight is not None:

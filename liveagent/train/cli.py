@@ -23,6 +23,7 @@ ALGOS: dict[str, str] = {
     "vae": "liveagent.train.style_vae",
     "style": "liveagent.train.style_mle",
     "band_mle": "liveagent.train.band_mle",
+    "band_ppo": "liveagent.train.band_ppo",
 }
 """ALGO name -> module exposing ``train(recipe, out_dir, resume) -> Path``."""
 
