@@ -146,3 +146,28 @@ def test_the_shipped_band_plays_three_voices_in_their_ranges() -> None:
     assert eng.stats.counters.misses == 0
     eng.close()
     assert sink.sounding_voices() == {}
+
+
+def test_the_shipped_band_under_human_timing_neither_misses_nor_restrikes() -> None:
+    """The same melody on the grid and played like a human (10 ms late, jittered sd 12 ms, clipped to
+    -20..40 ms): the late onsets are amended into their own steps, so the band plays about as many notes."""
+    melody = [72, 74, 76, 77, 79, 77, 76, 74, 72, 71, 72, 74, 76, 74, 72, 72] * 2
+    rng = np.random.default_rng(3)
+    counts = []
+    for offsets in ([0.0] * len(melody), list(np.clip(10 + rng.normal(0, 12, len(melody)), -20, 40))):
+        policy = OnnxPolicy.load("band")
+        clock, sink, eng = make(policy)
+        for i, (p, off) in enumerate(zip(melody, offsets, strict=True)):
+            t = clock.due(4 * i + 4) + int(off * MS)
+            eng.run_until(t)
+            eng.submit(NoteEvent(t, p, 90, "osc"))
+            t_off = clock.due(4 * i + 7) + int(off * MS)
+            eng.run_until(t_off)
+            eng.submit(NoteEvent(t_off, p, 0, "osc"))
+        eng.run_until(clock.due(4 * len(melody) + 8))
+        assert eng.stats.counters.misses == 0
+        counts.append(sum(1 for k, _, _ in sink.band_calls if k == "on"))
+        eng.close()
+        assert sink.sounding_voices() == {}
+    grid, human = counts
+    assert grid > 0 and abs(human - grid) <= 0.25 * grid, counts
