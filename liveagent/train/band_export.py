@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ from liveagent.train.band_net import BAND_TERMS, BandNet, band_spec_of
 from liveagent.train.checkpoint import Checkpoint
 from liveagent.train.export import (
     AUX_OUTPUT_NAME,
-    OPSET,
     OUTPUT_NAME,
     PARITY_TOL,
     TERM_WEIGHTS,
@@ -35,6 +33,7 @@ from liveagent.train.export import (
     ExportResult,
     contract_metadata,
     dataset_name,
+    export_onnx,
     onnx_session,
     write_card,
 )
@@ -138,7 +137,6 @@ def export_band(
     n_parity: int = 1000,
 ) -> ExportResult:
     """A band checkpoint -> verified ``NAME.onnx`` + card + recipe (raises :class:`ExportError`)."""
-    import onnx
 
     net = ck.build_net()
     if not isinstance(net, BandNet):
@@ -162,26 +160,8 @@ def export_band(
         f"{n}={float(w):.4f}" for n, w in zip(BAND_TERMS, net.band_weights.tolist(), strict=True)
     )
     dummy = random_band_observations(2, cfg.window, spec, cfg.steps_per_bar, seed=0)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    names = (OUTPUT_NAME, AUX_OUTPUT_NAME)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            module, tuple(torch.from_numpy(getattr(dummy, k)) for k in BAND_INPUTS), str(tmp),
-            input_names=list(BAND_INPUTS), output_names=list(names),
-            dynamic_axes={k: {0: "batch"} for k in (*BAND_INPUTS, *names)}, opset_version=OPSET,
-            do_constant_folding=True, dynamo=False,
-        )  # fmt: skip
-    model = onnx.load(str(tmp))
-    del model.metadata_props[:]
-    for k, v in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    model.producer_name = "liveagent"
-    model.doc_string = "liveagent band policy (contract v1 + band): performer, agent, position, others, voice"
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(tmp))
-    os.replace(tmp, out_path)
+    example = (BAND_INPUTS, tuple(torch.from_numpy(getattr(dummy, k)) for k in BAND_INPUTS))
+    export_onnx(module, cfg, out_path, meta, (OUTPUT_NAME, AUX_OUTPUT_NAME), example=example)
     session = onnx_session(out_path)
     parity = {
         "random": _parity(

@@ -126,8 +126,10 @@ def export_onnx(
     path: str | os.PathLike[str],
     metadata: dict[str, str],
     output_names: Sequence[str] = (OUTPUT_NAME,),
+    example: tuple[Sequence[str], tuple[torch.Tensor, ...]] | None = None,
 ) -> Path:
-    """Trace ``module.forward(performer, agent, position[, style]) -> logits[, more]`` to ``path``.
+    """Trace ``module.forward(performer, agent, position[, style]) -> logits[, more]`` to ``path``
+    (``example``: other input names and example tensors, e.g. a band's).
 
     The batch dimension is dynamic; the window is fixed (it is part of the contract). The file is
     verified by ``onnx.checker`` before this returns.
@@ -138,13 +140,13 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
     batch = {0: "batch"}
-    inputs = input_names(config)
+    inputs, tensors = example if example is not None else (input_names(config), _dummy_inputs(config))
     tmp = path.with_name(path.name + ".tmp")
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is chosen on purpose
         torch.onnx.export(
             module,
-            _dummy_inputs(config),
+            tensors,
             str(tmp),
             input_names=list(inputs),
             output_names=list(output_names),
