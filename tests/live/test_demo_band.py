@@ -109,3 +109,13 @@ def test_band_demo_writes_a_non_silent_four_part_wav(tmp_path: Path) -> None:
     assert wav_rms(wav) > SILENCE_RMS
     assert json.loads((out / "timing.json").read_text())["files"]["sound"] == str(wav)
     assert "viola" in r.stdout and "contrabass" in r.stdout
+
+
+def test_band_demo_with_a_one_line_policy_says_why_and_exits_2(tmp_path: Path) -> None:
+    """A solo policy cannot play a band: serve refuses it before ready, and the demo passes the reason on."""
+    from tests.live.policies import write_pattern_policy
+
+    policy = write_pattern_policy(tmp_path / "pattern.onnx")
+    r = _band_demo(tmp_path / "out", "--melody", "ode", "--bars", "1", "--policy", str(policy))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "failed to start" in r.stderr and "--band" in r.stderr, r.stderr

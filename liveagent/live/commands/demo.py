@@ -40,7 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bpm", type=float, default=100.0, help="tempo")
     parser.add_argument("--bars", type=int, default=8, help="play the first N bars of the melody (0 = all)")
     parser.add_argument(
-        "--policy", default="default", help="policy for the server (default falls back to rules)"
+        "--policy",
+        default=None,
+        help="policy for the server (default falls back to rules; with --band: the shipped band)",
     )
     parser.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = greedy)")
     parser.add_argument(
@@ -145,9 +147,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rx = OscReceiver()
+    policy = args.policy or ("band" if args.band else "default")  # serve --band refuses a one-line policy
     cmd = [
         sys.executable, "-m", "liveagent", "serve", "--osc-port", "0", "--osc-out", f"127.0.0.1:{rx.port}",
-        "--osc-reply", "out", "--bpm", f"{args.bpm:g}", "--policy", args.policy,
+        "--osc-reply", "out", "--bpm", f"{args.bpm:g}", "--policy", policy,
         "--temperature", f"{args.temperature:g}", "--record", str(out / "server-recording"),
     ]  # fmt: skip
     if args.seed is not None:
