@@ -71,7 +71,7 @@ class BandNet(PolicyNet):
     above: torch.Tensor
     adjacent: torch.Tensor
     spacing: torch.Tensor
-    pair_signs: torch.Tensor
+    sign_rows: torch.Tensor
     token_pitch: torch.Tensor
     onset_col: torch.Tensor
     pitch_pc: torch.Tensor
@@ -109,7 +109,8 @@ class BandNet(PolicyNet):
             spacing[v] = BASS_SPACING if v == n - 1 else SPACING
         self.register_buffer("adjacent", adjacent, persistent=False)
         self.register_buffer("spacing", spacing, persistent=False)
-        self.register_buffer("pair_signs", _pair_signs(spec), persistent=False)
+        signs = _pair_signs(spec)[:, :n].reshape(n * n * 12, 12)
+        self.register_buffer("sign_rows", torch.cat([signs, torch.zeros(1, 12)]), persistent=False)
         pitch = torch.full((VOCAB_SIZE,), -1.0)
         pitch[ONSET_BASE:] = torch.arange(128, dtype=torch.float32)
         self.register_buffer("token_pitch", pitch, persistent=False)
@@ -188,7 +189,13 @@ class BandNet(PolicyNet):
         lines1 = torch.cat([now1, perf1.unsqueeze(1)], 1)  # [B, V+1]: band voices, then the performer
         pcs = nnf.embedding(lines1, self.pitch_pc)  # [B, V+1, 12]
         # Consonance with the voices decided at this step (the performer is scored by the solo terms).
-        sign = torch.einsum("bjp,bjpa->bja", pcs[:, :-1], self.pair_signs[voice][:, :-1])  # [B, V, 12]
+        # One table row per (voice, other voice, other's pitch class): a lookup, not an einsum over the
+        # one-hot (onnxruntime's cost is per node and per element); a silent voice reads the zero row.
+        n = self.spec.size
+        pc = torch.remainder(now1 - 1, 12)
+        row = (voice.unsqueeze(1) * n + self.classes[:, :n]) * 12 + pc
+        row = torch.where(now1 > 0, row, self.sign_rows.shape[0] - 1)
+        sign = nnf.embedding(row, self.sign_rows)  # [B, V, 12]
         cons = (sign * decided.unsqueeze(2)).sum(1) @ self.token_pc_t
         # Parallels with a decided voice that moved, from a perfect interval at t-1.
         prev_ic = torch.remainder(prev1 - agent1.unsqueeze(1), 12)  # [B, V]: the voice's pc over ours
