@@ -9,7 +9,8 @@ whole band over chorale phrases and clipped-objective updates.
   soprano's step t (15 % of its onsets hidden: a performer later than the follow window) and the voices
   decided before it, exactly as the engine plays them.
 - Reward per voice and step (weights in ``[band_ppo]``): consonance with the melody wherever both sound,
-  again where either starts a note (the solo objective's vertical and change terms); consonance with every
+  again where the melody starts a note (the solo objective's vertical and change terms; nothing is paid per
+  onset of the voice, which would buy re-strikes); consonance with every
   other band voice; minus parallel fifths/octaves with any other line (the soprano included); minus
   crossing; minus spacing; a density term at each bar line (fewer than ``min_notes_per_bar`` or more than
   ``max_notes_per_bar`` onsets costs per note); plus ``beta * (log p_prior(a) - log pi(a))``, the leash of
@@ -86,7 +87,7 @@ class BandPPOConfig:
     late_onset_prob: float = 0.15
     """Share of the soprano's onsets at the decided step not yet heard (timing noise, as in training)."""
     melody: float = 1.0
-    """Consonance with the melody per step both sound (+1/-1), and again where either starts a note."""
+    """Consonance with the melody per step both sound (+1/-1), and again where the melody starts a note."""
     pairs: float = 0.5
     """Consonance with each other band voice per step both sound (+1/-1)."""
     parallels: float = 4.0
@@ -170,8 +171,9 @@ def step_rewards(
         sounds = p >= 0
         both = sounds & (sop >= 0)
         sign = np.where(_consonant(p, sop, v == bass), 1.0, -1.0)
-        change = onsets[:, v] | onsets[:, nv]
-        out["melody"][:, v] = cfg.melody * both * sign * (1.0 + change)
+        # Again where the MELODY changes (an anticipating voice is judged there); never for the voice's
+        # own onsets: a reward per note buys re-strikes.
+        out["melody"][:, v] = cfg.melody * both * sign * (1.0 + onsets[:, nv])
         for j in range(v1):
             if j == v:
                 continue

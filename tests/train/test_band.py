@@ -95,3 +95,54 @@ def test_band_mle_trains_exports_and_the_runtime_plays_it(tmp_path: Path) -> Non
     lines = play_band(policy, pieces)
     assert set(lines[0]) == {"alto", "tenor", "bass"}
     assert all(len(t) == pieces[0].n_steps for t in lines[0].values())
+
+
+def test_band_rewards_count_parallels_crossing_and_never_pay_per_onset() -> None:
+    from liveagent.train.band_ppo import BandPPOConfig, step_rewards
+
+    cfg = BandPPOConfig()
+    spec = BandSpec.named("satb")
+    # Lines: alto, tenor, bass, soprano. Tenor G3 -> A3 over bass C3 -> D3: parallel fifths (both moved up).
+    before = np.array([[64, 55, 48, 72]])
+    now = np.array([[64, 57, 50, 72]])
+    onsets = np.array([[False, True, True, False]])
+    r = step_rewards(cfg, spec, now, before, onsets)
+    assert r["parallels"][0].tolist() == [0.0, -cfg.parallels, -cfg.parallels]
+    assert r["crossing"][0].tolist() == [0.0, 0.0, 0.0]
+    # The alto under the tenor: both out of order.
+    crossed = step_rewards(cfg, spec, np.array([[56, 57, 50, 72]]), before, onsets)
+    assert crossed["crossing"][0, 0] == -cfg.crossing and crossed["crossing"][0, 1] == -cfg.crossing
+    # Re-striking a consonant note pays no more than holding it; a melody onset doubles the term.
+    held = step_rewards(cfg, spec, now, before, np.array([[False, False, False, False]]))["melody"]
+    struck = step_rewards(cfg, spec, now, before, np.array([[True, True, True, False]]))["melody"]
+    assert np.array_equal(held, struck)
+    melody_moves = step_rewards(cfg, spec, now, before, np.array([[False, False, False, True]]))["melody"]
+    assert np.array_equal(melody_moves, 2 * held)
+
+
+def test_band_ppo_runs_and_its_checkpoint_exports(tmp_path: Path) -> None:
+    from liveagent.train import band_mle, band_ppo
+    from liveagent.train.band_export import export_band
+    from liveagent.train.checkpoint import load_checkpoint
+
+    data = {"corpus": "chorales", "limit_pieces": 4}
+    net = {
+        "window": W,
+        "recent": 8,
+        "mode": "follow",
+        "hidden": 32,
+        "musical_features": True,
+        "aux_head": True,
+    }
+    prior = band_mle.train(
+        {"seed": 1, "net": net, "data": data, "band": {"steps": 10, "batch_size": 16, "eval_every": 10}},
+        tmp_path / "mle",
+    )
+    ppo = {"prior": str(prior), "total_steps": 256, "num_envs": 8, "phrase_steps": 16}
+    recipe = {"seed": 1, "data": data, "band_ppo": ppo, "export": {"prior": "band"}}
+    last = band_ppo.train(recipe, tmp_path / "ppo")
+    rows = [line for line in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines() if line]
+    assert len(rows) == 2 and '"r_parallels"' in rows[0] and '"r_prior"' in rows[0]
+    ck = load_checkpoint(last)
+    result = export_band(ck, last, tmp_path / "ppo.onnx", n_parity=20)
+    assert result.card["contract"]["metadata"]["prior"] == "band"
