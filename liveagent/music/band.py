@@ -95,7 +95,7 @@ class BandSpec:
             voices = tuple(str(v) for v in raw["voices"])
             order = tuple(str(v) for v in raw["order"])
             ranges = tuple((int(r[0]), int(r[1])) for r in raw["ranges"])
-        except (ValueError, KeyError, TypeError, IndexError) as e:
+        except (ValueError, KeyError, TypeError, IndexError, OverflowError, RecursionError) as e:
             raise ValueError(f"metadata band is not a band spec ({type(e).__name__}: {e})") from None
         return cls(voices, order, ranges)
 

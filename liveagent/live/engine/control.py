@@ -140,16 +140,20 @@ def on_loaded(eng: EngineState, ev: PolicyLoaded) -> None:
             start_load(eng, name, reply_to)
     current = eng.view.policy.name
     if ev.policy is None:
+        eng.stats.counters.swaps_refused += 1
         eng._error(f"policy {ev.name!r} not loaded, keeping {current}: {ev.error}", ev.reply_to)
         return
     try:
         check_grid(ev.policy, eng.grid)
         check_swap(eng.view.policy, ev.policy)
         eng.view.mask_for(ev.policy)
+        eng.view.band_masks_for(ev.policy)
     except PolicyError as e:
+        eng.stats.counters.swaps_refused += 1
         eng._error(f"policy {ev.name!r} not swapped in, keeping {current}: {e}", ev.reply_to)
         return
     if ev.policy.meta.window > HISTORY // 2:
+        eng.stats.counters.swaps_refused += 1
         eng._error(f"policy {ev.name!r} window {ev.policy.meta.window} too long for the engine", ev.reply_to)
         return
     eng._pending_policy = ev.policy

@@ -56,8 +56,27 @@ class PolicyView:
             mask &= pitch_class_mask(cfg.scale)
         return mask
 
+    def band_masks_for(self, policy: Policy) -> list[npt.NDArray[np.bool_]]:
+        """Each band voice's mask (its range within the config's range and scale); PolicyError if a voice
+        has nothing left to play. Checked before a swap is accepted, so a bad file never reaches the
+        engine's bar line."""
+        band = policy.meta.band
+        if band is None:
+            return []
+        mask = self.mask_for(policy)
+        out = []
+        for voice, (lo, hi) in zip(band.voices, band.ranges, strict=True):
+            m = mask & range_mask(lo, hi)
+            if not m[2:].any():
+                raise PolicyError(
+                    f"policy {policy.name}: the {voice}'s range {lo}..{hi} is outside the engine's range"
+                )
+            out.append(m)
+        return out
+
     def _install(self, policy: Policy) -> None:
         m = policy.meta
+        band_masks = self.band_masks_for(policy)  # first: a refused policy leaves the view as it was
         self.mask: npt.NDArray[np.bool_] = self.mask_for(policy)
         self.policy = policy
         self.band: BandSpec | None = m.band
@@ -77,13 +96,7 @@ class PolicyView:
             m.band, window=m.window, steps_per_bar=self.grid.steps_per_bar, mode=m.mode
         )
         self.stream = self.band_stream
-        for lo, hi in m.band.ranges:
-            mask = self.mask & range_mask(lo, hi)
-            if not mask[2:].any():
-                raise PolicyError(
-                    f"policy {policy.name}: voice range {lo}..{hi} is outside the config's range"
-                )
-            self.band_masks.append(mask)
+        self.band_masks = band_masks
         if self._hist_band.shape[0] != m.band.size:
             self._hist_band = np.zeros((m.band.size, HISTORY), dtype=np.int64)
 

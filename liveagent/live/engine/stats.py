@@ -101,6 +101,8 @@ class Counters:
     """Follow timing: steps decided on the performer's onset (the rest waited for the window to close)."""
     swaps: int = 0
     """Policy swaps done."""
+    swaps_refused: int = 0
+    """Policy loads that failed or were refused (wrong grid, range, band shape): the old policy plays on."""
     gc_collections: int = 0
     """Young-generation collections run in slack time."""
 
@@ -150,6 +152,7 @@ class Stats:
             "answered": c.answered,
             "answered_pct": answered_pct(c.answered, c.late_amended),
             "swaps": c.swaps,
+            "swaps_refused": c.swaps_refused,
             "gc_collections": c.gc_collections,
             "input_errors_by_kind": dict(self.input_errors_by_kind),
         }
