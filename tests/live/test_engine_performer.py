@@ -25,15 +25,27 @@ def live_tokens(notes: list[Note], n_steps: int) -> list[int]:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(note, max_size=8))
 def test_live_quantized_line_matches_the_training_tokens(notes: list[Note]) -> None:
-    # Same-pitch overlaps are ambiguous in MIDI (which note-off ends which note?): keep them apart.
+    # Notes either start together (a chord: the skyline) or do not overlap: where a newer note starts
+    # under an older one still down, the live line follows the newer note (legato; see the test below)
+    # while the corpus keeps the skyline.
     kept: list[Note] = []
     for n in notes:
-        if all(
-            m.pitch != n.pitch or m.start + m.length <= n.start or n.start + n.length <= m.start for m in kept
-        ):
+        if all(m.start == n.start and m.pitch != n.pitch or m.start + m.length <= n.start
+               or n.start + n.length <= m.start for m in kept):  # fmt: skip
             kept.append(n)
     n_steps = 40
     assert live_tokens(kept, n_steps) == notes_to_tokens(kept, n_steps).tolist()
+
+
+def test_legato_the_next_lower_note_is_heard_while_the_previous_key_is_still_down() -> None:
+    line = PerformerLine()
+    line.add(0, 67, 100)
+    line.add(4, 65, 100)  # the next note goes down ...
+    line.add(5, 67, 0)  # ... before the previous one comes up (legato)
+    line.add(8, 64, 100)
+    line.add(9, 65, 0)
+    toks = [line.finalize() for _ in range(12)]
+    assert toks == [onset(67), HOLD, HOLD, HOLD, onset(65), HOLD, HOLD, HOLD, onset(64), HOLD, HOLD, HOLD]
 
 
 def test_chord_skyline_and_release_to_a_lower_note() -> None:

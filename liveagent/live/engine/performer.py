@@ -2,8 +2,10 @@
 
 Input arrives as timestamped note-ons/offs; each is assigned the nearest step (an onset just before T_k
 belongs to step k) and kept pending until that step's window is final, then folded into one token per
-step as the contract's skyline: the highest pitch struck or held; ONSET when it was struck in the step
-(or the top changed), HOLD when it sounds on, REST when nothing sounds.
+step as the contract's skyline of the newest notes: the highest key struck on the latest onset's step
+and still down (a key struck earlier is under the line: legato, the next note going down before the last
+comes up, is the new note); ONSET when it was struck in the step (or the top changed), HOLD when it sounds
+on, REST when nothing sounds.
 
 An event whose nearest step was already finalized goes to the next open step (a note-on there is counted
 as late), except under follow timing, where a note-on for the step finalized last (closed by the follow
@@ -117,8 +119,11 @@ class PerformerLine:
         it: fold it into that step and return the step's token as it should have been. The key is held
         from then on, so the next step is a HOLD of it (not an onset)."""
         self.amended += 1
-        self.held[pitch] = self.next_step - 1
-        if pitch >= self._top:  # the new top of the skyline, or the top struck again
+        step = self.next_step - 1
+        self.held[pitch] = step
+        newer = step > self._last_onset  # the newest note: it is the melody now, above or below
+        self._last_onset = max(self._last_onset, step)
+        if newer or pitch >= self._top:  # the new top of the skyline, or the top struck again
             self._top = pitch
             self.last_token = ONSET_BASE + pitch
         return self.last_token
@@ -139,6 +144,17 @@ class PerformerLine:
         for pitch in [p for p, s in held.items() if (s <= limit and last > s) or s <= lone_limit]:
             del held[pitch]
             self.timed_out += 1
+
+    def _skyline(self) -> int:
+        """The highest key of the newest group still down (struck on the latest onset's step); -1 when
+        none. An older key still down is under the line: legato (the next, lower note goes down before
+        the previous one comes up) is heard as the new note, and a key that lost its note-off no longer
+        hides what is played after it (``notes_to_tokens``, the training tokens, use the same rule)."""
+        newest, top = self._last_onset, -1
+        for pitch, struck in self.held.items():
+            if struck >= newest and pitch > top:
+                top = pitch
+        return top
 
     def finalize(self) -> int:
         """Fold the events of step ``next_step`` into its token, advance, and return the token."""
@@ -162,7 +178,7 @@ class PerformerLine:
         if held:
             self._expire(j)
         top_on = max(onsets) if onsets else -1
-        top = max(top_on, max(held) if held else -1)
+        top = max(top_on, self._skyline())
         if top < 0:
             tok = REST
         elif top == top_on or top != self._top:
