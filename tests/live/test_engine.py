@@ -270,7 +270,9 @@ def test_max_note_length_and_velocity_follows_performer() -> None:
     clock, sink, eng = make(pol, max_note_steps=4, velocity_follow=1.0, velocity_scale=0.5)
     clock.start(at_ns=T0)
     eng.run_until(due(9))
-    assert notes(sink) == [("on", due(0), 40, 80), ("off", due(4), 40)]  # default velocity before any input
+    # Held past 4 steps: re-struck (its note-off reaches the synth), default velocity before any input.
+    assert notes(sink) == [("on", due(0), 40, 80), ("off", due(4), 40), ("on", due(4), 40, 80),
+                           ("off", due(8), 40), ("on", due(8), 40, 80)]  # fmt: skip
     eng.submit(NoteEvent(due(9), 60, 120))
     eng.run_until(due(10))
     assert sink.of("on")[-1] == ("on", due(10), 42, 60)

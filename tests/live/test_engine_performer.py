@@ -30,7 +30,7 @@ def test_live_quantized_line_matches_the_training_tokens(notes: list[Note]) -> N
     # while the corpus keeps the skyline.
     kept: list[Note] = []
     for n in notes:
-        if all(m.start == n.start and m.pitch != n.pitch or m.start + m.length <= n.start
+        if all((m.start == n.start and m.pitch != n.pitch) or m.start + m.length <= n.start
                or n.start + n.length <= m.start for m in kept):  # fmt: skip
             kept.append(n)
     n_steps = 40

@@ -75,7 +75,8 @@ class EngineConfig:
     for a whole bar, until they play again (the rule ``liveagent eval`` applies). False lets the agent
     lead (``serve --no-wait-for-performer``): it plays from the first step whatever the performer does."""
     max_note_steps: int = 32
-    """Longest agent note in steps; a HOLD beyond it becomes REST (guards against stuck notes)."""
+    """Longest agent note in steps; a HOLD beyond it re-strikes the note (a note-off reaches the synth: no
+    note hangs; the voice stays under a long melody note instead of falling silent)."""
     performer_max_hold_bars: float = 4.0
     """Longest performer key hold, in bars, without its note-off while the performer plays other notes:
     then the key is released from the line the policy hears (counted ``performer_notes_timed_out``); a key

@@ -58,6 +58,7 @@ from collections.abc import Callable, Mapping
 from liveagent.live.engine.clocks import Clock, ManualTime
 from liveagent.live.engine.config import EngineConfig, PolicyLoaded, RecorderLike
 from liveagent.live.engine.control import on_control, on_loaded, swap_pending
+from liveagent.live.engine.notes import NoteTracker
 from liveagent.live.engine.policy import Policy, load_policy
 from liveagent.live.engine.policy_view import observation_for
 from liveagent.live.engine.runtime_gc import RealtimeGC
@@ -568,8 +569,7 @@ class Engine(EngineState):
             return self._emit_band(k, now, send=send)
         tr = self.tracker
         tr.tick()
-        if self.muted or (tok == HOLD and (not tr.sounding or tr.age() >= self.config.max_note_steps)):
-            tok = REST
+        tok = self._playable(tok, tr)
         t_emit = self._now()
         if tok == REST:
             if tr.sounding:
@@ -586,15 +586,25 @@ class Engine(EngineState):
         self.view.push_agent(k, tok)
         return self._advance(k, t_emit)
 
+    def _playable(self, tok: int, tr: NoteTracker) -> int:
+        """What ``tok`` plays on ``tr``: REST when muted or holding nothing; a HOLD past
+        ``max_note_steps`` re-strikes its note (a note-off reaches the synth, and a voice holding under a
+        long melody note stays, where a cut left it silent for bars)."""
+        if self.muted:
+            return REST
+        if tok == HOLD:
+            if not tr.sounding or tr.last_pitch < 0:
+                return REST
+            if tr.age() >= self.config.max_note_steps:
+                return ONSET_BASE + tr.last_pitch
+        return tok
+
     def _emit_band(self, k: int, now: int, *, send: bool) -> int:
         tokens = self._band_tokens
         t_emit = self._now()
-        max_steps = self.config.max_note_steps
         for v, tr in enumerate(self.band_trackers):
             tr.tick()
-            tok = int(tokens[v])
-            if self.muted or (tok == HOLD and (not tr.sounding or tr.age() >= max_steps)):
-                tok = REST
+            tok = self._playable(int(tokens[v]), tr)
             if tok == REST:
                 if tr.sounding:
                     self._record_offs(tr.release_all(), t_emit, voice=v)
