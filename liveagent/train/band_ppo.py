@@ -86,6 +86,9 @@ class BandPPOConfig:
     """beta of ``beta * (log p_prior(a) - log pi(a))`` in the reward."""
     late_onset_prob: float = 0.15
     """Share of the soprano's onsets at the decided step not yet heard (timing noise, as in training)."""
+    late_phrase_prob: float = 0.3
+    """Share of phrases whose performer is later than the follow window on EVERY onset (each heard a step
+    late, amended into its own step): the band must still enter, late, rather than fall silent."""
     melody: float = 1.0
     """Consonance with the melody per step both sound (+1/-1), and again where the melody starts a note."""
     pairs: float = 0.5
@@ -252,6 +255,7 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
         for it in range(iterations):
             # 3. Rollout: every step, the voices in order; then the step's rewards.
             perf, lines = sampler.sample(rng, n)
+            late_env = rng.random(n) < cfg.late_phrase_prob
             sums = dict.fromkeys(TERMS, 0.0)
             before = np.full((n, nv + 1), -1, dtype=np.int64)
             for j in range(nv):
@@ -260,7 +264,7 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
             bar_onsets = np.zeros((n, nv), dtype=np.int64)
             for t in range(L):
                 steps.fill(w + t)
-                hide = rng.random(n) < cfg.late_onset_prob
+                hide = late_env | (rng.random(n) < cfg.late_onset_prob)
                 prior_logp = np.zeros((n, nv), dtype=np.float32)
                 for v in spec.order_index:
                     build_band_observation(perf, lines, v, steps, spec=spec, window=w, steps_per_bar=spbar,

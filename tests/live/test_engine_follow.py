@@ -580,11 +580,12 @@ def test_a_chord_sent_note_by_note_is_heard_whole_whatever_the_arrival_order() -
     first = next(iter(played.values()))
     assert all(notes == first for notes in played.values()), played  # reproducible
     assert [p for _, p in first] == [67] * 9  # the echo answered the chord's top note
-    assert [t for t, _ in first] == [due(k) + 2 * MS + G for k in range(4, 40, 4)]  # first note + grace
+    # answered the grace after the chord's LAST note (a spread chord is heard whole)
+    assert [t for t, _ in first] == [due(k) + 2 * MS + 2 * gap + G for k in range(4, 40, 4)]
     for _notes, eng in runs.values():
         c = eng.stats.counters
         assert c.answered == 9 and c.late_amended == 0 and eng.status()["answered_pct"] == 100.0
-        assert set(eng.stats.answer_ns.values().tolist()) == {G}
+        assert set(eng.stats.answer_ns.values().tolist()) == {2 * gap + G}  # from the first note
         assert_notes_paired(eng, eng.sink)  # type: ignore[arg-type]
     # The grace off: the first note decides, the rest is amended; the answer depends on the order.
     off = {order: _chord_run(order, gap, follow_chord_ms=0.0) for order in ((60, 64, 67), (67, 64, 60))}
@@ -597,13 +598,15 @@ def test_a_chord_sent_note_by_note_is_heard_whole_whatever_the_arrival_order() -
 
 def test_chord_grace_runs_past_the_window_close_but_never_past_half_the_budget() -> None:
     """A chord whose first note arrives just before the window closes is still heard whole (the grace
-    may run past the close), but the decision never waits beyond the close + half the 5 ms budget."""
+    may run past the close, from the chord's latest note), but the decision never waits beyond the close +
+    half the 5 ms budget."""
     clock, sink, eng, echo = make(follow_window_ms=10.0)
     clock.start(at_ns=T0)
     play(
         eng, [(due(4) + 9 * MS, 60, 90), (due(4) + 11 * MS, 67, 90), (due(6), 60, 0), (due(6), 67, 0)], due(5)
     )
-    assert decision_time(echo, 4) == due(4) + 12 * MS and echo.calls[4][1][-1] == onset(67)  # 9 + 3 ms
+    # the grace runs from the chord's last note (11 ms), capped at the close + half the budget (12.5 ms)
+    assert decision_time(echo, 4) == due(4) + 12_500_000 and echo.calls[4][1][-1] == onset(67)
     play(eng, [(due(8) + 9_800_000, 62, 90), (due(8) + 13 * MS, 65, 90), (due(9), 62, 0)], due(12))
     assert decision_time(echo, 8) == due(8) + 12_500_000  # 9.8 + 3 capped at 10 + 2.5 ms
     assert echo.calls[8][1][-1] == onset(62)  # 65 came after the decision: amended
@@ -640,3 +643,14 @@ def test_fixed_window_from_a_32_bit_osc_float_is_recorded_and_reported_as_asked(
         st["follow_window_ms"] == 4.12 and st["follow_window_us"] == 4120 and st["follow_adaptive"] is False
     )
     assert decision_time(echo, 2) == due(2) + 4_120_000
+
+
+def test_a_chord_spread_wider_than_the_grace_is_heard_whole() -> None:
+    """A musician's review: three keys 2.7 ms apart (5.4 ms from first to last), melody on top. With the
+    grace from the first note the policy heard the middle note; from the latest note it hears the top.
+    The grace still stops at the window's close + half the budget: with a solo engine's 5 ms budget and
+    the window adapted to this on-grid player (4 ms), a chord spread over more than ~4.5 ms loses its
+    last key; a band's budget (5 ms per voice, 15 ms) is what this run gives it."""
+    notes, eng = _chord_run((60, 64, 67), 2_700_000, follow_budget_ms=15.0)
+    assert [p for _, p in notes] == [67] * 9 and eng.stats.counters.late_amended == 0
+    assert_notes_paired(eng, eng.sink)  # type: ignore[arg-type]

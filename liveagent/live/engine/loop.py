@@ -364,12 +364,15 @@ class Engine(EngineState):
         else:
             t_go = clock.due(k) - min(self._early_ns, half)  # the earliest an onset is answered
             grace = self._chord_ns
-            if grace and t_on + grace > t_go:
+            # The grace runs from the chord's latest note so far: a chord spread over more than the grace
+            # (keys ~3 ms apart) was decided on its middle note. Answer latency stays from the first.
+            t_last = self.performer.last_onset_time(k) if grace else t_on
+            if grace and t_last + grace > t_go:
                 # The chord grace: the rest of a chord sent one note-on per message is a few ms behind its
                 # first note. Never past the window's close + half the budget (the rest is the decision's).
                 t_k = clock.due(k) if deadline is None else clock.open_time(k)
                 cap = t_k + min(self.follow.window_ns, half) + self._budget_ns // 2
-                t_go = max(t_go, min(t_on + grace, cap))
+                t_go = max(t_go, min(t_last + grace, cap))
             if now < t_go:
                 return t_go
         self._emit_wake = False

@@ -114,6 +114,16 @@ class PerformerLine:
                 return t
         return -1
 
+    def last_onset_time(self, step: int) -> int:
+        """Arrival time of the latest pending note-on whose nearest step is ``step`` (-1 when none): a
+        chord sent one note-on per message is awaited a grace after its LAST note so far (a spread chord
+        was decided on its middle note and harmonized under it)."""
+        last = -1
+        for s, _pitch, vel, t in self._pending:
+            if s == step and vel > 0 and t > last:
+                last = t
+        return last
+
     def amend(self, pitch: int) -> int:
         """A note-on that belongs to the step finalized last (``next_step - 1``), which was closed without
         it: fold it into that step and return the step's token as it should have been. The key is held
