@@ -353,7 +353,11 @@ class Engine(EngineState):
             return None
         half = round(clock.period_ns() * 0.5)
         t_on = self.performer.onset_time(k)
-        self._emit_wake = True  # every wake-up below is an emission's: spin its last stretch
+        # No spin before a follow decision: a spinning engine does not read its queue, and the note-ons it
+        # waits for (the rest of a chord, the onset a window close is waiting on) arrived during the spin
+        # and were amended as late (a musician's spread chords, through a real serve: 28 of 42 notes).
+        # A queue wait wakes on them; its timeout is precise enough for a window's close.
+        self._emit_wake = False
         if t_on < 0:
             if deadline is None and clock.external:
                 return self._future(clock.due(k), now)  # the window opens on the tick
