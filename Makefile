@@ -34,7 +34,8 @@ test: lint typecheck unit
 # Retrain every shipped policy from its committed recipe (1 torch thread each; measured times in the
 # README): the anticipate MLE prior and its PPO policy, the follow MLE prior and the follow PPO default,
 # each exported with its eval row on the test split (greedy decoding); then the style VAE and the
-# style-conditioned policy warm-started from the follow MLE prior (export/style.onnx, moods and axes).
+# style-conditioned policy warm-started from the follow MLE prior (export/style.onnx, moods and axes); then the
+# SATB band: its MLE prior and the PPO band, and the band table on the test split.
 policy: $(STAMP)
 	$(BIN)/liveagent train mle --config export/mle.toml --out runs/mle
 	$(BIN)/liveagent export runs/mle/best.pt -o export/mle.onnx --eval
@@ -47,6 +48,11 @@ policy: $(STAMP)
 	$(BIN)/liveagent train vae --config export/recipes/style_vae.toml --out runs/style_vae
 	$(BIN)/liveagent train style --config export/style.toml --out runs/style
 	$(BIN)/liveagent export runs/style/best.pt -o export/style.onnx --eval
+	$(BIN)/liveagent train band_mle --config export/band_mle.toml --out runs/band_mle
+	$(BIN)/liveagent export runs/band_mle/best.pt -o export/band_mle.onnx
+	$(BIN)/liveagent train band_ppo --config export/band.toml --out runs/band
+	$(BIN)/liveagent export runs/band/last.pt -o export/band.onnx
+	$(BIN)/liveagent eval --band satb --policy random bach band_mle band
 
 bench: $(STAMP)
 	$(BIN)/liveagent bench
