@@ -55,10 +55,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from liveagent.live.engine.band_steps import decide_band, emit_band
 from liveagent.live.engine.clocks import Clock, ManualTime
 from liveagent.live.engine.config import EngineConfig, PolicyLoaded, RecorderLike
 from liveagent.live.engine.control import on_control, on_loaded, swap_pending
-from liveagent.live.engine.notes import NoteTracker
 from liveagent.live.engine.policy import Policy, load_policy
 from liveagent.live.engine.policy_view import observation_for
 from liveagent.live.engine.runtime_gc import RealtimeGC
@@ -514,7 +514,7 @@ class Engine(EngineState):
         if self.steer.gliding:  # a style change glides over a bar: this step's z, in place
             self.steer.step(self.view.policy, k)
         if self.band_trackers:
-            self._decide_band(k)
+            decide_band(self, k)
             self.stats.decision_ns.add(self._now() - t0)
             return
         try:
@@ -532,38 +532,6 @@ class Engine(EngineState):
         self._token = tok
         self.stats.decision_ns.add(self._now() - t0)
 
-    def _decide_band(self, k: int) -> None:
-        """Every voice of the band for step k, in the band's order: each hears the voices decided before
-        it in this step (``_band_tokens``). A voice whose policy call fails holds or rests (counted)."""
-        view = self.view
-        band = view.band
-        assert band is not None
-        tokens = self._band_tokens
-        closed = self._silent >= self._gate_steps
-        failed = False
-        for v in band.order_index:
-            tr = self.band_trackers[v]
-            try:
-                tok = int(
-                    self._sampler.sample(view.band_logits(k, v, tokens), view.band_masks[v], out=self._tok)[0]
-                )
-            except Exception as e:
-                failed = True
-                self._error(
-                    f"policy {view.policy.name} failed at step {k} ({band.voices[v]}): "
-                    f"{type(e).__name__}: {e}",
-                    None,
-                )
-                tok = HOLD if tr.sounding else REST
-            if closed:
-                tok = REST  # the silence gate, as for a solo line
-            tokens[v] = resolve_hold(tok, bool(tr.sounding))
-        if failed:
-            self.stats.counters.policy_errors += 1
-        else:
-            self.stats.counters.decisions += 1
-        self._token = int(tokens[-1])
-
     def _miss(self, k: int, now: int, *, emit: bool) -> None:
         self.stats.counters.misses += 1
         self._finalize_performer(k)
@@ -573,7 +541,7 @@ class Engine(EngineState):
         """Play step k's token (note-offs first; a band: every voice's token in ``_band_tokens``) and
         advance; returns the emission time."""
         if self.band_trackers:
-            return self._emit_band(k, now, send=send)
+            return emit_band(self, k, send=send)
         tr = self.tracker
         tr.tick()
         tok = self._playable(tok, tr)
@@ -592,52 +560,6 @@ class Engine(EngineState):
             self.stats.lateness_ns.add(t_emit - self.clock.open_time(k))
         self.view.push_agent(k, tok)
         return self._advance(k, t_emit)
-
-    def _playable(self, tok: int, tr: NoteTracker) -> int:
-        """What ``tok`` plays on ``tr``: REST when muted or holding nothing; a HOLD past
-        ``max_note_steps`` re-strikes its note (a note-off reaches the synth, and a voice holding under a
-        long melody note stays, where a cut left it silent for bars)."""
-        if self.muted:
-            return REST
-        if tok == HOLD:
-            if not tr.sounding or tr.last_pitch < 0:
-                return REST
-            if tr.age() >= self.config.max_note_steps:
-                return ONSET_BASE + tr.last_pitch
-        return tok
-
-    def _emit_band(self, k: int, now: int, *, send: bool) -> int:
-        tokens = self._band_tokens
-        t_emit = self._now()
-        for v, tr in enumerate(self.band_trackers):
-            tr.tick()
-            tok = self._playable(int(tokens[v]), tr)
-            if tok == REST:
-                if tr.sounding:
-                    self._record_offs(tr.release_all(), t_emit, voice=v)
-            elif tok >= ONSET_BASE:
-                self._record_offs(tr.release_all(), t_emit, voice=v)
-                pitch, vel = tok - ONSET_BASE, self._velocity()
-                tr.note_on(pitch, vel)
-                self.stats.counters.notes_out += 1
-                if self.recorder is not None:
-                    self.recorder.agent_note(t_emit, pitch, vel, voice=v)
-            tokens[v] = tok
-        if send:
-            self.stats.lateness_ns.add(t_emit - self.clock.open_time(k))
-        self.view.push_band(k, tokens)
-        return self._advance(k, t_emit)
-
-    def _advance(self, k: int, t_emit: int) -> int:
-        """Step k is out: on to step k+1."""
-        self.stats.counters.steps += 1
-        self._last_step = k
-        self._k = k + 1
-        self._phase = DECIDE
-        self._slack_work = True
-        if k % self.grid.steps_per_bar == 0:
-            self._bar_work = True
-        return t_emit
 
     # -- events ------------------------------------------------------------------------------------
     def _handle(self, ev: InputEvent | PolicyLoaded) -> None:

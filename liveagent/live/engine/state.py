@@ -28,7 +28,7 @@ from liveagent.live.engine.stats import Stats, StatusBoard
 from liveagent.live.engine.style import StyleSteer
 from liveagent.live.events import InputError, InputEvent, OutputSink
 from liveagent.music.sampling import Sampler, SamplerConfig
-from liveagent.music.tokens import REST
+from liveagent.music.tokens import HOLD, ONSET_BASE, REST
 
 __all__ = ["DECIDE", "EMIT", "NO_STEP", "EngineState"]
 
@@ -171,6 +171,30 @@ class EngineState:
             return
         for v, tr in enumerate(self.band_trackers):
             self._record_offs(tr.release_all(), t_ns, voice=v)
+
+    def _playable(self, tok: int, tr: NoteTracker) -> int:
+        """What ``tok`` plays on ``tr``: REST when muted or holding nothing; a HOLD past
+        ``max_note_steps`` re-strikes its note (a note-off reaches the synth, and a voice holding under a
+        long melody note stays, where a cut left it silent for bars)."""
+        if self.muted:
+            return REST
+        if tok == HOLD:
+            if not tr.sounding or tr.last_pitch < 0:
+                return REST
+            if tr.age() >= self.config.max_note_steps:
+                return ONSET_BASE + tr.last_pitch
+        return tok
+
+    def _advance(self, k: int, t_emit: int) -> int:
+        """Step k is out: on to step k+1 (returns the emission time)."""
+        self.stats.counters.steps += 1
+        self._last_step = k
+        self._k = k + 1
+        self._phase = DECIDE
+        self._slack_work = True
+        if k % self.grid.steps_per_bar == 0:
+            self._bar_work = True
+        return t_emit
 
     def sounding_pitches(self) -> list[int]:
         """Every pitch sounding now, all voices together."""
