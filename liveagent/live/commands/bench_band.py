@@ -106,7 +106,7 @@ def band_decision(cfg: BenchConfig) -> dict[str, Any]:
 
 
 def _band_loop(view: Any, sampler: Any, perf: Any, total: Any, per_voice: Any) -> list[int]:
-    """The engine's ``decide_band`` (engine/band_steps.py) (follow timing: step k heard) then ``push_band``, timed per voice;
+    """The engine's ``decide_band`` (follow timing: step k heard) then ``push_band``, timed per voice;
     returns the onsets each voice played (the policy must actually play for the figure to mean much)."""
     from liveagent.music.sampling import resolve_hold
     from liveagent.music.tokens import ONSET_BASE, REST
