@@ -2,10 +2,11 @@
 
 Input arrives as timestamped note-ons/offs; each is assigned the nearest step (an onset just before T_k
 belongs to step k) and kept pending until that step's window is final, then folded into one token per
-step as the contract's skyline of the newest notes: the highest key struck on the latest onset's step
-and still down (a key struck earlier is under the line: legato, the next note going down before the last
-comes up, is the new note); ONSET when it was struck in the step (or the top changed), HOLD when it sounds
-on, REST when nothing sounds.
+step as the contract's skyline: the highest key down, except that a key struck on the latest onset's step
+wins over an older key still down at most a fifth above it (legato: the next note going down before the
+last comes up is the new note; an older key further above is another hand and stays on top); ONSET when it
+was struck in the step (or the top changed), HOLD when it sounds on, REST when nothing sounds. Lines
+without such overlaps give exactly the corpus's tokens (``notes_to_tokens``, the plain skyline).
 
 An event whose nearest step was already finalized goes to the next open step (a note-on there is counted
 as late), except under follow timing, where a note-on for the step finalized last (closed by the follow
@@ -34,6 +35,10 @@ from liveagent.music.tokens import HOLD, ONSET_BASE, REST
 
 LONE_HOLD_FACTOR = 4
 """A key that is all the performer plays is released only after this many times ``max_hold_steps``."""
+
+LEGATO_SPAN = 7
+"""Semitones: a new key down at most this far below an older key still down is the melody's next note
+(legato); further below, the older key is another hand and stays on top."""
 
 ALL_NOTES = -1
 """The pitch of a pending :meth:`PerformerLine.notes_off`: release every key when its step is finalized."""
@@ -131,9 +136,8 @@ class PerformerLine:
         self.amended += 1
         step = self.next_step - 1
         self.held[pitch] = step
-        newer = step > self._last_onset  # the newest note: it is the melody now, above or below
         self._last_onset = max(self._last_onset, step)
-        if newer or pitch >= self._top:  # the new top of the skyline, or the top struck again
+        if self._skyline() == pitch:  # the new top of the line (the rule of finalize), or struck again
             self._top = pitch
             self.last_token = ONSET_BASE + pitch
         return self.last_token
@@ -156,15 +160,21 @@ class PerformerLine:
             self.timed_out += 1
 
     def _skyline(self) -> int:
-        """The highest key of the newest group still down (struck on the latest onset's step); -1 when
-        none. An older key still down is under the line: legato (the next, lower note goes down before
-        the previous one comes up) is heard as the new note, and a key that lost its note-off no longer
-        hides what is played after it (``notes_to_tokens``, the training tokens, use the same rule)."""
-        newest, top = self._last_onset, -1
+        """The top of the line: the highest key down, except that a key struck on the latest onset's step
+        wins over an older key still down at most :data:`LEGATO_SPAN` above it: legato (the next, lower
+        note goes down before the previous one comes up: a musician's review froze the band under a
+        descending legato line). An older key further above is another hand (a melody held over a left
+        hand's notes, a pedal tone) and stays the top, as in the plain skyline the corpus uses. -1 when
+        nothing is down."""
+        newest, top_new, top_old = self._last_onset, -1, -1
         for pitch, struck in self.held.items():
-            if struck >= newest and pitch > top:
-                top = pitch
-        return top
+            if struck >= newest:
+                top_new = max(top_new, pitch)
+            else:
+                top_old = max(top_old, pitch)
+        if top_new >= 0 and top_old <= top_new + LEGATO_SPAN:
+            return top_new
+        return max(top_new, top_old)
 
     def finalize(self) -> int:
         """Fold the events of step ``next_step`` into its token, advance, and return the token."""
