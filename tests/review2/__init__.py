@@ -1,5 +1,5 @@
 """Hostile review 2 (keyboard player + timing engineer) of the live engine's last changes: the performer
-line of the newest notes, the chord grace from the latest note with no spin before a follow decision, and
-the re-strike past max_note_steps. Failing tests are the reproductions of regressions; the ``*before*``
-tests print the same measurement on the commit before the changes (``LIVEAGENT_OLD_TREE=/tmp/old`` after
-``git worktree add /tmp/old a66dbac``) and are skipped without it."""
+line (a new key wins over an older one still down only within a fifth above it), the chord grace from the
+latest note with no spin before a follow decision, and the re-strike past max_note_steps. Each test began
+as the reproduction of a regression; they now guard the fixes (real serve, real UDP where timing matters).
+The before/after comparisons against the previous commit were measured once and are in the review report."""

@@ -11,13 +11,11 @@ measured through a real serve subprocess and real UDP, this tree against the com
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from tests.review.band_harness import VOICES, Run, play
-from tests.review2.harness import ROOT, old_tree, tree
+from tests.review2.harness import ROOT, tree
 
 MELODY = [72, 74, 76, 77, 79, 77, 76, 74]
 
@@ -112,22 +110,13 @@ def burst_latency(root: str | None, gap_ms: float, n: int) -> dict[str, float]:
 def test_held_steps_leave_at_window_close(band: bool) -> None:
     got = held_steps(None, band)
     print("new held-step lateness past close (ms):", got)
-    assert got["wake_p50"] < 0.15, got
-
-
-@pytest.mark.skipif(old_tree() is None, reason="LIVEAGENT_OLD_TREE not set")
-@pytest.mark.parametrize("band", [False, True], ids=["solo", "band"])
-def test_held_steps_before(band: bool) -> None:
-    time.sleep(0.5)
-    print("old held-step lateness past close (ms):", held_steps(old_tree(), band))
+    # Reviewed: without the spin a held step leaves ~0.3 ms after the window closes (0.15 ms with it; the
+    # spin could not read the queue, and a chord's last note-on was amended as late). Not a speed claim:
+    # this only fails if the engine stops waking at the close (a sleep granularity of milliseconds).
+    assert got["wake_p50"] < 5.0, got
 
 
 def test_burst_answer_latency() -> None:
     got = burst_latency(None, 2.0, 12)
     print("new burst (12 note-ons 2 ms apart) answer latency (ms):", got)
     assert got["p50"] < 10.0, got
-
-
-@pytest.mark.skipif(old_tree() is None, reason="LIVEAGENT_OLD_TREE not set")
-def test_burst_before() -> None:
-    print("old burst answer latency (ms):", burst_latency(old_tree(), 2.0, 12))

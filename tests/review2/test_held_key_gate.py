@@ -9,10 +9,8 @@ along; now it is REST from the C3's release on. Real serve subprocess, real UDP,
 
 from __future__ import annotations
 
-import pytest
-
 from tests.review.band_harness import play
-from tests.review2.harness import old_tree, tree
+from tests.review2.harness import tree
 
 EVENTS = [
     (0.0, 72, 90, 0.0),  # RH C5 down, held to the end of the run (and past it)
@@ -40,9 +38,4 @@ def test_held_key_keeps_the_line_and_the_gate_open() -> None:
     print("new:", got)
     # The performer is holding C5: the line must not be REST, the gate must stay open.
     assert got["performer_silent_steps"] == 0, got
-    assert got["waiting"] is False, got
-
-
-@pytest.mark.skipif(old_tree() is None, reason="LIVEAGENT_OLD_TREE not set (a worktree of the commit before)")
-def test_before_the_change() -> None:
-    print("old:", run_scenario(old_tree()))
+    assert not got["waiting"], got  # 0 or False: the status travels over OSC as an int
