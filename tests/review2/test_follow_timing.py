@@ -119,4 +119,8 @@ def test_held_steps_leave_at_window_close(band: bool) -> None:
 def test_burst_answer_latency() -> None:
     got = burst_latency(None, 2.0, 12)
     print("new burst (12 note-ons 2 ms apart) answer latency (ms):", got)
-    assert got["p50"] < 10.0, got
+    # Before the span cap the grace kept stretching with the burst (p95 26 ms, up to the window's 52.5 ms
+    # cap); with it an answer waits at most three graces (9 ms) after the first note plus the decision.
+    # Not a speed claim: the bound is wide enough for a loaded machine, and fails only if the grace is
+    # unbounded again.
+    assert got["max"] < 40.0, got
