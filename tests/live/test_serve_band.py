@@ -34,18 +34,25 @@ def voice_notes(rx: OscCollector, voice: str) -> list[NoteEv]:
 
 
 def play_melody(sp: ServeProcess, stop: threading.Event, beats: int = len(MELODY)) -> None:
-    """The performer: a quarter note per beat, a little behind the grid (human), released before the next."""
-    beat = 60.0 / BPM
-    t0 = time.perf_counter()
+    """The performer: a quarter note on each of serve's beats (its grid read from the status, as a player
+    hears the band's beat), a little behind (human), released before the next.
+
+    Timed on serve's own grid, not on a free-running clock: a free-running performer lands at whatever phase
+    serve's start-up left (a cold start put every note a sixteenth + 64 ms off the beat, and the band, hearing
+    a melody always on the off-beat, played 3 notes a voice in 4 bars)."""
+    assert wait_until(lambda: "grid_t0_ns" in sp.status(), 5)
+    st = sp.status()
+    t0, beat_ns = int(st["grid_t0_ns"]), float(st["step_ns"]) * 4
+    n = int((time.perf_counter_ns() - t0) // beat_ns) + 1
     for i in range(beats):
         if stop.is_set():
             return
         pitch = MELODY[i % len(MELODY)]
-        wait = t0 + i * beat + 0.004 - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
+        t_on = t0 + (n + i) * beat_ns + 4e6
+        while (wait := t_on - time.perf_counter_ns()) > 0:
+            time.sleep(min(wait / 1e9, 0.01) if wait > 2e6 else 0)
         sp.send("/liveagent/note", pitch, 90)
-        time.sleep(beat * 0.9)
+        time.sleep(beat_ns * 0.9 / 1e9)
         sp.send("/liveagent/note", pitch, 0)
 
 
