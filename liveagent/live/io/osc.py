@@ -8,7 +8,8 @@ and reported to the engine as an :class:`InputError` at a limited rate, so a flo
 the engine's queue too. The engine keeps time whatever arrives.
 
 The wire format and the bounded parser are in :mod:`~liveagent.live.io.osc_wire`, the output side
-(:class:`OscSink`) in :mod:`~liveagent.live.io.osc_out`; both are re-exported here. The address space is
+(:class:`OscSink`) in :mod:`~liveagent.live.io.osc_out`; both are re-exported here. The rate limits and the
+counting of refused messages are in :mod:`~liveagent.live.io.osc_limits`. The address space is
 documented in ``docs/OSC.md``.
 """
 
@@ -22,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from liveagent.live.events import (
@@ -30,10 +31,10 @@ from liveagent.live.events import (
     FOLLOW_WINDOW_MIN_FIXED_MS,
     Control,
     ControlEvent,
-    InputError,
     InputEvent,
     NoteEvent,
 )
+from liveagent.live.io.osc_limits import OscCounters, OscLimits, Sender
 from liveagent.live.io.osc_out import (
     STATUS_REPLY_MAX_AGE_NS,
     OscSink,
@@ -90,7 +91,6 @@ __all__ = [
     "TEMPERATURE_MAX",
     "DatagramError",
     "MessageError",
-    "OscCounters",
     "OscServer",
     "OscServerConfig",
     "OscSink",
@@ -169,59 +169,6 @@ class OscServerConfig:
     repeats are collapsed into it and counted (``panic_collapsed``)."""
     policy_loads_per_s: float = 2.0
     """``/liveagent/policy`` requests per second passed to the engine (burst 2); more are refused."""
-
-
-@dataclass
-class OscCounters:
-    """Input counters, written only by the server thread (readers see a consistent-enough snapshot)."""
-
-    datagrams: int = 0
-    messages: int = 0
-    """Messages seen in well-formed datagrams (every element of a bundle counts)."""
-    accepted: int = 0
-    errors: int = 0
-    """Rejected datagrams and messages of every kind but ``flood`` and ``denied``."""
-    flood_dropped: int = 0
-    """Messages dropped by a rate limit (a bundle's messages one by one; control and policy limits too)."""
-    denied: int = 0
-    undecodable: int = 0
-    """Datagrams refused whole by the parser (their reasons in ``by_reason``)."""
-    status_limited: int = 0
-    """``/liveagent/status`` requests not answered (reply rate limit)."""
-    policy_limited: int = 0
-    """``/liveagent/policy`` requests refused (load rate limit)."""
-    control_limited: int = 0
-    """Control messages (all but notes and status requests) dropped by a control rate limit (per sender,
-    per address or in total) or, for ``/start``, ``/stop``, ``/continue``, by the transport budget."""
-    panic_collapsed: int = 0
-    """``/panic`` repeats within ``panic_interval_ms`` of the last one passed on: collapsed into it."""
-    senders_evicted: int = 0
-    """Sender places given to a newcomer (see ``OscServerConfig.max_senders``)."""
-    reported: int = 0
-    suppressed: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
-    by_reason: dict[str, int] = field(default_factory=dict)
-    """Why datagrams were undecodable: ``element_size``, ``too_deep``, ``too_many``, ``truncated``, ..."""
-
-    def snapshot(self) -> dict[str, object]:
-        return {
-            "datagrams": self.datagrams,
-            "messages": self.messages,
-            "accepted": self.accepted,
-            "errors": self.errors,
-            "flood_dropped": self.flood_dropped,
-            "denied": self.denied,
-            "undecodable": self.undecodable,
-            "status_limited": self.status_limited,
-            "policy_limited": self.policy_limited,
-            "control_limited": self.control_limited,
-            "panic_collapsed": self.panic_collapsed,
-            "senders_evicted": self.senders_evicted,
-            "reported": self.reported,
-            "suppressed": self.suppressed,
-            "by_kind": dict(self.by_kind),
-            "by_reason": dict(self.by_reason),
-        }
 
 
 class MessageError(ValueError):
@@ -349,86 +296,6 @@ ADDRESSES_IN: tuple[str, ...] = (
 )
 
 
-class _Bucket:
-    """A token bucket: ``rate`` tokens per second, at most ``depth`` saved up."""
-
-    __slots__ = ("depth", "last_ns", "rate", "tokens")
-
-    def __init__(self, rate: float, depth: float, now_ns: int) -> None:
-        self.rate = rate
-        self.depth = max(1.0, depth)
-        self.tokens = self.depth
-        self.last_ns = now_ns
-
-    def refill(self, now_ns: int) -> None:
-        elapsed = max(0, now_ns - self.last_ns) * 1e-9
-        self.last_ns = now_ns
-        self.tokens = min(self.depth, self.tokens + elapsed * self.rate)
-
-    def take(self, now_ns: int) -> bool:
-        self.refill(now_ns)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
-class _Sender:
-    """The limits of one sender (address + port): its messages, its quiet-sender priority, its replies,
-    and what eviction needs to know (when it was last seen, last over a limit, whether it sent notes)."""
-
-    __slots__ = ("controls", "msgs", "noisy_ns", "notes", "quiet", "replies", "seen_ns")
-
-    def __init__(self, cfg: OscServerConfig, now_ns: int) -> None:
-        self.msgs = _Bucket(cfg.max_rate, cfg.burst, now_ns)
-        self.controls = _Bucket(cfg.control_rate, cfg.control_burst, now_ns)
-        self.quiet = _Bucket(cfg.quiet_rate, cfg.quiet_burst, now_ns)
-        self.replies = _Bucket(cfg.status_replies_per_s, 20.0, now_ns)
-        self.seen_ns = now_ns
-        self.noisy_ns = -NOISY_MEMORY_NS
-        """When a message of this sender last went over a limit (or its quiet allowance ran out)."""
-        self.notes = False
-        """It sent a note: a performer, whose place an idle newcomer-sweep must not take."""
-
-
-class _Host:
-    """The limits of one source address (all its ports together): messages past the senders' own buckets,
-    controls, the transport budget, and how fast it may open new sender places."""
-
-    __slots__ = ("controls", "msgs", "newcomers", "seen_ns", "transport")
-
-    def __init__(self, cfg: OscServerConfig, now_ns: int) -> None:
-        self.msgs = _Bucket(cfg.max_rate, cfg.burst, now_ns)
-        self.controls = _Bucket(cfg.control_rate, cfg.control_burst, now_ns)
-        self.transport = _Bucket(cfg.transport_rate, 10.0, now_ns)
-        self.newcomers = _Bucket(cfg.new_senders_per_s, cfg.new_senders_per_s, now_ns)
-        self.seen_ns = now_ns
-
-
-_NOT_ERRORS = frozenset({"flood", "denied", "control_rate", "policy_rate"})
-SENDER_IDLE_NS = 2_000_000_000
-"""A sender silent this long that never sent a note may lose its place to a new sender (table full)."""
-PERFORMER_IDLE_NS = 60_000_000_000
-"""A sender that sent notes keeps its place until it has been silent this long (and nobody noisier)."""
-NEW_SENDER_QUIET = 4.0
-"""A new sender's quiet-sender allowance at first (it refills at ``quiet_rate``): enough for a chord."""
-NOISY_MEMORY_NS = 10_000_000_000
-"""A sender over a limit within this long is noisy: first to give its place to a newcomer."""
-_TRANSPORT = frozenset({Control.START, Control.STOP, Control.CONTINUE})
-_RESERVED = frozenset(
-    a.encode()
-    for a in (
-        "/liveagent/start",
-        "/liveagent/stop",
-        "/liveagent/continue",
-        "/liveagent/panic",
-        "/liveagent/status",
-    )
-)
-"""Addresses (as they start a message) with budgets of their own, past the message rate limit: a flood
-of notes or other controls cannot keep ``/stop``, ``/panic`` or a status request out."""
-
-
 class OscServer:
     """The OSC input thread. ``submit`` receives each accepted event (and rate-limited errors).
 
@@ -469,20 +336,10 @@ class OscServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         now = time.perf_counter_ns()
-        cfg = self.config
-        self._shared = _Bucket(cfg.max_rate, cfg.burst, now)
-        self._senders: dict[tuple[str, int], _Sender] = {}
-        self._overflow = _Sender(cfg, now)
-        self._hosts: dict[str, _Host] = {}
-        self._overflow_host = _Host(cfg, now)
-        self._controls = _Bucket(cfg.control_total_rate, cfg.control_total_burst, now)
-        self._panic_ns = int(cfg.panic_interval_ms * 1e6)
-        self._last_panic = now - self._panic_ns
+        self.limits = OscLimits(self.config, self.counters, submit, now)
+        """The rate limits, the sender and address tables, and the counting of refused messages."""
         self._last_data: bytes | None = None
         self._last_spans: list[tuple[int, int]] = []
-        self._replies = _Bucket(cfg.status_replies_total_per_s, 50.0, now)
-        self._policy = _Bucket(cfg.policy_loads_per_s, 2.0, now)
-        self._reports = _Bucket(cfg.error_reports_per_s, cfg.error_reports_per_s, now)
         self._allowed_cache: dict[str, bool] = {}
 
     # -- lifecycle
@@ -530,145 +387,37 @@ class OscServer:
                 self._allowed_cache[host] = ok
         return ok
 
-    def _host(self, ip: str, now: int) -> _Host:
-        """The aggregate limits of one source address; when the table is full a newcomer takes the place
-        of the least recently seen address idle for 2 s, else shares one."""
-        h = self._hosts.get(ip)
-        if h is None:
-            if len(self._hosts) >= self.config.max_hosts:
-                victim = min(self._hosts, key=lambda k: self._hosts[k].seen_ns)
-                if now - self._hosts[victim].seen_ns <= SENDER_IDLE_NS:
-                    h = self._overflow_host
-                    h.seen_ns = now
-                    return h
-                del self._hosts[victim]
-            h = self._hosts[ip] = _Host(self.config, now)
-        h.seen_ns = now
-        return h
-
-    def _sender(self, sender: tuple[str, int], host: _Host, now: int) -> _Sender:
-        """This sender's limits. A newcomer (at most ``new_senders_per_s`` per address) gets a place of its
-        own, if need be the place of a noisy sender (see :meth:`_victim`), else shares the overflow one."""
-        st = self._senders.get(sender)
-        if st is None:
-            host.newcomers.refill(now)
-            if host.newcomers.tokens < 1.0:
-                st = self._overflow
-            elif len(self._senders) < self.config.max_senders or self._evict(now):
-                host.newcomers.tokens -= 1.0
-                st = self._senders[sender] = _Sender(self.config, now)
-                st.quiet.tokens = min(st.quiet.tokens, NEW_SENDER_QUIET)
-            else:
-                st = self._overflow
-        st.seen_ns = now
-        return st
-
-    def _evict(self, now: int) -> bool:
-        """Free one place for a newcomer: the least recently seen noisy sender; else the least recently
-        seen one idle for 2 s that never sent a note; else one idle for 60 s. Never a quiet sender that is
-        playing: busy flooders used to keep their places while a performer resting 2 s lost its own.
-        O(max_senders), run at most ``new_senders_per_s`` times a second per address."""
-        best: tuple[int, int] | None = None
-        victim: tuple[str, int] | None = None
-        for key, st in self._senders.items():
-            idle = now - st.seen_ns
-            if now - st.noisy_ns < NOISY_MEMORY_NS:
-                rank = 0
-            elif idle > SENDER_IDLE_NS and not st.notes:
-                rank = 1
-            elif idle > PERFORMER_IDLE_NS:
-                rank = 2
-            else:
-                continue
-            if best is None or (rank, st.seen_ns) < best:
-                best, victim = (rank, st.seen_ns), key
-        if victim is None:
-            return False
-        del self._senders[victim]
-        self.counters.senders_evicted += 1
-        return True
-
-    def _admit(self, st: _Sender, host: _Host, now: int) -> bool:
-        """Rate limit of one message (buckets refilled per datagram): the sender's own bucket, then its
-        address's and the shared one, or, when others have emptied those, the sender's quiet-sender
-        allowance. Every message a sender sends spends that allowance, admitted or not, so only a sender
-        under ``quiet_rate`` has one (a flooding port never: 40 flooding ports used to get 250 messages/s
-        each through it); a performer's notes get through a flood from other ports of its address too."""
-        quiet = st.quiet.tokens >= 1.0
-        st.quiet.tokens = max(0.0, st.quiet.tokens - 1.0)
-        if st.quiet.tokens < 1.0:
-            st.noisy_ns = now
-        if st.msgs.tokens < 1.0:
-            st.noisy_ns = now
-            return False
-        if self._shared.tokens >= 1.0 and host.msgs.tokens >= 1.0:
-            self._shared.tokens -= 1.0
-            host.msgs.tokens -= 1.0
-        elif not quiet:
-            return False
-        st.msgs.tokens -= 1.0
-        return True
-
-    def _control(self, st: _Sender, host: _Host, kind: Control, sender: tuple[str, int], t_ns: int) -> bool:
-        """The control limits (True: pass it on). ``/start``, ``/stop``, ``/continue``: the address's
-        transport budget only; ``/panic``: one per ``panic_interval_ms``, the rest collapsed into it;
-        other controls: the sender's, its address's and the total control buckets, all three."""
-        c = self.counters
-        if kind == Control.PANIC:
-            if t_ns - self._last_panic < self._panic_ns:
-                c.panic_collapsed += 1
-                st.noisy_ns = t_ns
-                return False
-            self._last_panic = t_ns
-            return True
-        if kind in _TRANSPORT:
-            if host.transport.take(t_ns):
-                return True
-            what = f"/start, /stop, /continue above {self.config.transport_rate:g}/s from {sender[0]}"
-        else:
-            for b in (st.controls, host.controls, self._controls):
-                b.refill(t_ns)
-            if st.controls.tokens >= 1.0 and host.controls.tokens >= 1.0 and self._controls.tokens >= 1.0:
-                st.controls.tokens -= 1.0
-                host.controls.tokens -= 1.0
-                self._controls.tokens -= 1.0
-                return True
-            what = f"controls above {self.config.control_rate:g}/s from {sender[0]} (or in total)"
-        st.noisy_ns = t_ns
-        c.control_limited += 1
-        c.flood_dropped += 1
-        self._reject("control_rate", f"{what}: dropped", sender, t_ns)
-        return False
+    @property
+    def _senders(self) -> dict[tuple[str, int], Sender]:
+        """The sender table of :attr:`limits` (tests look into it)."""
+        return self.limits.senders
 
     def handle_datagram(self, data: bytes, sender: tuple[str, int], t_ns: int) -> None:
         """Validate one datagram and submit its event(s). Runs on the server thread (tests call it too)."""
         c = self.counters
+        limits = self.limits
         c.datagrams += 1
         if not self._allowed(sender[0]):
             c.denied += 1
-            self._reject("denied", f"sender {sender[0]} is not in the allow-list", None, t_ns)
+            limits.reject("denied", f"sender {sender[0]} is not in the allow-list", None, t_ns)
             return
         try:
             spans = self._spans(data)
         except DatagramError as e:
             self._undecodable(e, len(data), sender, t_ns)
             return
-        host = self._host(sender[0], t_ns)
-        st = self._sender(sender, host, t_ns)
-        st.msgs.refill(t_ns)
-        st.quiet.refill(t_ns)
-        host.msgs.refill(t_ns)
-        self._shared.refill(t_ns)
+        host = limits.host(sender[0], t_ns)
+        st = limits.sender(sender, host, t_ns)
+        limits.refill(st, host, t_ns)
         c.messages += len(spans)
         dropped = 0
         for i, (start, end) in enumerate(spans):
-            if not self._reserved(data, start, end) and not self._admit(st, host, t_ns):
+            if not limits.reserved(data, start, end) and not limits.admit(st, host, t_ns):
                 # This message and the rest of the datagram (reserved addresses included): no bucket
                 # refills within a datagram. Checking a flood's 60-message bundles one message at a time
                 # cost ~75 us a datagram: the input thread fell behind, the kernel dropped the socket's
                 # overflow, and a performer's notes with it.
                 dropped = len(spans) - i
-                st.quiet.tokens = max(0.0, st.quiet.tokens - (dropped - 1))
                 break
             try:
                 address, params = parse_message(data, start, end)
@@ -677,37 +426,22 @@ class OscServer:
                 self._undecodable(e, end - start, sender, t_ns)
                 continue
             except MessageError as e:
-                self._reject(e.kind, str(e), sender, t_ns)
+                limits.reject(e.kind, str(e), sender, t_ns)
                 continue
             if type(event) is ControlEvent:
                 if event.kind == Control.STATUS:
                     self._status(st, sender, event, t_ns)
                     continue
-                if not self._control(st, host, event.kind, sender, t_ns):
+                if not limits.control(st, host, event.kind, sender, t_ns):
                     continue
-                if event.kind == Control.POLICY and not self._policy.take(t_ns):
-                    c.policy_limited += 1
-                    c.flood_dropped += 1
-                    self._reject(
-                        "policy_rate",
-                        f"/liveagent/policy above {self.config.policy_loads_per_s:g} loads/s: refused",
-                        sender,
-                        t_ns,
-                    )
+                if event.kind == Control.POLICY and not limits.policy_load(sender, t_ns):
                     continue
             elif type(event) is NoteEvent:
                 st.notes = True
             c.accepted += 1
             self.submit(event)
         if dropped:  # one count and at most one report per datagram, however many messages it held
-            c.flood_dropped += dropped
-            self._reject(
-                "flood",
-                f"input above {self.config.max_rate:g} msg/s: {dropped} dropped",
-                sender,
-                t_ns,
-                dropped,
-            )
+            limits.flooded(st, dropped, sender, t_ns)
 
     def _spans(self, data: bytes) -> list[tuple[int, int]]:
         """:func:`message_spans` of ``data``, remembered for the last datagram: a flood repeats the same
@@ -718,45 +452,18 @@ class OscServer:
         self._last_data, self._last_spans = data, spans
         return spans
 
-    @staticmethod
-    def _reserved(data: bytes, start: int, end: int) -> bool:
-        """Whether the message at ``start`` is addressed to one of :data:`_RESERVED` (they have budgets of
-        their own and skip the message rate limit); a look at its address only, no parse."""
-        nul = data.find(b"\0", start, min(end, start + 24))
-        return nul > start and data[start:nul] in _RESERVED
-
     def _undecodable(self, e: DatagramError, size: int, sender: tuple[str, int], t_ns: int) -> None:
         c = self.counters
         c.undecodable += 1
         c.by_reason[e.reason] = c.by_reason.get(e.reason, 0) + 1
-        self._reject("undecodable", f"undecodable OSC ({size} bytes): {e}", sender, t_ns)
+        self.limits.reject("undecodable", f"undecodable OSC ({size} bytes): {e}", sender, t_ns)
 
-    def _status(self, st: _Sender, sender: tuple[str, int], event: ControlEvent, t_ns: int) -> None:
-        """A status request: answered within the reply limits (per sender and in total), else only
-        counted, so a spoofed or looping client cannot turn 20-byte requests into a stream of replies."""
-        c = self.counters
-        c.accepted += 1
-        if not (st.replies.take(t_ns) and self._replies.take(t_ns)):
-            c.status_limited += 1
-            st.noisy_ns = t_ns
+    def _status(self, st: Sender, sender: tuple[str, int], event: ControlEvent, t_ns: int) -> None:
+        """A status request: answered within the reply limits (:meth:`OscLimits.status_reply`)."""
+        self.counters.accepted += 1
+        if not self.limits.status_reply(st, t_ns):
             return
         if self.status_handler is not None:
             self.status_handler(sender)
         else:
             self.submit(event)
-
-    def _reject(self, kind: str, message: str, sender: tuple[str, int] | None, t_ns: int, n: int = 1) -> None:
-        """Count ``n`` rejected messages of ``kind`` (rate-limit drops and denied senders are not
-        ``errors``); report them to the engine if the report rate allows."""
-        c = self.counters
-        if kind not in _NOT_ERRORS:
-            c.errors += n
-        c.by_kind[kind] = c.by_kind.get(kind, 0) + n
-        if self._reports.take(t_ns):
-            c.reported += 1
-            if c.suppressed:
-                message = f"{message} (+{c.suppressed} more suppressed)"
-                c.suppressed = 0
-            self.submit(InputError(t_ns, "osc", message, sender))
-        else:
-            c.suppressed += n
