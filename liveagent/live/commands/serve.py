@@ -101,6 +101,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--bpm", type=float, default=120.0, help="tempo of the internal/OSC clock")
     g.add_argument("--autostart", action="store_true", help="start playing at once (internal/osc clock)")
     g.add_argument(
+        "--start-on-note",
+        action="store_true",
+        help="internal/osc clock: a start (or --autostart) arms the transport and the performer's first "
+        "note-on starts it, as the downbeat: the agent plays on the performer's phase, no count-in",
+    )
+    g.add_argument(
         "--lead-ms",
         type=float,
         default=None,
@@ -261,6 +267,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         follow_window_ms=args.follow_window_ms,
         follow_chord_ms=args.follow_chord_ms,
         waits_for_performer=not args.no_wait_for_performer,
+        start_on_note=args.start_on_note,
         performer_max_hold_bars=args.performer_max_hold_bars,
         pitch_min=args.pitch_min,
         pitch_max=args.pitch_max,

@@ -127,6 +127,9 @@ class ServeConfig:
     waits_for_performer: bool = True
     """Rest before the performer's first note and after a bar of performer silence (False: the agent
     leads, ``--no-wait-for-performer``). See :attr:`EngineConfig.waits_for_performer`."""
+    start_on_note: bool = False
+    """Internal/OSC clocks: a start arms the transport and the performer's first note-on starts it, as the
+    downbeat (``--start-on-note``). See :attr:`EngineConfig.start_on_note`."""
     performer_max_hold_bars: float = 4.0
     """A performer key held this many bars without its note-off is released. See
     :attr:`EngineConfig.performer_max_hold_bars`."""
@@ -260,6 +263,10 @@ class Server:
         self.config = cfg = config
         if cfg.clock not in CLOCKS:
             raise ServeError(f"--clock must be one of {', '.join(CLOCKS)}, got {cfg.clock!r}")
+        if cfg.start_on_note and cfg.clock not in ("internal", "osc"):
+            raise ServeError(
+                f"--start-on-note needs --clock internal or osc (with {cfg.clock}, the master starts)"
+            )
         self.warning = ""
         if policy is None:
             try:
@@ -309,6 +316,7 @@ class Server:
                     follow_window_ms=cfg.follow_window_ms,
                     follow_chord_ms=cfg.follow_chord_ms,
                     waits_for_performer=cfg.waits_for_performer,
+                    start_on_note=cfg.start_on_note,
                     performer_max_hold_bars=cfg.performer_max_hold_bars,
                     temperature=cfg.temperature,
                     top_p=cfg.top_p,

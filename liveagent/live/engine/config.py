@@ -74,6 +74,13 @@ class EngineConfig:
     """The silence gate: rest before the performer's first note and once the performer has been silent
     for a whole bar, until they play again (the rule ``liveagent eval`` applies). False lets the agent
     lead (``serve --no-wait-for-performer``): it plays from the first step whatever the performer does."""
+    start_on_note: bool = False
+    """Internal and OSC clocks: a start (``/liveagent/start``, ``--autostart``; a continue likewise) arms the
+    transport instead, and the performer's first note-on starts it: step 0, the downbeat, at that note's
+    time. The agent and its beats then start with the performer and on the performer's phase, with no
+    count-in. Otherwise the grid starts at the command, and a performer who cannot hear it (the agent rests
+    until they play) lands wherever that left them: a soprano a sixteenth + 64 ms off the beat made the
+    band, hearing an off-beat melody, play 3 notes a voice in 4 bars."""
     max_note_steps: int = 32
     """Longest agent note in steps; a HOLD beyond it re-strikes the note (a note-off reaches the synth: no
     note hangs; the voice stays under a long melody note instead of falling silent)."""

@@ -15,6 +15,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from liveagent.live.engine.band import check_swap
+from liveagent.live.engine.clocks import InternalClock
 from liveagent.live.engine.config import PolicyLoaded
 from liveagent.live.engine.policy import PolicyError
 from liveagent.live.engine.policy_view import HISTORY, check_grid, load_for_swap, loader_thread_main
@@ -34,6 +35,9 @@ def on_control(eng: EngineState, ev: ControlEvent) -> None:
         performer_notes_off(eng, ev.t_ns)
         if kind == Control.PERFORMER_NOTES_OFF:
             return
+    clock = eng.clock
+    if eng.config.start_on_note and isinstance(clock, InternalClock) and arm(eng, clock, kind):
+        return
     if eng.clock.handle(ev):
         # A tempo that applies at once is recorded now; one for the next bar, at that bar (housekeeping).
         changed = abs(eng.clock.bpm - eng._recorded_bpm) >= 0.25
@@ -76,6 +80,21 @@ def on_control(eng: EngineState, ev: ControlEvent) -> None:
         pass  # transport events this clock does not follow (e.g. /tempo while slaved to MIDI clock)
     else:  # START/STOP/CONTINUE are every clock's business; anything else is new to this engine
         log.debug("ignored control %s", kind)
+
+
+def arm(eng: EngineState, clock: InternalClock, kind: Control) -> bool:
+    """``start_on_note``: a start (or a continue while stopped) arms the transport; the performer's first
+    note-on starts it (:meth:`~liveagent.live.engine.loop.Engine._on_note`). A stop disarms (and stops).
+    Returns whether the event was consumed here."""
+    if kind == Control.STOP:
+        eng._armed = None
+        return False  # the clock stops as usual
+    if kind == Control.START or (kind == Control.CONTINUE and not clock.running):
+        if clock.running:
+            clock.stop()  # a start while playing: stop, wait for the performer's next first note
+        eng._armed = kind
+        return True
+    return False
 
 
 def on_style(eng: EngineState, ev: ControlEvent) -> None:

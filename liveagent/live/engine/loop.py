@@ -56,7 +56,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from liveagent.live.engine.band_steps import decide_band, emit_band
-from liveagent.live.engine.clocks import Clock, ManualTime
+from liveagent.live.engine.clocks import Clock, InternalClock, ManualTime
 from liveagent.live.engine.config import EngineConfig, PolicyLoaded, RecorderLike
 from liveagent.live.engine.control import on_control, on_loaded, swap_pending
 from liveagent.live.engine.policy import Policy, load_policy
@@ -468,6 +468,8 @@ class Engine(EngineState):
             self.stats.counters.notes_in += 1
             alpha = self.config.velocity_follow
             self._vel_ema += alpha * (vel - self._vel_ema)
+        if vel > 0 and self._armed is not None:
+            self._start_on_note(ev.t_ns)
         perf = self.performer
         clock = self.clock
         if self._k is None or not clock.running:
@@ -489,6 +491,19 @@ class Engine(EngineState):
         late = perf.late
         perf.add(j, pitch, vel, ev.t_ns)
         self.stats.counters.late_inputs += perf.late - late
+
+    def _start_on_note(self, t_ns: int) -> None:
+        """``start_on_note``: the armed transport starts on this note-on, its first step (0, or where a stop
+        left off) due at the note's time; the note then belongs to that step like any onset."""
+        clock = self.clock
+        assert isinstance(clock, InternalClock)  # only internal clocks arm (control.arm)
+        if self._armed == Control.CONTINUE:
+            clock.cont(t_ns)
+        else:
+            clock.start(t_ns)
+        self._armed = None
+        self.board.dirty = True
+        self._transport_changed(self._now())
 
     def _finalize_performer(self, upto: int) -> None:
         """Finalize performer steps ``< upto``, push their tokens and count the performer's silence (the

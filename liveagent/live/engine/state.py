@@ -26,7 +26,7 @@ from liveagent.live.engine.policy_view import PolicyView, check_grid
 from liveagent.live.engine.runtime_gc import RealtimeGC
 from liveagent.live.engine.stats import Stats, StatusBoard
 from liveagent.live.engine.style import StyleSteer
-from liveagent.live.events import InputError, InputEvent, OutputSink
+from liveagent.live.events import Control, InputError, InputEvent, OutputSink
 from liveagent.music.sampling import Sampler, SamplerConfig
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST
 
@@ -109,6 +109,8 @@ class EngineState:
         self._token = REST
         self._last_step = -1
         self.muted = False
+        self._armed: Control | None = None
+        """``start_on_note``: the START or CONTINUE waiting for the performer's first note-on (else None)."""
         self._shutdown = False
         self._stop_now = threading.Event()
         """Set by :meth:`Engine.stop` (any thread): the loop ends at its next pass, ahead of whatever is

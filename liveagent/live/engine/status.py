@@ -62,6 +62,7 @@ def build_status(eng: EngineState) -> dict[str, object]:
     out["performer_notes_timed_out"] = perf.timed_out
     out["performer_notes_cleared"] = perf.cleared
     out["waiting"] = eng.waiting
+    out["armed"] = int(eng._armed is not None)
     out.update(eng.steer.snapshot(policy))
     return out
 
