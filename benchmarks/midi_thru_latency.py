@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/midi_thru_latency.py                 # periods 64 and 512, 300 notes each
 
 A private dummy JACK server per run (``jackd -d dummy``); two rtmidi peers in this process. It compares the
-thru thread of ``liveagent/live/io/midi.py`` (the callback only enqueues; "midi-thru" sends, at SCHED_FIFO
-when allowed) with the former design, the send on the input callback (JACK's process thread), emulated by
-sending from ``MidiIO._forward``. Figures, never pass/fail: end to end (the keyboard's ``send_message`` to
-the synth's callback, both in this process, so JACK's period dominates) and the hand-off (our callback's
-entry to the send done, ``MidiIO.thru_latency_ns``). Python's switch interval is serve's (0.5 ms).
+thru thread of ``liveagent/live/io/midi_thru.py`` (the callback only enqueues; "midi-thru" sends, at
+SCHED_FIFO when allowed) with the former design, the send on the input callback (JACK's process thread),
+emulated by sending from ``MidiThru.forward``. Figures, never pass/fail: end to end (the keyboard's
+``send_message`` to the synth's callback, both in this process, so JACK's period dominates) and the hand-off
+(our callback's entry to the send done, ``MidiThru.latency_ns``). Python's switch interval is
+serve's (0.5 ms).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ def _inline(io: MidiIO) -> None:
         assert io.sink is not None
         io.counters.thru += 1
         io.sink.thru(pitch, vel)
-        io.thru_latency_ns.append(time.perf_counter_ns() - t_in)
+        io.thru.latency_ns.append(time.perf_counter_ns() - t_in)
 
-    io._forward = forward  # type: ignore[method-assign]
+    io.thru.forward = forward  # type: ignore[method-assign]
 
 
 def run(period: int, inline: bool, notes: int, gap_s: float) -> dict[str, float]:
@@ -67,7 +68,7 @@ def run(period: int, inline: bool, notes: int, gap_s: float) -> dict[str, float]
                 time.sleep(gap_s)
             time.sleep(0.3)
             e2e = np.array([heard[k] - t for k, t in sent.items() if k in heard], dtype=np.float64) / 1e6
-            hand = np.array(io.thru_latency_ns, dtype=np.float64) / 1e3
+            hand = np.array(io.thru.latency_ns, dtype=np.float64) / 1e3
             return {
                 "heard": float(e2e.size),
                 "e2e_p50_ms": float(np.percentile(e2e, 50)),
@@ -76,7 +77,7 @@ def run(period: int, inline: bool, notes: int, gap_s: float) -> dict[str, float]
                 "handoff_p50_us": float(np.percentile(hand, 50)),
                 "handoff_p99_us": float(np.percentile(hand, 99)),
                 "handoff_max_us": float(hand.max()),
-                "rt": float(io.thru_realtime),
+                "rt": float(io.thru.realtime),
             }
         finally:
             io.close()

@@ -36,22 +36,7 @@ writes a single-producer ring buffer) and three threads may send: the engine (no
 (pulses) and, with ``thru``, the thru thread. The lock is held for one ``send_message`` only (a few us),
 never while building a message, so the engine waits at most one send.
 
-Thru has a thread of its own ("midi-thru", fed by a ``SimpleQueue``), not the input path. When input was
-a callback in JACK's real-time process thread, sending thru there also took the output lock, shared with
-the normal-priority clock-out thread: a clock-out thread switched out while holding it kept JACK's process
-thread waiting until the scheduler ran it again, a priority inversion that stalls the whole JACK graph.
-The input path now only puts a tuple on the queue. The cost is the thread's wake-up, small against the
-JACK period every message waits for anyway: ``benchmarks/midi_thru_latency.py`` (a real JACK server and
-peers, two loaded cores) measured the hand-off, callback entry to send done, at p50 ~200 us against ~100 us
-on the callback (before the input was polled), and end to end (keyboard to
-synth) no difference beyond noise at JACK periods of 1.3 and 10.7 ms (p50 2.1 / 16.4 ms, p99 2.8 / 21.6 ms
-either way). ``MidiIO.thru_latency_ns`` keeps the hand-off times (status ``midi_thru_p50_us``).
-
-The input thread remembers the last message thru sent for each pitch: that message coming back on our channel
-within ``thru_loop_ms`` (a performer cannot repeat a key that fast without a note-off between) is a MIDI
-loop, as is a thru rate above ``thru_max_rate`` (a loop that transposes or re-channels). A loop stops thru
-for good: counted ``thru_loops``, reported in the status (``midi_thru`` 0), one warning logged by the thru
-thread (logging may block: never on the input path). Without it one key press fed back 788 messages in 2 s.
+MIDI thru (its thread, its loop detection) is :class:`~liveagent.live.io.midi_thru.MidiThru`: see there.
 
 The backend is chosen by ``api`` or mido's ``MIDO_BACKEND`` variable (``mido.backends.rtmidi/UNIX_JACK``);
 "auto" tries ALSA then JACK, because machines without ``/dev/snd`` only have JACK.
@@ -61,10 +46,8 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +56,7 @@ from liveagent.live.events import Control, ControlEvent, InputError, InputEvent,
 from liveagent.live.io.device_clock import DeviceClockMapper
 from liveagent.live.io.midi_clock_out import CLOCK, CONTINUE, PPQN, SPP, START, STOP, MidiClockOut
 from liveagent.live.io.midi_sink import CC, NOTE_OFF, NOTE_ON, MidiSink
+from liveagent.live.io.midi_thru import MidiThru
 from liveagent.live.io.rtmidi_ports import (
     MidiUnavailableError,
     SysexGuard,
@@ -245,21 +229,9 @@ class MidiIO:
         self._filtered_warned = 0
         """Channels :meth:`filtered_warnings` has warned about (bit mask; its caller's thread only)."""
         """The performer's keys down, per (channel << 7 | pitch), as the callback passed them on."""
-        # thru (callback thread): the last message thru sent per pitch (velocity, 0 = off; -1 = none) and
-        # when, and the messages sent in the current one-second window
-        self.thru_active = cfg.thru
-        """Thru forwards (False once a loop was found)."""
-        self._thru_vel = [-1] * 128
-        self._thru_ns = [0] * 128
-        self._thru_loop_ns = int(cfg.thru_loop_ms * 1e6)
-        self._thru_window_ns = 0
-        self._thru_window_n = 0
-        self._thru_queue: queue.SimpleQueue[tuple[int, int, int] | str | None] = queue.SimpleQueue()
-        self._thru_thread: threading.Thread | None = None
-        self.thru_realtime = False
-        """The thru thread runs at SCHED_FIFO ``thru_rt_priority``."""
-        self.thru_latency_ns: deque[int] = deque(maxlen=4096)
-        """Thru: callback entry to send done, per message (the thru thread's hand-off, measured)."""
+        self.thru = MidiThru(
+            cfg.thru, cfg.thru_loop_ms, cfg.thru_max_rate, cfg.thru_rt_priority, self.counters, self._down
+        )
         self._report_tokens = 1.0
         self._report_last = time.perf_counter_ns()
         self.out_lock = threading.Lock()
@@ -302,10 +274,7 @@ class MidiIO:
                     band_channels=cfg.band_channels,
                 )
                 if cfg.thru:
-                    self._thru_thread = threading.Thread(
-                        target=self._thru_main, name="midi-thru", daemon=True
-                    )
-                    self._thru_thread.start()
+                    self.thru.start(self.sink, self.in_name, self.out_name)
         except BaseException:
             self.close()
             raise
@@ -388,17 +357,13 @@ class MidiIO:
                 if self._echo(msg, key, t_ns):
                     c.echo_suppressed += 1
                     return
-                if (
-                    ch == self.config.out_channel
-                    and self._thru_ns[pitch]
-                    and self._thru_echo(pitch, vel, key, t_ns)
-                ):
+                if ch == self.config.out_channel and self.thru.came_back(pitch, vel, key, t_ns):
                     return
             self._down[key] = 1 if vel else 0
             c.notes += 1
             self.submit(NoteEvent(t_ns, pitch, vel, "midi"))
-            if self.thru_active and self.sink is not None:
-                self._forward(pitch, vel, t_ns, t_in)
+            if self.thru.active and self.sink is not None:
+                self.thru.forward(pitch, vel, t_ns, t_in)
             return
         if status == 0xF7:
             c.ignored += 1
@@ -472,88 +437,10 @@ class MidiIO:
             return True
         return False
 
-    # -- thru (callback thread decides, the "midi-thru" thread sends)
-    def _thru_echo(self, pitch: int, vel: int, key: int, t_ns: int) -> bool:
-        """Whether a note on our out channel is thru's own last message for its pitch coming back (a MIDI
-        loop): then it is dropped (the engine heard the original) and thru stops. A performer cannot send
-        the same message for a key twice within ``thru_loop_ms`` without another between; a note-off that
-        would release a key the performer holds is never taken for an echo. Only on our channel, where thru
-        sends: a keyboard that layers the same note on two channels is not a loop (a loop that changes
-        the channel is caught by the rate, ``thru_max_rate``)."""
-        if vel != self._thru_vel[pitch] or t_ns - self._thru_ns[pitch] >= self._thru_loop_ns:
-            return False
-        if vel == 0 and self._down[key]:
-            return False
-        ago_ms = (t_ns - self._thru_ns[pitch]) / 1e6
-        self._thru_ns[pitch] = 0  # one echo per message sent
-        self.counters.thru_echoes += 1
-        if self.thru_active:
-            self._break_thru(f"note {pitch} came back to the input {ago_ms:.0f} ms after thru sent it")
-        return True
-
-    def _forward(self, pitch: int, vel: int, t_ns: int, t_in: int) -> None:
-        """Hand a performer note to the thru thread (after the rate guard)."""
-        if t_ns - self._thru_window_ns >= 1_000_000_000:
-            self._thru_window_ns = t_ns
-            self._thru_window_n = 0
-        self._thru_window_n += 1
-        if self._thru_window_n > self.config.thru_max_rate:
-            self._break_thru(f"more than {self.config.thru_max_rate:g} messages within a second")
-            return
-        self._thru_vel[pitch] = vel
-        self._thru_ns[pitch] = t_ns
-        self.counters.thru += 1
-        self._thru_queue.put((pitch, vel, t_in or time.perf_counter_ns()))
-
-    def _break_thru(self, why: str) -> None:
-        """A MIDI loop: thru stops for good (counted ``thru_loops``); the thru thread logs the one warning
-        (logging may block: never on the input callback)."""
-        self.thru_active = False
-        self.counters.thru_loops += 1
-        self._thru_queue.put(
-            f"MIDI thru stopped: a MIDI loop ({why}): our output {self.out_name} reaches our input "
-            f"{self.in_name}; fix the connections and restart to use thru again"
-        )
-
-    def _thru_main(self) -> None:
-        """The thru thread: sends what the callback handed over, logs a loop once, ends on None."""
-        prio = self.config.thru_rt_priority
-        if prio > 0 and hasattr(os, "sched_setscheduler"):
-            try:  # pid 0: this thread
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
-                self.thru_realtime = True
-            except OSError as e:
-                log.info("MIDI thru thread at normal priority (real-time scheduling unavailable: %s)", e)
-        q = self._thru_queue
-        lat = self.thru_latency_ns
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            if isinstance(item, str):
-                log.warning("%s", item)
-                continue
-            pitch, vel, t_in = item
-            sink = self.sink
-            if sink is not None:
-                sink.thru(pitch, vel)
-                lat.append(time.perf_counter_ns() - t_in)
-
-    def thru_status(self) -> dict[str, object]:
-        """Thru's counters and hand-off latency (p50/max in us over the last messages), for the status."""
-        c = self.counters
-        out: dict[str, object] = {
-            "midi_thru": int(self.thru_active),
-            "midi_thru_rt": int(self.thru_realtime),
-            "midi_thru_sent": c.thru,
-            "midi_thru_echoes": c.thru_echoes,
-            "thru_loops": c.thru_loops,
-        }
-        lat = sorted(self.thru_latency_ns)
-        if lat:
-            out["midi_thru_p50_us"] = round(lat[len(lat) // 2] / 1e3, 1)
-            out["midi_thru_max_us"] = round(lat[-1] / 1e3, 1)
-        return out
+    @property
+    def thru_active(self) -> bool:
+        """Thru forwards (False once a loop was found): :attr:`MidiThru.active`."""
+        return self.thru.active
 
     def channels_label(self) -> str:
         """The performer's input channels as musicians count them (1-based): ``all``, ``all-but-2`` or
@@ -627,12 +514,7 @@ class MidiIO:
         if self.sysex_guard is not None:
             self.sysex_guard.close()
             self.sysex_guard = None
-        thread = self._thru_thread
-        if thread is not None:
-            self.thru_active = False
-            self._thru_queue.put(None)
-            thread.join(timeout=1.0)
-            self._thru_thread = None
+        self.thru.stop()
         if self.sink is not None:
             self.sink.close()
             self.sink = None
