@@ -9,9 +9,9 @@ from liveagent.live.engine.clocks import (
     InternalClock,
     ManualClock,
     ManualTime,
-    MidiClockFollower,
     OscTransportClock,
 )
+from liveagent.live.engine.midi_clock import MidiClockFollower
 from liveagent.live.events import Control, ControlEvent
 from liveagent.music.tokens import Grid
 

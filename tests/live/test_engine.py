@@ -11,10 +11,10 @@ from liveagent.live.engine.clocks import (
     InternalClock,
     ManualClock,
     ManualTime,
-    MidiClockFollower,
     OscTransportClock,
 )
 from liveagent.live.engine.loop import Engine, EngineConfig
+from liveagent.live.engine.midi_clock import MidiClockFollower
 from liveagent.live.engine.policy import CallablePolicy, OnnxPolicy, PolicyError, PolicyMeta
 from liveagent.live.events import Control, ControlEvent, InputError, NoteEvent
 from liveagent.music.features import ObservationBuffers

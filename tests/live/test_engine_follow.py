@@ -433,7 +433,8 @@ def test_swap_at_the_bar_line_into_a_react_policy_switches_to_follow_timing() ->
 
 
 def test_midi_clock_follow_waits_for_the_tick_then_the_window() -> None:
-    from liveagent.live.engine.clocks import ManualTime, MidiClockFollower
+    from liveagent.live.engine.clocks import ManualTime
+    from liveagent.live.engine.midi_clock import MidiClockFollower
 
     t = ManualTime(0)
     clock = MidiClockFollower(now=t)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from liveagent.live.engine.clocks import MidiClockFollower
+from liveagent.live.engine.midi_clock import MidiClockFollower
 from liveagent.live.events import Control, ControlEvent, FanOutSink, InputError, InputEvent, NoteEvent
 from liveagent.live.io.device_clock import DeviceClockMapper
 from liveagent.live.io.midi import (

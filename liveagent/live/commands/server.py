@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from liveagent.live.engine.clocks import Clock, InternalClock, MidiClockFollower, OscTransportClock
+from liveagent.live.engine.clocks import Clock, InternalClock, OscTransportClock
 from liveagent.live.engine.config import EngineConfig
 from liveagent.live.engine.loop import Engine
+from liveagent.live.engine.midi_clock import MidiClockFollower
 from liveagent.live.engine.policy import Policy, PolicyError, load_policy, resolve_policy_path
 from liveagent.live.engine.recording import Recorder
 from liveagent.live.events import Control, ControlEvent, FanOutSink, InputEvent, OutputSink
