@@ -31,12 +31,10 @@ from liveagent.train.export import (
     TERM_WEIGHTS,
     ExportError,
     ExportResult,
-    contract_metadata,
-    dataset_name,
     export_onnx,
     onnx_session,
-    write_card,
 )
+from liveagent.train.model_card import contract_metadata, dataset_name, write_card
 from liveagent.train.networks import param_count
 
 log = logging.getLogger(__name__)

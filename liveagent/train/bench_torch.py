@@ -34,11 +34,11 @@ from liveagent.train.export import (
     OUTPUT_NAME,
     OnsetBoost,
     check_parity,
-    contract_metadata,
     export_onnx,
     onnx_session,
     random_observations,
 )
+from liveagent.train.model_card import contract_metadata
 from liveagent.train.networks import NetConfig, PolicyNet, param_count
 
 

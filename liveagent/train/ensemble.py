@@ -137,7 +137,8 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
     from liveagent.env.vector import BatchedAccompanimentEnv
     from liveagent.train.checkpoint import load_checkpoint, save_checkpoint
     from liveagent.train.data import DataConfig, load_pieces
-    from liveagent.train.export import dataset_name, export_ensemble
+    from liveagent.train.export import export_ensemble
+    from liveagent.train.model_card import dataset_name
 
     # 1. Config, prior, pieces.
     ppo_cfg = from_table(PPOConfig, recipe.get("ppo"), "ppo")

@@ -7,13 +7,12 @@ traced (value heads, optimizers and target networks stay behind). The legacy Tor
 Every export is checked before it is kept: ``onnx.checker``, the contract's input/output names, types and
 dynamic batch, and parity with torch on random and on corpus observations (max |diff| <= 1e-4 and
 identical argmax). The results and the single-sample latency go into the model card ``NAME.json``
-next to ``NAME.onnx``, with the recipe ``NAME.toml``.
+next to ``NAME.onnx``, with the recipe ``NAME.toml`` (both written by :mod:`~liveagent.train.model_card`,
+with the contract's metadata).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
@@ -31,55 +30,32 @@ from liveagent.music.features import ObservationBuffers, build_observation
 from liveagent.music.piece import Piece
 from liveagent.music.tokens import ONSET_BASE, VOCAB_SIZE
 from liveagent.train.checkpoint import load_checkpoint
+from liveagent.train.model_card import (
+    STYLE_INPUT_NAME,
+    contract_metadata,
+    dataset_name,
+    style_metadata,
+    write_card,
+)
 from liveagent.train.networks import NetConfig, PolicyNet, param_count
-from liveagent.train.recipes import load_recipe, write_toml
 
 log = logging.getLogger(__name__)
 
-CONTRACT_VERSION = 1
 INPUT_NAMES = ("performer", "agent", "position")
 OUTPUT_NAME = "logits"
 AUX_OUTPUT_NAME = "performer_next"
 """Optional output (contract addition): logits [B, 130] of the performer's next unseen token."""
-STYLE_INPUT_NAME = "style"
-"""Optional input (contract 1.2): float32 [B, D], the style latent of a network with ``style_dim = D``."""
 OPSET = 17
 PARITY_TOL = 1e-4
-CONTRACT_FIELDS = ("steps_per_beat", "beats_per_bar", "window", "mode", "part", "pitch_min", "pitch_max")
 
 
 class ExportError(RuntimeError):
     """An export failed a check (parity, contract): nothing is kept."""
 
 
-def contract_metadata(
-    config: NetConfig, *, algo: str, dataset: str, metrics: dict[str, Any] | None = None
-) -> dict[str, str]:
-    """The ONNX ``metadata_props`` of contract v1 (all values are strings)."""
-    meta = {"liveagent.contract": str(CONTRACT_VERSION)}
-    meta |= {k: str(getattr(config, k)) for k in CONTRACT_FIELDS}
-    meta |= {"algo": algo, "dataset": dataset, "metrics": json.dumps(metrics or {}, sort_keys=True)}
-    return meta
-
-
 def input_names(config: NetConfig) -> tuple[str, ...]:
     """The graph's inputs: the three of v1, plus ``style`` for a style-conditioned network (1.2)."""
     return (*INPUT_NAMES, STYLE_INPUT_NAME) if config.style_dim else INPUT_NAMES
-
-
-def style_metadata(spec: dict[str, Any]) -> dict[str, str]:
-    """The contract-1.2 metadata of a style policy (from :func:`liveagent.train.style_vae.style_spec`):
-    ``style_dim`` (D), ``style_default`` (the mood the runtime feeds until told otherwise), ``moods`` (JSON:
-    name -> ``z``, the features that define it, its bars' mean features), ``style_axes`` (JSON: the pad's
-    principal axes and the mood axes, each ``z = origin + a * direction``) and ``style_features`` (JSON: what
-    each feature measures)."""
-    return {
-        "style_dim": str(int(spec["dim"])),
-        "style_default": str(spec.get("default", "neutral")),
-        "moods": json.dumps(spec["moods"], sort_keys=True),
-        "style_axes": json.dumps(spec["axes"]),
-        "style_features": json.dumps(spec.get("features", {}), sort_keys=True),
-    }
 
 
 def random_styles(n: int, config: NetConfig, seed: int = 0) -> np.ndarray | None:
@@ -166,20 +142,6 @@ def export_onnx(
     onnx.save(model, str(tmp))
     os.replace(tmp, path)
     return path
-
-
-def set_metadata(path: str | os.PathLike[str], updates: dict[str, str]) -> None:
-    """Rewrite some ``metadata_props`` of an exported file in place (e.g. the eval row once it is known)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    props = {p.key: p.value for p in model.metadata_props} | updates
-    del model.metadata_props[:]
-    for k, v in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
 
 
 def onnx_session(path: str | os.PathLike[str], threads: int = 1) -> Any:
@@ -341,84 +303,6 @@ def verify_export(
     return report
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def write_card(
-    onnx_path: Path,
-    *,
-    config: NetConfig,
-    metadata: dict[str, str],
-    recipe: dict[str, Any],
-    training: dict[str, Any],
-    verification: dict[str, Any],
-    eval_row: dict[str, Any] | None,
-    extra: dict[str, Any] | None = None,
-) -> tuple[Path, Path | None, dict[str, Any]]:
-    """Write ``NAME.json`` (the model card) and ``NAME.toml`` (the recipe) next to ``NAME.onnx``."""
-    card: dict[str, Any] = {
-        "name": onnx_path.stem,
-        "file": onnx_path.name,
-        "sha256": _sha256(onnx_path),
-        "size_bytes": onnx_path.stat().st_size,
-        "contract": {
-            "version": CONTRACT_VERSION,
-            "inputs": {
-                "performer": ["B", config.window, "int64"],
-                "agent": ["B", config.window, "int64"],
-                "position": ["B", "int64"],
-            }
-            | ({STYLE_INPUT_NAME: ["B", config.style_dim, "float32"]} if config.style_dim else {}),
-            "outputs": {name: ["B", VOCAB_SIZE, "float32"] for name in _output_names(onnx_path)},
-            "metadata": {k: v for k, v in metadata.items() if k != "metrics"},
-        },
-        "algo": metadata.get("algo", ""),
-        "dataset": metadata.get("dataset", ""),
-        "eval": eval_row or {},
-        "training": training,
-        "network": config.to_dict(),
-        **verification,
-        "recipe": recipe,
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    if extra:
-        card |= extra
-    card_path = onnx_path.with_suffix(".json")
-    card_path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    recipe_path = _write_recipe(recipe, onnx_path.with_suffix(".toml")) if recipe else None
-    return card_path, recipe_path, card
-
-
-def _output_names(onnx_path: Path) -> list[str]:
-    import onnx
-
-    return [o.name for o in onnx.load(str(onnx_path), load_external_data=False).graph.output]
-
-
-def _write_recipe(recipe: dict[str, Any], path: Path) -> Path:
-    """Write NAME.toml, unless it already holds this very recipe (then its comments are kept)."""
-    if path.exists():
-        try:
-            if load_recipe(path) == recipe:
-                return path
-        except ValueError:  # tomllib.TOMLDecodeError: an unreadable old file gets replaced
-            pass
-    return write_toml(recipe, path)
-
-
-def dataset_name(recipe: dict[str, Any]) -> str:
-    """``chorales:soprano->bass``; a MIDI folder by its name only (``midi(my_songs):index:0->index:1``):
-    the card ships with the policy, the user's full path stays on their machine."""
-    from liveagent.train.data import CORPUS_PARTS
-
-    data = recipe.get("data", {})
-    corpus = str(data.get("corpus", "chorales"))
-    perf, acc = CORPUS_PARTS.get(corpus, ("soprano", "bass"))
-    label = f"midi({Path(str(data.get('path', ''))).expanduser().name})" if corpus == "midi" else corpus
-    return f"{label}:{data.get('performer') or perf}->{data.get('accompaniment') or acc}"
-
-
 class OnsetBoost(nn.Module):
     """Class-first greedy decoding baked into the graph (``boost`` in 0..1; 0 = the plain logits).
 
@@ -547,18 +431,6 @@ def set_term_weights(net: PolicyNet, export_cfg: dict[str, Any]) -> None:
 
 def _value_params(net: PolicyNet) -> int:
     return param_count(net.value_head) if net.value_head is not None else 0
-
-
-def update_eval(onnx_path: str | os.PathLike[str], eval_row: dict[str, Any]) -> None:
-    """Record an eval row in both the ONNX metadata (``metrics``) and the model card's ``eval``."""
-    onnx_path = Path(onnx_path)
-    set_metadata(onnx_path, {"metrics": json.dumps(eval_row, sort_keys=True)})
-    card_path = onnx_path.with_suffix(".json")
-    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
-    card["eval"] = eval_row
-    card["sha256"] = _sha256(onnx_path)
-    card["size_bytes"] = onnx_path.stat().st_size
-    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------------------

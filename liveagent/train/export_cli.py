@@ -107,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
     from liveagent.train.band_export import export_band
     from liveagent.train.checkpoint import load_checkpoint
     from liveagent.train.data import DataConfig, load_pieces
-    from liveagent.train.export import ExportError, export_checkpoint, update_eval
+    from liveagent.train.export import ExportError, export_checkpoint
     from liveagent.train.logging_utils import set_threads
+    from liveagent.train.model_card import update_eval
     from liveagent.train.recipes import from_table
 
     set_threads(1)  # the live engine runs one thread; compare torch on the same footing

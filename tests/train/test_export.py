@@ -22,8 +22,8 @@ from liveagent.train.export import (
     export_ensemble,
     onnx_session,
     random_observations,
-    update_eval,
 )
+from liveagent.train.model_card import update_eval
 from liveagent.train.networks import NetConfig, PolicyNet
 from liveagent.train.recipes import dump_toml
 

@@ -17,7 +17,8 @@ from liveagent.music.features import ObservationBuffers
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST, VOCAB_SIZE, Grid
 from liveagent.train.checkpoint import load_checkpoint, save_checkpoint
 from liveagent.train.data import toy_pieces
-from liveagent.train.export import STYLE_INPUT_NAME, export_checkpoint, random_observations
+from liveagent.train.export import export_checkpoint, random_observations
+from liveagent.train.model_card import STYLE_INPUT_NAME
 from liveagent.train.networks import NetConfig, PolicyNet
 from liveagent.train.style_vae import (
     MOODS,
