@@ -230,7 +230,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> object:
-    from liveagent.live.commands.server import ServeConfig
+    from liveagent.live.commands.serve_config import ServeConfig
 
     policy = args.policy or ("band" if args.band else "default")  # the shipped band for --band
     return ServeConfig(
@@ -280,7 +280,8 @@ def config_from_args(args: argparse.Namespace) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from liveagent.live.commands.server import ServeConfig, ServeError, Server
+    from liveagent.live.commands.serve_config import ServeConfig, ServeError
+    from liveagent.live.commands.server import Server
     from liveagent.live.io.midi import MidiUnavailableError
 
     cfg = config_from_args(args)
