@@ -83,16 +83,17 @@ def test_stop_disarms_and_start_rearms() -> None:
         assert sp.terminate() == 0
 
 
+@pytest.mark.parametrize("flag", ["--start-on-note", "--follow-tempo"])
 @pytest.mark.parametrize("clock", ["midi", "link"])
-def test_start_on_note_needs_an_internal_clock(clock: str) -> None:
+def test_the_performer_leads_only_an_internal_clock(clock: str, flag: str) -> None:
     import subprocess
     import sys
 
     r = subprocess.run(
-        [sys.executable, "-m", "liveagent", "serve", "--clock", clock, "--start-on-note", "--no-record"],
+        [sys.executable, "-m", "liveagent", "serve", "--clock", clock, flag, "--no-record"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert r.returncode == 2, (r.returncode, r.stderr[-500:])
-    assert "--start-on-note needs --clock internal or osc" in r.stderr
+    assert f"{flag} needs --clock internal or osc" in r.stderr

@@ -5,12 +5,16 @@ On a ManualClock with the follow-mode echo policy of test_engine_follow (it play
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from liveagent.live.engine.clocks import ManualClock
 from liveagent.live.engine.loop import Engine
 from liveagent.live.engine.status import build_status
 from liveagent.live.events import Control, ControlEvent, NoteEvent
 from tests.live.engine_helpers import FakeSink
-from tests.live.test_engine_follow import MS, Echo, G, P, make
+from tests.live.test_engine_follow import MS, Echo, G, P, make, play
 
 T_NOTE = 1_214 * MS
 """The performer's first note: at no particular phase of anything (the grid does not exist yet)."""
@@ -65,7 +69,7 @@ def test_a_start_while_playing_stops_releases_and_rearms() -> None:
     assert clock.due(0) == t2 and (t2 + G, 69) in [c[1:3] for c in sink.of("on")]
 
 
-def test_a_continue_arms_and_resumes_from_the_stopped_step_on_the_note() -> None:
+def test_a_continue_arms_and_resumes_on_the_next_beat_on_the_note() -> None:
     clock, sink, eng, _echo = armed_engine()
     eng.submit(NoteEvent(T_NOTE, 67, 90, "osc"))
     eng.run_until(T_NOTE + 6 * P + MS)
@@ -78,7 +82,8 @@ def test_a_continue_arms_and_resumes_from_the_stopped_step_on_the_note() -> None
     t2 = T_NOTE + 20 * P + 33 * MS
     eng.submit(NoteEvent(t2, 72, 90, "osc"))
     eng.run_until(t2 + P)
-    assert clock.running and clock.start_step == 7 and clock.due(7) == t2
+    # stopped after step 6: the performer comes back in on the next beat, step 8 (not mid-beat step 7)
+    assert clock.running and clock.start_step == 8 and clock.due(8) == t2
     assert (t2 + G, 72) in [c[1:3] for c in sink.of("on")]
 
 
@@ -87,3 +92,85 @@ def test_without_it_a_start_starts_the_clock_at_once() -> None:
     eng.submit(ControlEvent(0, Control.START))
     eng.run_until(1_000 * MS)
     assert clock.running and build_status(eng)["armed"] == 0
+
+
+def performer_at(bpm: float, beats: int, t0: int = T_NOTE) -> list[tuple[int, int, int]]:
+    """Quarter notes at ``bpm`` (the performer's own tempo), each held 3/4 of a beat."""
+    beat = round(60e9 / bpm)
+    out = []
+    for i in range(beats):
+        out += [(t0 + i * beat, 60 + i % 12, 90), (t0 + i * beat + beat * 3 // 4, 60 + i % 12, 0)]
+    return out
+
+
+def drift_run(follow_tempo: bool, bpm: float) -> tuple[ManualClock, Engine]:
+    clock, _sink, eng, _echo = make(start_on_note=True, follow_tempo=follow_tempo)
+    eng.submit(ControlEvent(0, Control.START))
+    eng.run_until(1_000 * MS)
+    play(eng, performer_at(bpm, 32), T_NOTE + 33 * round(60e9 / bpm))
+    return clock, eng
+
+
+def test_follow_tempo_keeps_a_performer_3_percent_fast_on_the_beat() -> None:
+    clock, eng = drift_run(True, 128.75)  # the engine's --bpm is 125: 3 % faster
+    c = eng.stats.counters
+    assert c.late_amended == 0 and c.answered == 32 and c.misses == 0, c
+    assert abs(clock.bpm - 128.75) < 0.5, clock.bpm
+    # the same performer on a grid that does not follow: a sixteenth away after ~8 beats, answers go late
+    clock, eng = drift_run(False, 128.75)
+    c = eng.stats.counters
+    assert c.answered <= 28 and c.late_amended >= 3 and clock.bpm == 125.0, c
+
+
+def test_follow_onset_is_a_damped_loop_bounded_around_the_tempo_set() -> None:
+    clock = ManualClock(bpm=100)
+    clock.start(at_ns=0)
+    beat = 600 * MS / 1.03
+    errs = []
+    for n in range(32):
+        t = round(n * beat)
+        j = math.floor(clock.step_at(t) + 0.5)
+        errs.append(abs(t - clock.due(j)))
+        clock.follow_onset(t, j, phase_gain=0.3, tempo_gain=0.1)
+    assert max(errs) < 40 * MS and max(errs[16:]) < 5 * MS, [e / MS for e in errs]
+    t, bpms = round(31 * beat), []
+    for n in range(120):  # a long ritardando, beats 0.4 % longer each: followed down to -20 %, no further
+        t += round(600 * MS * 1.004**n)
+        clock.follow_onset(t, math.floor(clock.step_at(t) + 0.5), phase_gain=0.3, tempo_gain=0.1)
+        bpms.append(clock.bpm)
+    assert min(bpms) == pytest.approx(80.0) and bpms[40] < 90, bpms
+    clock.set_tempo(140.0)  # a tempo set by hand waits for its bar line; onsets do not move the grid before
+    pending = clock.due(10_000)
+    clock.follow_onset(
+        clock.now() + 50 * MS, math.floor(clock.step_at(clock.now())), phase_gain=1, tempo_gain=1
+    )
+    assert clock.due(10_000) == pending
+
+
+def test_a_pickup_a_sixteenth_before_the_downbeat_moves_the_beat_to_the_performers() -> None:
+    """The first note (a pickup) starts step 0; the performer's beats then fall on every step 1 (the "e"):
+    after four of them the grid moves a step later, and from then on their beats are serve's beats."""
+    clock, _sink, eng, _echo = make(start_on_note=True, follow_tempo=True)
+    eng.submit(ControlEvent(0, Control.START))
+    eng.run_until(1_000 * MS)
+    beat = 4 * P
+    notes = [(T_NOTE, 71, 90), (T_NOTE + P // 2, 71, 0)]
+    onsets = [T_NOTE + P + i * beat for i in range(16)]
+    for t in onsets:
+        notes += [(t, 72, 90), (t + beat * 3 // 4, 72, 0)]
+    play(eng, notes, onsets[-1] + beat)
+    positions = [round(clock.step_at(t)) % 4 for t in onsets[8:]]
+    assert positions == [0] * 8, positions
+    st = build_status(eng)
+    assert st["lead_beat_moves"] == 1 and st["misses"] == 0 and st["skipped"] == 0, st
+    assert eng.stats.counters.answered == 17, eng.stats.counters
+
+
+def test_an_eighth_note_line_never_moves_the_beat() -> None:
+    clock, _sink, eng, _echo = make(start_on_note=True, follow_tempo=True)
+    eng.submit(ControlEvent(0, Control.START))
+    eng.run_until(1_000 * MS)
+    onsets = [T_NOTE + i * 2 * P for i in range(32)]
+    play(eng, [(t, 60 + i % 5, 90) for i, t in enumerate(onsets)], onsets[-1] + 4 * P)
+    assert build_status(eng)["lead_beat_moves"] == 0
+    assert [round(clock.step_at(t)) % 4 for t in onsets[-4:]] == [0, 2, 0, 2]

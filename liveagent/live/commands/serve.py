@@ -103,8 +103,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--start-on-note",
         action="store_true",
-        help="internal/osc clock: a start (or --autostart) arms the transport and the performer's first "
-        "note-on starts it, as the downbeat: the agent plays on the performer's phase, no count-in",
+        help="internal/osc clock: the performer leads. A start (or --autostart) arms the transport and the "
+        "performer's first note-on starts it, as the downbeat, and the grid follows their tempo "
+        "(--follow-tempo): the agent plays on the performer's phase, no count-in",
+    )
+    g.add_argument(
+        "--follow-tempo",
+        action="store_true",
+        help="internal/osc clock: each performer onset pulls the grid's phase and tempo toward it (within "
+        "+-25 %% of --bpm), so a performer off --bpm stays on the agent's beat",
     )
     g.add_argument(
         "--lead-ms",
@@ -268,6 +275,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         follow_chord_ms=args.follow_chord_ms,
         waits_for_performer=not args.no_wait_for_performer,
         start_on_note=args.start_on_note,
+        follow_tempo=args.follow_tempo or args.start_on_note,
         performer_max_hold_bars=args.performer_max_hold_bars,
         pitch_min=args.pitch_min,
         pitch_max=args.pitch_max,

@@ -96,6 +96,9 @@ class ServeConfig:
     waits_for_performer: bool = True
     """Rest before the performer's first note and after a bar of performer silence (False: the agent
     leads, ``--no-wait-for-performer``). See :attr:`EngineConfig.waits_for_performer`."""
+    follow_tempo: bool = False
+    """Internal/OSC clocks: the performer's onsets pull the grid's phase and tempo (``--follow-tempo``, and
+    with ``--start-on-note``). See :attr:`EngineConfig.follow_tempo`."""
     start_on_note: bool = False
     """Internal/OSC clocks: a start arms the transport and the performer's first note-on starts it, as the
     downbeat (``--start-on-note``). See :attr:`EngineConfig.start_on_note`."""

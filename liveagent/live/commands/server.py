@@ -154,6 +154,10 @@ class Server:
             raise ServeError(
                 f"--start-on-note needs --clock internal or osc (with {cfg.clock}, the master starts)"
             )
+        if cfg.follow_tempo and cfg.clock not in ("internal", "osc"):
+            raise ServeError(
+                f"--follow-tempo needs --clock internal or osc (with {cfg.clock}, the master keeps the tempo)"
+            )
         self.warning = ""
         if policy is None:
             try:
@@ -204,6 +208,7 @@ class Server:
                     follow_chord_ms=cfg.follow_chord_ms,
                     waits_for_performer=cfg.waits_for_performer,
                     start_on_note=cfg.start_on_note,
+                    follow_tempo=cfg.follow_tempo,
                     performer_max_hold_bars=cfg.performer_max_hold_bars,
                     temperature=cfg.temperature,
                     top_p=cfg.top_p,

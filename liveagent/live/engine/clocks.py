@@ -133,6 +133,10 @@ class InternalClock(Clock):
         self._pending: tuple[int, int, float, float] | None = None
         """(step, T_step, new period, new bpm): a tempo change waiting for its bar line."""
         self._stopped_at = 0
+        self._set_bpm = self._bpm
+        """The tempo last set (``--bpm``, ``/tempo``): what :meth:`follow_onset` may stray from."""
+        self._followed_step = -1
+        """The step of the last onset :meth:`follow_onset` followed (-1: none since the start)."""
 
     @staticmethod
     def _check_bpm(bpm: float) -> float:
@@ -172,6 +176,7 @@ class InternalClock(Clock):
         self._anchor_step = step
         self._anchor_ns = self.now() + self.preroll_ns if at_ns is None else int(at_ns)
         self.start_step = step
+        self._followed_step = -1
         self.running = True
         self._bump()
 
@@ -184,9 +189,41 @@ class InternalClock(Clock):
         self.running = False
         self._bump()
 
-    def cont(self, at_ns: int | None = None) -> None:
-        """Continue from where the last stop left off."""
-        self.start(at_ns, self._stopped_at)
+    def cont(self, at_ns: int | None = None, *, on_beat: bool = False) -> None:
+        """Continue from where the last stop left off (``on_beat``: from the first beat at or after it: a
+        performer who comes back in comes in on a beat, while a stop lands anywhere)."""
+        step = self._stopped_at
+        if on_beat:
+            spbeat = self.grid.steps_per_beat
+            step = -(-step // spbeat) * spbeat
+        self.start(at_ns, step)
+
+    def follow_onset(self, t_ns: int, step: int, *, phase_gain: float, tempo_gain: float) -> None:
+        """A performer's onset heard at ``t_ns`` for ``step`` pulls the grid toward it (the performer leads):
+        step's time moves by ``phase_gain`` x the error, and the period by ``tempo_gain`` x the error per step
+        since the previous onset (a phase-locked loop: the phase term alone would trail a performer at another
+        tempo by a constant lag). The tempo stays within +-25 % of the tempo set (``/tempo``, ``--bpm``)."""
+        if not self.running or self._pending is not None:
+            return  # a tempo change waiting for its bar line decides the grid until then
+        predicted = self.due(step)
+        err = t_ns - predicted
+        last = self._followed_step
+        if 0 <= last < step and step - last <= 4 * self.grid.steps_per_bar:
+            base = 60e9 / (self._set_bpm * self.grid.steps_per_beat)
+            period = self._period + tempo_gain * err / (step - last)
+            self._period = min(max(period, base * 0.8), base * 1.25)
+            self._bpm = 60e9 / (self._period * self.grid.steps_per_beat)
+        self._anchor_step = step
+        self._anchor_ns = predicted + round(phase_gain * err)
+        self._followed_step = step
+
+    def shift_steps(self, n: int) -> None:
+        """Move the grid ``n`` steps later from now on (the time that was step s becomes step s - n): the
+        beat moves to where the performer plays it (:class:`~liveagent.live.engine.lead.PerformerLead`)."""
+        if not self.running or self._pending is not None:
+            return
+        self._anchor_ns += round(n * self._period)
+        self._followed_step = -1  # the loop's last step is in the old numbering
 
     def set_tempo(self, bpm: float, *, at_bar: bool | None = None) -> None:
         """Change tempo at the next bar line (default per ``tempo_at_bar``) or at the next step.
@@ -195,6 +232,7 @@ class InternalClock(Clock):
         """
         bpm = self._check_bpm(bpm)
         period = 60e9 / (bpm * self.grid.steps_per_beat)
+        self._set_bpm = bpm
         if not self.running:
             self._bpm, self._period, self._pending = bpm, period, None
             return

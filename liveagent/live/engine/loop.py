@@ -448,6 +448,8 @@ class Engine(EngineState):
     def _start_session(self, start: int) -> None:
         self.view.restart(start)
         self.performer.restart(start)
+        if self._lead is not None:
+            self._lead.restart()
         self._k = start
         self._phase = DECIDE
         self._last_step = start - 1
@@ -480,6 +482,8 @@ class Engine(EngineState):
             if j != self._offset_step:  # the performer's timing against the grid (the follow window's input)
                 self._offset_step = j
                 self.follow.observe(ev.t_ns - clock.due(j))
+                if self._lead is not None:  # the performer leads: the grid moves toward them
+                    self._lead.onset(ev.t_ns, j)
             closed = j == perf.next_step - 1 and j >= self._run_start
             if closed and hears_current_step(self.view.policy.meta.mode):
                 # Follow timing closed step j before this onset arrived: it belongs to step j all the same.
@@ -498,7 +502,7 @@ class Engine(EngineState):
         clock = self.clock
         assert isinstance(clock, InternalClock)  # only internal clocks arm (control.arm)
         if self._armed == Control.CONTINUE:
-            clock.cont(t_ns)
+            clock.cont(t_ns, on_beat=True)  # the performer comes back in on a beat; a stop lands anywhere
         else:
             clock.start(t_ns)
         self._armed = None

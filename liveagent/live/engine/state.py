@@ -16,9 +16,10 @@ from collections.abc import Callable
 import numpy as np
 
 from liveagent.live.engine.band import voice_trackers
-from liveagent.live.engine.clocks import Clock
+from liveagent.live.engine.clocks import Clock, InternalClock
 from liveagent.live.engine.config import EngineConfig, PolicyLoaded, RecorderLike, follow_window
 from liveagent.live.engine.errors import ErrorReporter
+from liveagent.live.engine.lead import PerformerLead
 from liveagent.live.engine.notes import NoteTracker
 from liveagent.live.engine.performer import PerformerLine
 from liveagent.live.engine.policy import Policy, load_policy
@@ -110,6 +111,14 @@ class EngineState:
         self._last_step = -1
         self.muted = False
         self._armed: Control | None = None
+        self._lead = (
+            PerformerLead(
+                clock, self.grid, phase_gain=cfg.follow_tempo_phase_gain, tempo_gain=cfg.follow_tempo_gain
+            )
+            if cfg.follow_tempo and isinstance(clock, InternalClock)
+            else None
+        )
+        """The performer leads the grid (``follow_tempo``), else None."""
         """``start_on_note``: the START or CONTINUE waiting for the performer's first note-on (else None)."""
         self._shutdown = False
         self._stop_now = threading.Event()
@@ -196,6 +205,8 @@ class EngineState:
         self._slack_work = True
         if k % self.grid.steps_per_bar == 0:
             self._bar_work = True
+        if self._lead is not None:
+            self._lead.after_step(k)
         return t_emit
 
     def sounding_pitches(self) -> list[int]:

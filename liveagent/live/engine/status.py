@@ -63,6 +63,8 @@ def build_status(eng: EngineState) -> dict[str, object]:
     out["performer_notes_cleared"] = perf.cleared
     out["waiting"] = eng.waiting
     out["armed"] = int(eng._armed is not None)
+    out["follow_tempo"] = int(eng._lead is not None)
+    out["lead_beat_moves"] = eng._lead.beat_moves if eng._lead is not None else 0
     out.update(eng.steer.snapshot(policy))
     return out
 

@@ -1,0 +1,70 @@
+"""The performer leads the internal clock (``EngineConfig.follow_tempo``, ``serve --follow-tempo`` and
+``--start-on-note``): their onsets move the grid, as an accompanist follows a soloist.
+
+Two corrections, both on the engine thread, fed with each step's first onset:
+
+- **Phase and tempo** (:meth:`~liveagent.live.engine.clocks.InternalClock.follow_onset`): a phase-locked
+  loop toward the onset's nearest step. It keeps a performer a few per cent off ``--bpm`` on the beat, and
+  a grace note or a slightly early first note stops mattering after a few beats.
+- **Beat position**: a loop locked to the nearest *step* keeps a whole-sixteenth displacement for ever: a
+  first note that was a pickup, a grace or a wrong note a sixteenth before the real downbeat puts every
+  later beat of the performer on serve's "e" (the band, hearing an off-beat melody, played 4 notes a voice
+  in 4 bars where it plays 17 on the beat). When the last :data:`VOTES` onsets all fall on the same
+  position within the beat, and it is not the beat, the grid moves later by that many steps so that it
+  becomes the beat. It moves after the step of the deciding onset has been played, so no decided step is
+  reopened; the agent holds over the gap (at most three sixteenths, once). An eighth-note line (beat and
+  "and" alternating) or any line that ever touches the beat does not move it.
+"""
+
+from __future__ import annotations
+
+from liveagent.live.engine.clocks import InternalClock
+from liveagent.music.tokens import Grid
+
+VOTES = 4
+"""Consecutive onsets on one off-beat position that move the beat there (4: a bar of quarter notes)."""
+
+_NO_STEP = -(2**62)
+
+
+class PerformerLead:
+    """Feeds the performer's onsets to the clock (:meth:`onset`) and moves the beat when they vote for it
+    (:meth:`after_step`). Preallocated; no allocation per onset."""
+
+    def __init__(self, clock: InternalClock, grid: Grid, *, phase_gain: float, tempo_gain: float) -> None:
+        self.clock = clock
+        self.phase_gain = phase_gain
+        self.tempo_gain = tempo_gain
+        self._spbeat = grid.steps_per_beat
+        self._ring = [0] * VOTES
+        self._n = 0
+        self._shift = 0
+        self._shift_after = _NO_STEP
+        self.beat_moves = 0
+        """How often the beat moved to the performer's (status ``lead_beat_moves``)."""
+
+    def restart(self) -> None:
+        """A new transport session: forget the votes."""
+        self._n = 0
+        self._shift = 0
+
+    def onset(self, t_ns: int, step: int) -> None:
+        """The first onset heard for ``step`` (at ``t_ns``)."""
+        self.clock.follow_onset(t_ns, step, phase_gain=self.phase_gain, tempo_gain=self.tempo_gain)
+        if self._spbeat < 2 or self._shift:
+            return
+        ring = self._ring
+        ring[self._n % VOTES] = step % self._spbeat
+        self._n += 1
+        pos = ring[0]
+        if self._n >= VOTES and pos != 0 and all(p == pos for p in ring):
+            self._shift = pos
+            self._shift_after = step
+            self._n = 0
+
+    def after_step(self, k: int) -> None:
+        """Step k has been played: a beat move voted for at or before it happens now."""
+        if self._shift and k >= self._shift_after:
+            self.clock.shift_steps(self._shift)
+            self._shift = 0
+            self.beat_moves += 1
