@@ -60,7 +60,7 @@ from liveagent.live.engine.clocks import Clock, InternalClock, ManualTime
 from liveagent.live.engine.config import EngineConfig, PolicyLoaded, RecorderLike
 from liveagent.live.engine.control import on_control, on_loaded, swap_pending
 from liveagent.live.engine.policy import Policy, load_policy
-from liveagent.live.engine.policy_view import observation_for
+from liveagent.live.engine.policy_view import engine_running, observation_for
 from liveagent.live.engine.runtime_gc import RealtimeGC
 from liveagent.live.engine.state import DECIDE, EMIT, NO_STEP, EngineState
 from liveagent.live.engine.status import build_status, publish_status, slack_time
@@ -170,7 +170,7 @@ class Engine(EngineState):
         self._owner = threading.current_thread()
         try:
             self._warmup()
-            with RealtimeGC(self.config.gc_freeze) as rgc:
+            with RealtimeGC(self.config.gc_freeze) as rgc, engine_running():
                 self._gc = rgc
                 while not self._shutdown:
                     wake = self._service()
@@ -318,7 +318,7 @@ class Engine(EngineState):
                     continue
                 td = clock.due(k) - self._lead_ns
                 if now < td:
-                    return td
+                    return self.view.prefetch_until(k, td, now)
                 if swap_here:
                     swap_pending(self, now)
                 self._decide(k, hears=False)
@@ -368,7 +368,7 @@ class Engine(EngineState):
             t_k = clock.due(k) if deadline is None else clock.open_time(k)
             close = t_k + min(self.follow.window_ns, half)
             if now < close:
-                return close
+                return self.view.prefetch_until(k, close, now)
         else:
             t_go = clock.due(k) - min(self._early_ns, half)  # the earliest an onset is answered
             grace = self._chord_ns
@@ -384,7 +384,7 @@ class Engine(EngineState):
                 # burst) must not keep the answer waiting (a review measured p95 26 ms without this).
                 t_go = max(t_go, min(t_last + grace, t_on + CHORD_GRACE_SPAN * grace, cap))
             if now < t_go:
-                return t_go
+                return self.view.prefetch_until(k, t_go, now)
         self._emit_wake = False
         if swap_here:
             swap_pending(self, now)

@@ -7,9 +7,11 @@ rebuilt from the last bars at once, bar-aligned so that ``position`` stays right
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +28,30 @@ log = logging.getLogger(__name__)
 HISTORY = 4096
 """Steps of token history kept (a policy's window may be at most half of it)."""
 
+PREFETCH_NS = 2_000_000
+"""The engine wakes this long before a decision's time to warm the policy (:meth:`PolicyView.prefetch_until`):
+after the idle between steps a cold decision took ~3x the tight loop's (benchmarks/decision_in_serve.py)."""
+
+PREFETCH_CALLS = 2
+"""Policy runs of that prefetch (results discarded; 0 = off): the first call after an idle is the slow one,
+the second still half so (one call halved the gain, three did no better). Costs ~1.3 ms of CPU a step."""
+
+_running = [0]
+"""Engine loops running in this process (:func:`engine_running`, under ``_running_lock``)."""
+_running_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def engine_running() -> Iterator[None]:
+    """Count an engine loop as running in this process for the block (the prefetch is for a lone engine)."""
+    with _running_lock:
+        _running[0] += 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running[0] -= 1
+
 
 class PolicyView:
     """Policy + mask + preallocated observation + :class:`StreamingObservation` + token history."""
@@ -39,6 +65,8 @@ class PolicyView:
         """A band policy's voices' tokens by absolute step ([V, HISTORY]; empty for a solo policy)."""
         self.base = 0
         """Absolute step of the stream's first step (a bar line, so position = local step mod bar)."""
+        self._prefetched = -(1 << 62)
+        """The step whose decision the policy was last warmed for (:meth:`prefetch_until`)."""
         self._install(policy)
 
     def mask_for(self, policy: Policy) -> npt.NDArray[np.bool_]:
@@ -160,6 +188,27 @@ class PolicyView:
         assert isinstance(stream, StreamingObservation), "a band is decided voice by voice (band_logits)"
         stream.fill(self.obs, k - self.base)
         return self.policy(self.obs)
+
+    def prefetch_until(self, k: int, t: int, now: int) -> int:
+        """Step k is decided at ``t`` (unless an event comes first): the engine wakes :data:`PREFETCH_NS`
+        before it, warms the policy once per step, then waits for ``t``. Returns the next wake-up. Only the
+        caches change: what the decision hears and when it runs stay the same. Not while other engines run
+        in this process (``liveagent bench`` agents): there CPU is the limit (it triples the policy runs)."""
+        if PREFETCH_CALLS and _running[0] <= 1 and self._prefetched != k:
+            if now < t - PREFETCH_NS:
+                return t - PREFETCH_NS
+            self._prefetched = k
+            self.prefetch(PREFETCH_CALLS)
+        return t
+
+    def prefetch(self, calls: int) -> None:
+        """Warm the caches for the next decision: ``calls`` runs of the policy on its bound buffers, results
+        discarded (:meth:`OnnxPolicy.warm`; a policy without ``warm`` is left alone). Tokens never change:
+        the decision fills its observation and runs the policy afresh."""
+        warm = getattr(self.policy, "warm", None)
+        if warm is not None:
+            for _ in range(calls):
+                warm()
 
     def swap(self, policy: Policy, next_step: int | None, performer_next: int) -> None:
         """Install ``policy``; mid-session (``next_step`` given) rebuild its windows from the history."""

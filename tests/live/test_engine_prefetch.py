@@ -1,0 +1,72 @@
+"""The engine's prefetch (a warm-up run of the policy just before each decision) changes no token and no time.
+
+The prefetch exists for latency only (``policy_view.PREFETCH_CALLS``: after the idle between steps the
+decision's first policy call found the caches cold); these tests play the shipped policies with it on and off
+through the same engine on a manual clock and compare every note and beat sent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from liveagent.live.engine import policy_view
+from liveagent.live.engine.clocks import ManualClock
+from liveagent.live.engine.loop import Engine, EngineConfig
+from liveagent.live.engine.policy import OnnxPolicy
+from liveagent.live.events import NoteEvent
+from tests.live.engine_helpers import FakeSink
+
+MS = 1_000_000
+
+
+def _play(
+    policy_name: str, calls: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[tuple[object, ...]], int]:
+    """A melody a quarter note per beat, jittered (some onsets early, some late, one missing), at 240 BPM;
+    returns the notes and beats sent and how many warm-up runs the policy did."""
+    monkeypatch.setattr(policy_view, "PREFETCH_CALLS", calls)
+    policy = OnnxPolicy.load(policy_name)
+    warms = [0]
+    warm = policy.warm
+
+    def counting_warm() -> None:
+        warms[0] += 1
+        warm()
+
+    monkeypatch.setattr(policy, "warm", counting_warm)
+    clock = ManualClock(bpm=240)
+    sink = FakeSink(now=clock.time)
+    eng = Engine(policy, sink, clock, EngineConfig(warmup_calls=1))
+    clock.start(at_ns=1_000 * MS)
+    rng = np.random.default_rng(5)
+    melody = [67, 69, 71, 72, 74, 72, 71, 69, 67, 66, 67, 69, 71, 0, 69, 67]
+    for i, p in enumerate(melody):
+        t = clock.due(4 * i + 4) + int(rng.normal(4.0, 8.0) * MS)
+        t_off = t + int(3 * clock.period_ns())
+        eng.run_until(t)
+        if p:
+            eng.submit(NoteEvent(t, p, 90, "osc"))
+        eng.run_until(t_off)
+        if p:
+            eng.submit(NoteEvent(t_off, p, 0, "osc"))
+    eng.run_until(clock.due(4 * len(melody) + 8))
+    assert eng.stats.counters.misses == 0
+    eng.close()
+    return [c for c in sink.calls if c[0] in ("on", "off", "beat")], warms[0]
+
+
+@pytest.mark.parametrize("name", ["anticipate", "default"])
+def test_prefetch_changes_no_note_and_no_time(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    off, warms_off = _play(name, 0, monkeypatch)
+    on, warms_on = _play(name, 2, monkeypatch)
+    assert warms_off == 0
+    assert warms_on >= 2 * 60  # two runs before (nearly) every decision of the ~72 steps
+    assert sum(1 for c in on if c[0] == "on") >= 8  # the policy played: the comparison means something
+    assert on == off
+
+
+def test_no_prefetch_while_other_engines_run_in_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(policy_view, "_running", [2])  # `liveagent bench` agents: CPU is the limit there
+    _, warms = _play("anticipate", 2, monkeypatch)
+    assert warms == 0
