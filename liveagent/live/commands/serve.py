@@ -111,7 +111,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--follow-tempo",
         action="store_true",
         help="internal/osc clock: each performer onset pulls the grid's phase and tempo toward it (within "
-        "+-25 %% of --bpm), so a performer off --bpm stays on the agent's beat",
+        "+-10 %% of --bpm), so a performer off --bpm stays on the agent's beat",
     )
     g.add_argument(
         "--lead-ms",

@@ -109,6 +109,15 @@ class Clock(ABC):
         return {"clock": type(self).__name__, "running": self.running, "bpm": round(self.bpm, 3)}
 
 
+FOLLOW_TEMPO_RANGE = 0.10
+"""How far a followed grid may stray from the tempo set (:meth:`InternalClock.follow_onset`): musicians'
+drift and rubato, not another tempo; with a range of 25 % a glissando locked quarter notes at 5 steps."""
+
+FOLLOW_PERIOD_STEP = 0.01
+"""The most one onset may change a followed period, as a share of the period set (a burst of onsets a step
+apart must not swing the tempo; a performer 3 % off is followed within 8 beats)."""
+
+
 class InternalClock(Clock):
     """A BPM clock: T_k = anchor_ns + (k - anchor_step) * period, re-anchored at tempo changes."""
 
@@ -137,6 +146,8 @@ class InternalClock(Clock):
         """The tempo last set (``--bpm``, ``/tempo``): what :meth:`follow_onset` may stray from."""
         self._followed_step = -1
         """The step of the last onset :meth:`follow_onset` followed (-1: none since the start)."""
+        self._followed_ns = 0
+        """That step's time as :meth:`follow_onset` left it."""
 
     @staticmethod
     def _check_bpm(bpm: float) -> float:
@@ -202,28 +213,48 @@ class InternalClock(Clock):
         """A performer's onset heard at ``t_ns`` for ``step`` pulls the grid toward it (the performer leads):
         step's time moves by ``phase_gain`` x the error, and the period by ``tempo_gain`` x the error per step
         since the previous onset (a phase-locked loop: the phase term alone would trail a performer at another
-        tempo by a constant lag). The tempo stays within +-25 % of the tempo set (``/tempo``, ``--bpm``)."""
+        tempo by a constant lag), at most :data:`FOLLOW_PERIOD_STEP` of the period set per onset.
+
+        The tempo stays within :data:`FOLLOW_TEMPO_RANGE` of the tempo set (``/tempo``, ``--bpm``), and so
+        does the grid itself: the phase moves only as far as keeps the time since the last followed step
+        within those bounds. Both bounds are a review's: a flood of early note-ons ran the beats at +17 %;
+        a glissando of 19 note-ons ran the period to a +25 % clamp where the performer's quarters were exactly
+        five steps, a lock that never let go. Within 10 % no quarter or half note is a whole number of steps.
+        """
         if not self.running or self._pending is not None:
             return  # a tempo change waiting for its bar line decides the grid until then
         predicted = self.due(step)
         err = t_ns - predicted
+        anchor = predicted + round(phase_gain * err)
         last = self._followed_step
         if 0 <= last < step and step - last <= 4 * self.grid.steps_per_bar:
+            n = step - last
             base = 60e9 / (self._set_bpm * self.grid.steps_per_beat)
-            period = self._period + tempo_gain * err / (step - last)
-            self._period = min(max(period, base * 0.8), base * 1.25)
+            lo, hi = base * (1.0 - FOLLOW_TEMPO_RANGE), base * (1.0 + FOLLOW_TEMPO_RANGE)
+            cap = base * FOLLOW_PERIOD_STEP
+            period = self._period + min(max(tempo_gain * err / n, -cap), cap)
+            self._period = min(max(period, lo), hi)
             self._bpm = 60e9 / (self._period * self.grid.steps_per_beat)
+            since = self._followed_ns
+            anchor = min(max(anchor, since + round(n * lo)), since + round(n * hi))
         self._anchor_step = step
-        self._anchor_ns = predicted + round(phase_gain * err)
+        self._anchor_ns = anchor
         self._followed_step = step
+        self._followed_ns = anchor
 
-    def shift_steps(self, n: int) -> None:
+    def shift_steps(self, n: int) -> bool:
         """Move the grid ``n`` steps later from now on (the time that was step s becomes step s - n): the
-        beat moves to where the performer plays it (:class:`~liveagent.live.engine.lead.PerformerLead`)."""
-        if not self.running or self._pending is not None:
-            return
-        self._anchor_ns += round(n * self._period)
+        beat moves to where the performer plays it (:class:`~liveagent.live.engine.lead.PerformerLead`). A
+        tempo change waiting for its bar line moves with it. Returns whether the grid moved."""
+        if not self.running:
+            return False
+        shift = round(n * self._period)
+        self._anchor_ns += shift
+        if self._pending is not None:
+            step, t, period, bpm = self._pending
+            self._pending = (step, t + shift, period, bpm)
         self._followed_step = -1  # the loop's last step is in the old numbering
+        return True
 
     def set_tempo(self, bpm: float, *, at_bar: bool | None = None) -> None:
         """Change tempo at the next bar line (default per ``tempo_at_bar``) or at the next step.
@@ -231,6 +262,8 @@ class InternalClock(Clock):
         The step the change falls on keeps its old due time; later steps follow the new period.
         """
         bpm = self._check_bpm(bpm)
+        if self._pending is None and bpm == self._set_bpm:
+            return  # already the tempo set (a patch re-sending it every beat must not reset a followed grid)
         period = 60e9 / (bpm * self.grid.steps_per_beat)
         self._set_bpm = bpm
         if not self.running:

@@ -85,7 +85,7 @@ class EngineConfig:
     """Internal and OSC clocks: the performer leads the tempo. Each step's first onset pulls the grid toward
     it (:meth:`~liveagent.live.engine.clocks.InternalClock.follow_onset`: a phase-locked loop, gains below),
     so a performer a few per cent off ``--bpm`` stays on the agent's beat instead of drifting a sixteenth
-    away every few bars (3 % fast: the band thinned to 3-9 onsets a voice in bars 5-8). Within +-25 % of the
+    away every few bars (3 % fast: the band thinned to 3-9 onsets a voice in bars 5-8). Within +-10 % of the
     tempo set. ``serve --start-on-note`` turns it on with the start; ``--follow-tempo`` alone."""
     follow_tempo_phase_gain: float = 0.3
     """``follow_tempo``: the share of an onset's error the grid's phase moves by. Simulated on a performer

@@ -18,11 +18,15 @@ Two corrections, both on the engine thread, fed with each step's first onset:
 
 from __future__ import annotations
 
-from liveagent.live.engine.clocks import InternalClock
+from liveagent.live.engine.clocks import InternalClock, OscTransportClock
 from liveagent.music.tokens import Grid
 
 VOTES = 4
 """Consecutive onsets on one off-beat position that move the beat there (4: a bar of quarter notes)."""
+
+MOVE_EVERY_BARS = 2
+"""At most one beat move per this many bars: a stream of note-ons voting for moves cannot keep the grid
+sliding (each move delays it by up to three steps)."""
 
 _NO_STEP = -(2**62)
 
@@ -36,6 +40,8 @@ class PerformerLead:
         self.phase_gain = phase_gain
         self.tempo_gain = tempo_gain
         self._spbeat = grid.steps_per_beat
+        self._spbar = grid.steps_per_bar
+        self._next_move = _NO_STEP
         self._ring = [0] * VOTES
         self._n = 0
         self._shift = 0
@@ -47,9 +53,13 @@ class PerformerLead:
         """A new transport session: forget the votes."""
         self._n = 0
         self._shift = 0
+        self._next_move = _NO_STEP
 
     def onset(self, t_ns: int, step: int) -> None:
         """The first onset heard for ``step`` (at ``t_ns``)."""
+        clock = self.clock
+        if isinstance(clock, OscTransportClock) and clock.beats_seen:
+            return  # a patch sends the beat: it leads (two leaders made the beats wobble by +-60 ms)
         self.clock.follow_onset(t_ns, step, phase_gain=self.phase_gain, tempo_gain=self.tempo_gain)
         if self._spbeat < 2 or self._shift:
             return
@@ -57,7 +67,7 @@ class PerformerLead:
         ring[self._n % VOTES] = step % self._spbeat
         self._n += 1
         pos = ring[0]
-        if self._n >= VOTES and pos != 0 and all(p == pos for p in ring):
+        if self._n >= VOTES and pos != 0 and all(p == pos for p in ring) and step >= self._next_move:
             self._shift = pos
             self._shift_after = step
             self._n = 0
@@ -65,6 +75,7 @@ class PerformerLead:
     def after_step(self, k: int) -> None:
         """Step k has been played: a beat move voted for at or before it happens now."""
         if self._shift and k >= self._shift_after:
-            self.clock.shift_steps(self._shift)
+            if self.clock.shift_steps(self._shift):
+                self.beat_moves += 1
+                self._next_move = k + MOVE_EVERY_BARS * self._spbar
             self._shift = 0
-            self.beat_moves += 1
