@@ -7,6 +7,8 @@ through the same engine on a manual clock and compare every note and beat sent.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -14,8 +16,10 @@ from liveagent.live.engine import policy_view
 from liveagent.live.engine.clocks import ManualClock
 from liveagent.live.engine.loop import Engine, EngineConfig
 from liveagent.live.engine.policy import OnnxPolicy
+from liveagent.live.engine.policy_view import PolicyView
 from liveagent.live.events import NoteEvent
-from tests.live.engine_helpers import FakeSink
+from liveagent.music.tokens import Grid
+from tests.live.engine_helpers import FakeSink, script_policy
 
 MS = 1_000_000
 
@@ -61,7 +65,7 @@ def test_prefetch_changes_no_note_and_no_time(name: str, monkeypatch: pytest.Mon
     off, warms_off = _play(name, 0, monkeypatch)
     on, warms_on = _play(name, 2, monkeypatch)
     assert warms_off == 0
-    assert warms_on >= 2 * 60  # two runs before (nearly) every decision of the ~72 steps
+    assert warms_on >= 2 * 60  # runs before (nearly) every decision of the ~72 steps
     assert sum(1 for c in on if c[0] == "on") >= 8  # the policy played: the comparison means something
     assert on == off
 
@@ -70,3 +74,20 @@ def test_no_prefetch_while_other_engines_run_in_the_process(monkeypatch: pytest.
     monkeypatch.setattr(policy_view, "_running", [2])  # `liveagent bench` agents: CPU is the limit there
     _, warms = _play("anticipate", 2, monkeypatch)
     assert warms == 0
+
+
+def test_prefetch_runs_fill_the_time_before_the_decision_and_never_start_one_that_would_overrun() -> None:
+    """The runs after the first go on only while one more (half as long as the last) ends by the decision."""
+    durations = [900, 450, 300, 300, 300]  # us: the first run after an idle is the slow one
+    for until_us, runs in ((2000, 4), (1300, 1), (1500, 2), (1600, 3), (5000, 4)):
+        now = [0]
+        calls = iter(durations)
+        policy = script_policy()
+
+        def warm(calls: Iterator[int] = calls, now: list[int] = now) -> None:
+            now[0] += next(calls) * 1000
+
+        policy.warm = warm  # type: ignore[attr-defined]
+        view = PolicyView(policy, Grid(), EngineConfig())
+        assert view.prefetch(4, until_us * 1000, lambda now=now: now[0]) == runs, until_us
+        assert now[0] <= until_us * 1000 + 300_000  # at most a short run past it

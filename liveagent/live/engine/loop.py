@@ -318,7 +318,7 @@ class Engine(EngineState):
                     continue
                 td = clock.due(k) - self._lead_ns
                 if now < td:
-                    return self.view.prefetch_until(k, td, now)
+                    return self.view.prefetch_until(k, td, now, self._now)
                 if swap_here:
                     swap_pending(self, now)
                 self._decide(k, hears=False)
@@ -368,7 +368,7 @@ class Engine(EngineState):
             t_k = clock.due(k) if deadline is None else clock.open_time(k)
             close = t_k + min(self.follow.window_ns, half)
             if now < close:
-                return self.view.prefetch_until(k, close, now)
+                return self.view.prefetch_until(k, close, now, self._now)
         else:
             t_go = clock.due(k) - min(self._early_ns, half)  # the earliest an onset is answered
             grace = self._chord_ns
@@ -384,7 +384,7 @@ class Engine(EngineState):
                 # burst) must not keep the answer waiting (a review measured p95 26 ms without this).
                 t_go = max(t_go, min(t_last + grace, t_on + CHORD_GRACE_SPAN * grace, cap))
             if now < t_go:
-                return self.view.prefetch_until(k, t_go, now)
+                return self.view.prefetch_until(k, t_go, now, self._now)
         self._emit_wake = False
         if swap_here:
             swap_pending(self, now)
