@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2, help="rounds of (policy x variant)")
     ap.add_argument("--bpm", type=float, default=240.0)
     ap.add_argument("--policies", default="anticipate,default")
-    ap.add_argument("--calls", default="0,2", help="prefetch calls compared (0 = off)")
+    ap.add_argument("--calls", default="0,4", help="prefetch runs compared (at most; 0 = off)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     policies = a.policies.split(",")
