@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import signal
 import time
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ from tests.review4.helpers import BPM, beat_times, intervals_ms, wait_ns
 pytestmark = pytest.mark.timeout(120)
 
 
-def play_steady(performer_bpm: float, beats: int = 24) -> tuple[dict[str, object], list[float]]:
+def play_steady(performer_bpm: float, beats: int = 24) -> tuple[dict[str, Any], list[float]]:
     """The performer's quarters at ``performer_bpm``; returns the final status and the beat intervals (ms)."""
     beat_ns = 60e9 / performer_bpm
     with ServeProcess("--bpm", str(BPM), "--autostart", "--start-on-note", "--no-record") as sp:
