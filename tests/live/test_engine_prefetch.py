@@ -91,3 +91,33 @@ def test_prefetch_runs_fill_the_time_before_the_decision_and_never_start_one_tha
         view = PolicyView(policy, Grid(), EngineConfig())
         assert view.prefetch(4, until_us * 1000, lambda now=now: now[0]) == runs, until_us
         assert now[0] <= until_us * 1000 + 300_000  # at most a short run past it
+
+
+def test_a_warm_up_before_a_follow_window_closes_gives_way_to_an_onset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The follow default warms its policy in the last 2 ms of a window; an onset arriving meanwhile must be
+    answered, not wait for the remaining warm runs (each up to ~1 ms on a cold cache)."""
+    monkeypatch.setattr(policy_view, "PREFETCH_CALLS", 4)
+    policy = OnnxPolicy.load("default")
+    clock = ManualClock(bpm=240)
+    sink = FakeSink(now=clock.time)
+    eng = Engine(policy, sink, clock, EngineConfig(warmup_calls=1, follow_window_ms=10.0))
+    warms: list[int] = []
+    warm = policy.warm
+    onset_at: list[int] = []
+
+    def warm_then_onset() -> None:
+        warms.append(clock.time())
+        warm()
+        if len(warms) == 1 and not onset_at:  # the performer's note arrives during the first warm run
+            onset_at.append(clock.time())
+            eng.submit(NoteEvent(clock.time(), 67, 90, "osc"))
+
+    monkeypatch.setattr(policy, "warm", warm_then_onset)
+    clock.start(at_ns=1_000 * MS)
+    eng.run_until(clock.due(4) + 9 * MS)  # step 4's window (10 ms) is closing: the warm-up has begun
+    eng.run_until(clock.due(4) + 40 * MS)
+    assert onset_at, "no warm-up ran before the window's close"
+    assert len([t for t in warms if t <= onset_at[0]]) == 1, warms
+    eng.close()

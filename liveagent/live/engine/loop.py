@@ -335,6 +335,10 @@ class Engine(EngineState):
             self._emit(k, self._token, now, send=True)
             now = self._now()
 
+    def _queue_busy(self) -> bool:
+        """An event waits in the queue (the warm-up before a follow window's close gives way to it)."""
+        return not self._queue.empty()
+
     def _follow_deadline(self, k: int, now: int) -> int | None:
         """Follow timing: past this time step k is a miss (None while step k has not opened): its window's
         close plus the decision budget and the miss tolerance."""
@@ -368,7 +372,8 @@ class Engine(EngineState):
             t_k = clock.due(k) if deadline is None else clock.open_time(k)
             close = t_k + min(self.follow.window_ns, half)
             if now < close:
-                return self.view.prefetch_until(k, close, now, self._now)
+                # an onset may come at any moment of the window: a warm-up gives way to it
+                return self.view.prefetch_until(k, close, now, self._now, self._queue_busy)
         else:
             t_go = clock.due(k) - min(self._early_ns, half)  # the earliest an onset is answered
             grace = self._chord_ns
