@@ -12,6 +12,11 @@ Measured (real serve, two runs each):
   on the "a".
 - at 110 BPM (+10 %): status ``bpm`` 100.0 at the end: the loop takes the 545 ms quarters for 3.6 steps of
   150 ms (nearest steps 4, 4, 3, 4, ...) and never follows; beats 574-618 ms apart, 2 misses.
+- at 92 BPM (-8 %, inside the +-10 % of the later fix 431d50c, measured with it): status ``bpm`` 99.8, beats
+  582-622 ms apart against the performer's 652 ms: never followed.
+
+With 431d50c (the tempo within +-10 %, 1 % per onset, one beat move per 2 bars) the 108 BPM run still
+moves the beat twice (gaps 1012 and 957 ms) and 110 BPM still ends at 100.6.
 """
 
 from __future__ import annotations
@@ -55,3 +60,9 @@ def test_a_steady_performer_10pct_fast_is_followed() -> None:
     st, d = play_steady(110.0)
     # generous: the followed tempo within 4 % of the performer's 110 (it stays at 100)
     assert abs(float(st["bpm"]) - 110.0) < 0.04 * 110.0, (st["bpm"], [round(x) for x in d])
+
+
+def test_a_steady_performer_8pct_slow_is_followed() -> None:
+    st, d = play_steady(92.0)
+    # generous: the followed tempo within 4 % of the performer's 92 (it stays at 100)
+    assert abs(float(st["bpm"]) - 92.0) < 0.04 * 92.0, (st["bpm"], [round(x) for x in d])
