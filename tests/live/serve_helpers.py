@@ -42,7 +42,8 @@ class ServeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=dict(env) if env is not None else None,
+            # faulthandler: a crash (a segfault at exit) leaves every Python thread's stack in stderr
+            env={**(env if env is not None else os.environ), "PYTHONFAULTHANDLER": "1"},
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []

@@ -4,6 +4,8 @@ Both need real JACK MIDI ports on machines without audio hardware (CI, container
 a unique name, exported through ``JACK_DEFAULT_SERVER`` together with
 ``MIDO_BACKEND=mido.backends.rtmidi/UNIX_JACK`` while the context is open, so in-process rtmidi clients,
 ``jack_*`` tools and ``liveagent serve`` subprocesses all find it; the variables are restored on exit.
+
+:func:`close_in_turn` closes our JACK clients one at a time, far enough apart for libjack (see there).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 ENV_KEYS = ("JACK_DEFAULT_SERVER", "MIDO_BACKEND")
+JACK_SETTLE_S = 0.1
+"""Time for a JACK graph change's latency notifications to reach our other clients (:func:`close_in_turn`)."""
 
 
 class JackError(RuntimeError):
@@ -106,3 +110,23 @@ def dummy_jack_server(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+
+
+def close_in_turn(closers: Sequence[Callable[[], None]], settle_s: float = JACK_SETTLE_S) -> None:
+    """Run ``closers`` (each closes one JACK client's ports and the client) in order, ``settle_s`` apart.
+
+    Why: libjack (JACK2's, the copy python-rtmidi bundles too) erases a port from its client's port list in
+    ``jack_port_unregister`` without a lock, while the client's notification thread may be walking that list
+    to answer a latency notification (jackaudio/jack2#216; RtMidi unregisters its port while the client is
+    still active). Each graph change (a port or a client closed) makes the server send every remaining
+    client such a notification about a period later, and closing our next port at once raced it: `serve`
+    died of SIGSEGV at exit in 1 of 143 stops on a loaded two-core machine, its core dump showing
+    ``JackClient::HandleLatencyCallback`` on a freed list node while the main thread was in
+    ``MidiInJack::closePort``. The wait lets the notification be handled before the next port goes. It
+    narrows the race, it cannot close it (another program's graph change at that moment, a notification
+    thread held off for longer): the cure, deactivating the client first, is out of RtMidi's reach.
+    """
+    for i, close in enumerate(closers):
+        if i:
+            time.sleep(settle_s)
+        close()

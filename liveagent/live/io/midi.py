@@ -44,6 +44,7 @@ The backend is chosen by ``api`` or mido's ``MIDO_BACKEND`` variable (``mido.bac
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -54,6 +55,7 @@ from typing import Any
 
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent
 from liveagent.live.io.device_clock import DeviceClockMapper
+from liveagent.live.io.jack import JACK_SETTLE_S, close_in_turn
 from liveagent.live.io.midi_clock_out import CLOCK, CONTINUE, PPQN, SPP, START, STOP, MidiClockOut
 from liveagent.live.io.midi_sink import CC, NOTE_OFF, NOTE_ON, MidiSink
 from liveagent.live.io.midi_thru import MidiThru
@@ -507,18 +509,27 @@ class MidiIO:
             log.warning("MIDI input without its SysEx guard (a truncated SysEx would deafen it): %s", e)
 
     def close(self) -> None:
+        """Stop what uses the ports (input, thru and clock-out threads), release the notes, then close the
+        JACK clients one at a time (:func:`~liveagent.live.io.jack.close_in_turn`: back to back, libjack
+        crashed at exit). An input thread that outlives its join keeps its port: a leak, never a freed port
+        polled."""
         self._in_stop.set()
+        in_port = self.midi_in
         if self._in_thread is not None:
-            self._in_thread.join(timeout=1.0)
+            self._in_thread.join(timeout=2.0)
+            if self._in_thread.is_alive():
+                log.warning("MIDI input thread still running at close: its port is left open")
+                in_port = None
             self._in_thread = None
-        if self.sysex_guard is not None:
-            self.sysex_guard.close()
-            self.sysex_guard = None
         self.thru.stop()
         if self.sink is not None:
-            self.sink.close()
+            self.sink.close()  # All Notes Off: sends only, no graph change
             self.sink = None
-        for port in (self.midi_in, self.midi_out):
-            if port is not None:
-                close_rtmidi_port(port)
+        # inputs first (as Server.stop), the input before its SysEx guard (never left with a single peer)
+        closers: list[Callable[[], None]] = []
+        closers += [functools.partial(close_rtmidi_port, in_port)] if in_port is not None else []
+        closers += [self.sysex_guard.close] if self.sysex_guard is not None else []
+        closers += [functools.partial(close_rtmidi_port, self.midi_out)] if self.midi_out is not None else []
+        close_in_turn(closers, JACK_SETTLE_S if self.backend == "jack" else 0.0)
+        self.sysex_guard = None
         self.midi_in = self.midi_out = None
