@@ -484,11 +484,11 @@ class Engine(EngineState):
             return
         j = math.floor(clock.step_at(ev.t_ns) + 0.5)
         if vel > 0:
+            if self._lead is not None:  # the performer leads: the grid moves toward them
+                self._lead.note_on(ev.t_ns, j, j != self._offset_step)
             if j != self._offset_step:  # the performer's timing against the grid (the follow window's input)
                 self._offset_step = j
                 self.follow.observe(ev.t_ns - clock.due(j))
-                if self._lead is not None:  # the performer leads: the grid moves toward them
-                    self._lead.onset(ev.t_ns, j)
             closed = j == perf.next_step - 1 and j >= self._run_start
             if closed and hears_current_step(self.view.policy.meta.mode):
                 # Follow timing closed step j before this onset arrived: it belongs to step j all the same.
