@@ -23,7 +23,6 @@ import time
 from typing import Any
 
 from liveagent.live.commands import bench
-from liveagent.live.io.receiver import grid_of
 
 log = logging.getLogger("decision_in_serve")
 
@@ -58,15 +57,7 @@ def run_once(policy: str, calls: int, seconds: float, bpm: float) -> dict[str, A
     run = bench.ServeRun(policy, "--bpm", f"{bpm:g}")
     stop = threading.Event()
     try:
-        run.send("/liveagent/start")
-        time.sleep(0.1)
-        grid = None
-        for _ in range(20):
-            grid = grid_of(run.status())
-            if grid is not None:
-                break
-        if grid is None:
-            raise RuntimeError("serve did not report its grid")
+        grid = run.start_on_grid()
         threading.Thread(target=bench._perform, args=(run.port, grid, stop), daemon=True).start()
         time.sleep(0.3)
         st0 = run.status()

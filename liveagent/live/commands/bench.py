@@ -131,6 +131,16 @@ class ServeRun:
         self.send("/liveagent/status")
         return self.rx.wait_status(n, timeout=2.0)
 
+    def start_on_grid(self) -> tuple[int, float]:
+        """``/liveagent/start``, then serve's grid (``grid_t0_ns``, ``step_ns``) from its status."""
+        self.send("/liveagent/start")
+        time.sleep(0.1)
+        for _ in range(20):
+            grid = grid_of(self.status())
+            if grid is not None:
+                return grid
+        raise RuntimeError("serve did not report its grid")
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -244,15 +254,7 @@ def _lateness_run(
     try:
         if midi_rx is not None:
             midi_rx.connect(run)
-        run.send("/liveagent/start")
-        time.sleep(0.1)
-        grid = None
-        for _ in range(20):
-            grid = grid_of(run.status())
-            if grid is not None:
-                break
-        if grid is None:
-            raise RuntimeError("serve did not report its grid")
+        grid = run.start_on_grid()
         # a performer on the grid (a note per beat), so that every policy has something to answer
         threading.Thread(target=_perform, args=(run.port, grid, stop_flood), daemon=True).start()
         if flood > 0:
