@@ -318,7 +318,7 @@ class Engine(EngineState):
                     continue
                 td = clock.due(k) - self._lead_ns
                 if now < td:
-                    return self.view.prefetch_until(k, td, now, self._now)
+                    return self.view.prefetch_until(k, td, now, self._now, self._queue_busy)
                 if swap_here:
                     swap_pending(self, now)
                 self._decide(k, hears=False)
@@ -336,7 +336,9 @@ class Engine(EngineState):
             now = self._now()
 
     def _queue_busy(self) -> bool:
-        """An event waits in the queue (the warm-up before a follow window's close gives way to it)."""
+        """An event waits in the queue: a warm-up gives way to it (an onset in a follow window, the rest of a
+        chord in its grace: kept waiting behind warm runs, a spread chord's top note was amended as late and
+        the band voiced the chord under its middle note)."""
         return not self._queue.empty()
 
     def _follow_deadline(self, k: int, now: int) -> int | None:
@@ -372,7 +374,6 @@ class Engine(EngineState):
             t_k = clock.due(k) if deadline is None else clock.open_time(k)
             close = t_k + min(self.follow.window_ns, half)
             if now < close:
-                # an onset may come at any moment of the window: a warm-up gives way to it
                 return self.view.prefetch_until(k, close, now, self._now, self._queue_busy)
         else:
             t_go = clock.due(k) - min(self._early_ns, half)  # the earliest an onset is answered
@@ -389,7 +390,7 @@ class Engine(EngineState):
                 # burst) must not keep the answer waiting (a review measured p95 26 ms without this).
                 t_go = max(t_go, min(t_last + grace, t_on + CHORD_GRACE_SPAN * grace, cap))
             if now < t_go:
-                return self.view.prefetch_until(k, t_go, now, self._now)
+                return self.view.prefetch_until(k, t_go, now, self._now, self._queue_busy)
         self._emit_wake = False
         if swap_here:
             swap_pending(self, now)
