@@ -70,17 +70,13 @@ def test_block_chords_spread_over_5_ms_are_harmonized_under_their_top_note() -> 
     (a pianist's chord spreads 5-20 ms), 20 ms behind the beat. The chord grace (3 ms) decides before
     the top key lands: the band harmonizes the chord's middle note, an octave and more under the melody
     (alto on G3 under C5: spacing S-A 17 semitones), and 2 of 3 performer notes are 'late_amended'
-    (answered_pct 33 %).
-
-    The keys are now 2.0 ms apart (a 4 ms chord): the grace runs 3 ms from the latest key, and at 2.7 ms
-    the 0.3 ms of slack was the test's own sender jitter (in the full suite's long-lived pytest process
-    6-12 of 42 keys left more than 3 ms after the one before and were amended; alone, 0-3)."""
+    (answered_pct 33 %)."""
     ev = []
     notes = HYMN[:14]
     for i, (p, d) in enumerate(notes):
         b = sum(x[1] for x in notes[:i])
         for j, q in enumerate((p - 12, p - 8 if p % 12 in (0, 5, 7) else p - 9, p)):
-            ev += [(b + j * 0.003, q, 90), (b + d - 0.1, q, 0)]
+            ev += [(b + j * 0.004, q, 90), (b + d - 0.1, q, 0)]
     run = play(BAND, humanize(sorted(ev), late_ms=20, sd_ms=0), bpm=90, beats=length(notes))
     rep = report(run)
     print(rep, roll(run), sep="\n")
