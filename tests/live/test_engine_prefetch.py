@@ -65,7 +65,10 @@ def test_prefetch_changes_no_note_and_no_time(name: str, monkeypatch: pytest.Mon
     off, warms_off = _play(name, 0, monkeypatch)
     on, warms_on = _play(name, 2, monkeypatch)
     assert warms_off == 0
-    assert warms_on >= 2 * 60  # runs before (nearly) every decision of the ~72 steps
+    if name == "anticipate":
+        assert warms_on >= 2 * 60  # runs before (nearly) every decision of the ~72 steps
+    else:  # follow timing warms nothing: a warm run competed with a spread chord's later keys
+        assert warms_on == 0
     assert sum(1 for c in on if c[0] == "on") >= 8  # the policy played: the comparison means something
     assert on == off
 
@@ -93,11 +96,10 @@ def test_prefetch_runs_fill_the_time_before_the_decision_and_never_start_one_tha
         assert now[0] <= until_us * 1000 + 300_000  # at most a short run past it
 
 
-def test_a_warm_up_before_a_follow_window_closes_gives_way_to_an_onset(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The follow default warms its policy in the last 2 ms of a window; an onset arriving meanwhile must be
-    answered, not wait for the remaining warm runs (each up to ~1 ms on a cold cache)."""
+def test_follow_timing_does_not_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In follow timing an onset (or the rest of a chord in its grace) may come at any moment: the engine
+    waits on its queue, never in warm runs. In the full test suite, warm runs before follow decisions left
+    6-12 of 42 keys of spread chords amended late (a band voicing chords under their middle note)."""
     monkeypatch.setattr(policy_view, "PREFETCH_CALLS", 4)
     policy = OnnxPolicy.load("default")
     clock = ManualClock(bpm=240)
@@ -105,19 +107,15 @@ def test_a_warm_up_before_a_follow_window_closes_gives_way_to_an_onset(
     eng = Engine(policy, sink, clock, EngineConfig(warmup_calls=1, follow_window_ms=10.0))
     warms: list[int] = []
     warm = policy.warm
-    onset_at: list[int] = []
 
-    def warm_then_onset() -> None:
+    def counting_warm() -> None:
         warms.append(clock.time())
         warm()
-        if len(warms) == 1 and not onset_at:  # the performer's note arrives during the first warm run
-            onset_at.append(clock.time())
-            eng.submit(NoteEvent(clock.time(), 67, 90, "osc"))
 
-    monkeypatch.setattr(policy, "warm", warm_then_onset)
+    monkeypatch.setattr(policy, "warm", counting_warm)
     clock.start(at_ns=1_000 * MS)
-    eng.run_until(clock.due(4) + 9 * MS)  # step 4's window (10 ms) is closing: the warm-up has begun
-    eng.run_until(clock.due(4) + 40 * MS)
-    assert onset_at, "no warm-up ran before the window's close"
-    assert len([t for t in warms if t <= onset_at[0]]) == 1, warms
+    eng.run_until(clock.due(4) + 1 * MS)
+    eng.submit(NoteEvent(clock.due(4) + 1 * MS, 67, 90, "osc"))
+    eng.run_until(clock.due(16))
+    assert warms == [] and eng.stats.counters.answered == 1
     eng.close()

@@ -374,7 +374,7 @@ class Engine(EngineState):
             t_k = clock.due(k) if deadline is None else clock.open_time(k)
             close = t_k + min(self.follow.window_ns, half)
             if now < close:
-                return self.view.prefetch_until(k, close, now, self._now, self._queue_busy)
+                return close  # no warm-up in follow timing: an onset may come at any moment
         else:
             t_go = clock.due(k) - min(self._early_ns, half)  # the earliest an onset is answered
             grace = self._chord_ns
@@ -390,7 +390,7 @@ class Engine(EngineState):
                 # burst) must not keep the answer waiting (a review measured p95 26 ms without this).
                 t_go = max(t_go, min(t_last + grace, t_on + CHORD_GRACE_SPAN * grace, cap))
             if now < t_go:
-                return self.view.prefetch_until(k, t_go, now, self._now, self._queue_busy)
+                return t_go  # no warm-up in follow timing: it competed with the chord's later keys
         self._emit_wake = False
         if swap_here:
             swap_pending(self, now)
