@@ -336,9 +336,9 @@ class Engine(EngineState):
             now = self._now()
 
     def _queue_busy(self) -> bool:
-        """An event waits in the queue: a warm-up gives way to it (an onset in a follow window, the rest of a
-        chord in its grace: kept waiting behind warm runs, a spread chord's top note was amended as late and
-        the band voiced the chord under its middle note)."""
+        """An event waits in the queue: the warm-up before an anticipate decision gives way to it (follow
+        timing does not warm up at all: there a spread chord's later keys kept waiting behind warm runs were
+        amended as late)."""
         return not self._queue.empty()
 
     def _follow_deadline(self, k: int, now: int) -> int | None:

@@ -221,7 +221,7 @@ class PolicyView:
         about half the time of the one before: measured 0.9, 0.42, 0.30, 0.28 ms).
         Tokens never change: the decision fills its observation and runs the policy afresh. Returns the
         runs done. ``busy``: stop before a run once it returns True (an event waits in the engine's queue: a
-        performer's onset during a follow window is answered, not kept waiting for the warm-up)."""
+        note-on is handled at once, not kept waiting for the warm-up)."""
         warm = getattr(self.policy, "warm", None)
         if warm is None:
             return 0
