@@ -38,6 +38,9 @@ never while building a message, so the engine waits at most one send.
 
 MIDI thru (its thread, its loop detection) is :class:`~liveagent.live.io.midi_thru.MidiThru`: see there.
 
+What the ports are told and counted (:class:`~liveagent.live.io.midi_config.MidiConfig`, ``MidiCounters``) and
+the channel texts of the ready line and the warnings are in :mod:`~liveagent.live.io.midi_config`.
+
 The backend is chosen by ``api`` or mido's ``MIDO_BACKEND`` variable (``mido.backends.rtmidi/UNIX_JACK``);
 "auto" tries ALSA then JACK, because machines without ``/dev/snd`` only have JACK.
 """
@@ -50,13 +53,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent
 from liveagent.live.io.device_clock import DeviceClockMapper
 from liveagent.live.io.jack import JACK_SETTLE_S, close_in_turn
 from liveagent.live.io.midi_clock_out import CLOCK, CONTINUE, PPQN, SPP, START, STOP, MidiClockOut
+from liveagent.live.io.midi_config import MidiConfig, MidiCounters, channels_label, filtered_channel_warning
 from liveagent.live.io.midi_sink import CC, NOTE_OFF, NOTE_ON, MidiSink
 from liveagent.live.io.midi_thru import MidiThru
 from liveagent.live.io.rtmidi_ports import (
@@ -78,6 +81,7 @@ __all__ = [
     "STOP",
     "MidiClockOut",
     "MidiConfig",
+    "MidiCounters",
     "MidiIO",
     "MidiSink",
     "MidiUnavailableError",
@@ -95,110 +99,6 @@ RESET = 0xFF
 # data bytes that follow each status (high nibble for channel messages)
 _CHANNEL_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
 _SYSTEM_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0, 0xFF: 0}
-
-
-@dataclass
-class MidiConfig:
-    """MIDI ports and behaviour."""
-
-    api: str = "auto"
-    """rtmidi API: auto (MIDO_BACKEND, else ALSA then JACK), jack, alsa."""
-    in_port: str | None = None
-    """Input port to connect to (exact or unique substring); None = none (unless ``virtual``)."""
-    out_port: str | None = None
-    """Output port to connect to; None = none (unless ``virtual``)."""
-    virtual: bool = False
-    """Open virtual ports ``<client_name>:in`` / ``<client_name>-out:out`` that others connect to."""
-    client_name: str = "liveagent"
-    """Client name in JACK/ALSA (the output client gets ``-out`` appended)."""
-    in_channels: tuple[int, ...] = ()
-    """Input channels 0..15 that count as the performer; empty = all, but ``out_channel`` when there is
-    an output port (so our own output looped back is never taken for the performer)."""
-    out_channel: int = 1
-    """Output channel 0..15 of the accompaniment: 1 (MIDI channel 2) by default, apart from channel 1,
-    where keyboards send by default (it was 0, so the performer's note-offs were taken for our echo)."""
-    band_channels: tuple[int, ...] = ()
-    """Output channels 0..15 (0-based) of the band's voices, top-down: ``serve --band-channels 2,3,4``
-    (1-based) is ``(1, 2, 3)`` here; ``band_note_on(voice, ...)`` plays on ``band_channels[voice]``. Each is
-    the agent's channel like ``out_channel`` (never the performer's by default; echo-checked). Empty = no
-    band."""
-    thru: bool = False
-    """Forward the performer's notes to the output (on ``out_channel``) as they arrive (a thread of its
-    own sends them; a feedback loop turns thru off, see the module docstring)."""
-    feedback_ms: float = 30.0
-    """An input message on ``out_channel`` with the very bytes of one we sent within this window is our
-    own echo: ignored (a note-off only while the performer holds no such key on that channel)."""
-    thru_loop_ms: float = 100.0
-    """A performer note equal to the last one thru sent for its pitch, within this window, is thru coming
-    back (a MIDI loop): thru stops (``thru_loops``). A performer cannot repeat a key this fast without a
-    note-off between (which the match would have to be)."""
-    in_poll_ms: float = 0.5
-    """The input thread empties RtMidi's input queue this often (see the module docstring): up to this
-    much dispatch delay; the time stamps are RtMidi's, taken on arrival, so onsets and clock ticks keep
-    their times."""
-    in_rt_priority: int = 19
-    """SCHED_FIFO priority of the input thread (below serve's engine, 20; as OSC input); 0 = normal."""
-    thru_rt_priority: int = 18
-    """SCHED_FIFO priority of the thru thread (below serve's engine, 20, and OSC input, 19); 0 = normal
-    scheduling. Without it the thread's wake-up waited behind every busy process of a loaded machine
-    (measured: p99 1.3-5 ms, max 20 ms on two loaded cores). Falls back to normal without permission."""
-    thru_max_rate: float = 200.0
-    """Thru messages per second (over one second) above which thru is a loop even when what comes back is
-    changed on its way (transposed, re-channelled): a glissando over the whole keyboard in one second is
-    176 messages."""
-    style_cc: tuple[int, int] = (16, 17)
-    """The style pad's CCs (x, y) on the performer's channels: 0..127 -> -1..1, sent as ``/liveagent/style x
-    y`` would be (CC 16-19 are the General Purpose controllers); 0 turns one off."""
-    sysex_guard_s: float = 0.25
-    """End a SysEx stuck open this often (:class:`~liveagent.live.io.rtmidi_ports.SysexGuard`); 0 = off."""
-    clock_out: bool = False
-    """Act as clock master: send Start/Stop and 24 PPQN clock locked to the engine's beats."""
-    beats_per_bar: int | None = None
-    """The grid's beats per bar, for the clock-out Song Position Pointer; None = learn it from the beat
-    indices the engine sends (the last index before a bar line, plus one; 4 until a bar line is seen)."""
-    device_time: bool = True
-    """Stamp input with the backend's delta times mapped to ``perf_counter_ns`` (see the module docstring);
-    False = ``perf_counter_ns()`` when the Python callback runs (jitters with load)."""
-    error_reports_per_s: float = 4.0
-    """At most this many :class:`InputError` per second reach the engine; the rest are counted."""
-
-    def __post_init__(self) -> None:
-        chans = (self.out_channel, *self.in_channels, *self.band_channels)
-        if any(not 0 <= c <= 15 for c in chans):
-            raise ValueError("MIDI channels are 0..15")
-        if len(set(self.band_channels)) != len(self.band_channels):
-            raise ValueError(f"band channels must differ, got {[c + 1 for c in self.band_channels]}")
-        if not 0 <= self.thru_rt_priority <= 99:
-            raise ValueError(f"thru_rt_priority must be in 0..99, got {self.thru_rt_priority}")
-        if not (self.thru_loop_ms >= 0 and self.thru_max_rate > 0 and self.feedback_ms >= 0):
-            raise ValueError("thru_loop_ms and feedback_ms must be >= 0, thru_max_rate > 0")
-        if self.beats_per_bar is not None and not 1 <= self.beats_per_bar <= 32:
-            raise ValueError(f"beats_per_bar must be in 1..32, got {self.beats_per_bar}")
-        x, y = self.style_cc
-        if not (0 <= x <= 119 and 0 <= y <= 119) or (x and x == y):
-            raise ValueError(f"style_cc must be two different CC numbers 1..119 (0 = off), got {x},{y}")
-
-
-class MidiCounters:
-    """Written only by the rtmidi callback thread."""
-
-    def __init__(self) -> None:
-        self.messages = self.notes = self.clock = self.filtered = self.echo_suppressed = 0
-        self.ignored = self.errors = self.reported = self.suppressed = 0
-        self.notes_off_in = 0
-        """All Notes Off / All Sound Off (CC 123 / 120) on the performer's channels, and System Resets."""
-        self.thru = self.thru_echoes = self.thru_loops = 0
-        """Thru: messages forwarded; performer notes that were thru coming back; loops broken."""
-        self.filtered_on_out_channel = 0
-        """Note-ons filtered because they came on one of our output channels (``out_channel`` or a band
-        voice's): a keyboard there is not heard."""
-        self.filtered_note_channels = 0
-        """Bit mask of the channels whose note-ons were filtered (for :meth:`MidiIO.filtered_warnings`)."""
-        self.style_cc = 0
-        """Style pad CCs (``MidiConfig.style_cc``) passed on to the engine."""
-
-    def snapshot(self) -> dict[str, int]:
-        return dict(vars(self))
 
 
 class MidiIO:
@@ -447,12 +347,7 @@ class MidiIO:
     def channels_label(self) -> str:
         """The performer's input channels as musicians count them (1-based): ``all``, ``all-but-2`` or
         ``1,3`` (for the ready line: a keyboard on a filtered channel is otherwise silently unheard)."""
-        chans = sorted(self._channels)
-        if len(chans) == 16:
-            return "all"
-        if len(chans) == 15:
-            return f"all-but-{next(c for c in range(16) if c not in self._channels) + 1}"
-        return ",".join(str(c + 1) for c in chans)
+        return channels_label(self._channels)
 
     def filtered_warnings(self) -> list[str]:
         """Warnings, each once, for channels whose note-ons were filtered since the last call: a keyboard
@@ -462,21 +357,12 @@ class MidiIO:
         if not seen:
             return []
         self._filtered_warned |= seen
-        out = []
-        for ch in (c for c in range(16) if seen >> c & 1):
-            if ch == self.config.out_channel and self.midi_out is not None:
-                why = "it is the agent's output channel"
-                fix = f"--midi-out-channel N (another channel) or --midi-channel {ch + 1}"
-            elif ch in self.agent_channels and self.midi_out is not None:
-                why = "it is a band voice's output channel"
-                fix = f"--band-channels (other channels) or --midi-channel {ch + 1}"
-            else:
-                why = f"the performer's channels are {self.channels_label()}"
-                fix = f"--midi-channel {ch + 1}"
-            out.append(
-                f"MIDI notes on channel {ch + 1} are ignored: {why}; play on another channel or pass {fix}"
-            )
-        return out
+        has_out, label = self.midi_out is not None, self.channels_label()
+        return [
+            filtered_channel_warning(ch, self.config, self.agent_channels, has_out, label)
+            for ch in range(16)
+            if seen >> ch & 1
+        ]
 
     def _error(self, message: str, t_ns: int) -> None:
         c = self.counters
