@@ -177,7 +177,7 @@ def maps_torch(pid: int) -> bool:
 
 def bench_decision(cfg: BenchConfig) -> dict[str, Any]:
     """Fill + policy + sample, exactly the engine's decide path, ``cfg.decisions`` times."""
-    from liveagent.live.commands.server import realtime_thread, resolve_policy
+    from liveagent.live.commands.server_setup import realtime_thread, resolve_policy
     from liveagent.music.features import ObservationBuffers, StreamingObservation, hears_current_step
     from liveagent.music.sampling import Sampler, SamplerConfig, range_mask
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from liveagent.live.commands.server import realtime_thread, resolve_policy
+from liveagent.live.commands.server_setup import realtime_thread, resolve_policy
 from liveagent.live.engine.clocks import InternalClock
 from liveagent.live.engine.config import EngineConfig
 from liveagent.live.engine.loop import Engine

@@ -67,7 +67,7 @@ def voices_lateness(
 def band_decision(cfg: BenchConfig) -> dict[str, Any]:
     """A whole band step (every voice in the band's order) ``cfg.decisions`` times, and the solo policy's
     decision as `bench --only decision` measures it, in the same run."""
-    from liveagent.live.commands.server import realtime_thread, resolve_policy
+    from liveagent.live.commands.server_setup import realtime_thread, resolve_policy
     from liveagent.live.engine.config import EngineConfig
     from liveagent.live.engine.policy_view import PolicyView
     from liveagent.music.sampling import Sampler, SamplerConfig

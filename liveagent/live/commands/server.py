@@ -5,29 +5,34 @@
 engine runs on its own thread ("liveagent-engine"); the OSC server thread and the rtmidi callback only enqueue
 into it; the main thread waits for a signal (or runs the monitor). Shutdown order matters: inputs first
 (nothing new arrives), then the engine (every note off, recording closed), then the outputs (All Notes Off
-once more, sockets and ports closed).
+once more, sockets and ports closed). What is checked and built from the configuration alone before that
+(flags, policy, band, clock, MIDI configuration, lead time) is :mod:`~liveagent.live.commands.server_setup`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-from liveagent.live.commands.serve_config import CLOCKS, DEFAULT_POLICY, ServeConfig, ServeError
-from liveagent.live.engine.clocks import Clock, InternalClock, OscTransportClock
+from liveagent.live.commands.serve_config import ServeConfig, ServeError
+from liveagent.live.commands.server_setup import (
+    auto_lead,
+    check_band,
+    check_clock_flags,
+    make_clock,
+    midi_config,
+    realtime_thread,
+    resolve_policy,
+)
 from liveagent.live.engine.config import EngineConfig
 from liveagent.live.engine.loop import Engine
-from liveagent.live.engine.midi_clock import MidiClockFollower
-from liveagent.live.engine.policy import Policy, PolicyError, load_policy, resolve_policy_path
+from liveagent.live.engine.policy import Policy, PolicyError
 from liveagent.live.engine.recording import Recorder
 from liveagent.live.events import Control, ControlEvent, FanOutSink, InputEvent, OutputSink
-from liveagent.live.io.midi import MidiConfig, MidiIO
+from liveagent.live.io.midi import MidiIO
 from liveagent.live.io.osc import (
     OscServer,
     OscServerConfig,
@@ -37,75 +42,12 @@ from liveagent.live.io.osc import (
 )
 from liveagent.live.style_rules import StyleError, StyleRequest
 from liveagent.live.style_rules import resolve as resolve_style
-from liveagent.music.band import BANDS
 from liveagent.music.features import hears_current_step
 from liveagent.music.tokens import Grid
 
+__all__ = ["IOStatusSink", "Server", "check_band", "realtime_thread", "resolve_policy"]
+
 log = logging.getLogger(__name__)
-
-AUTO_LEAD_MIN_MS = 5.0
-AUTO_LEAD_MAX_MS = 20.0
-
-
-def check_band(policy: Policy, band: str, channels: tuple[int, ...]) -> tuple[str, ...]:
-    """The voices ``--band`` asks for, checked against the policy (a band policy needs ``--band``, and
-    ``--band`` a band policy of the same voices) and the channels; ServeError says what to change."""
-    spec = policy.meta.band
-    if not band:
-        if spec is not None:
-            raise ServeError(
-                f"policy {policy.name} plays a band ({', '.join(spec.voices)}): add --band "
-                f"{next((n for n, v in BANDS.items() if v == spec.voices), 'NAME')}"
-            )
-        return ()
-    if band not in BANDS:
-        raise ServeError(f"--band must be one of {', '.join(BANDS)}, got {band!r}")
-    if spec is None:
-        raise ServeError(f"--band {band}: policy {policy.name} plays one line (use --policy band)")
-    if spec.voices != BANDS[band]:
-        raise ServeError(
-            f"--band {band} is {', '.join(BANDS[band])}, policy {policy.name} plays {spec.voices}"
-        )
-    if len(channels) != len(spec.voices) or len(set(channels)) != len(channels):
-        raise ServeError(f"--band-channels needs {len(spec.voices)} distinct channels, got {len(channels)}")
-    return spec.voices
-
-
-def resolve_policy(name: str) -> tuple[Policy, str]:
-    """Load the policy; "default" falls back to "rules" (with a warning) when export/default.onnx is absent.
-
-    Returns the policy and a warning text ("" when none). A file that exists but breaks the contract is
-    an error, never a silent fallback.
-    """
-    if name == DEFAULT_POLICY:
-        try:
-            resolve_policy_path(DEFAULT_POLICY)
-        except PolicyError:
-            warning = "policy 'default' (export/default.onnx) not found: falling back to 'rules'"
-            log.info("%s", warning)
-            return load_policy("rules"), warning
-    return load_policy(name), ""
-
-
-@contextlib.contextmanager
-def realtime_thread(priority: int) -> Iterator[bool]:
-    """Run the block with the calling thread at SCHED_FIFO ``priority`` (threads started inside inherit it).
-
-    Measured on a loaded 2-core machine: a sleep+spin wake-up p99 of ~4 ms under SCHED_OTHER drops to a few
-    microseconds under SCHED_FIFO. Yields whether it worked; always restores normal scheduling after.
-    """
-    ok = False
-    if priority > 0 and hasattr(os, "sched_setscheduler"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-            ok = True
-        except OSError as e:
-            log.info("real-time scheduling unavailable (%s): running at normal priority", e)
-    try:
-        yield ok
-    finally:
-        if ok:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 class IOStatusSink:
@@ -148,16 +90,7 @@ class Server:
 
     def __init__(self, config: ServeConfig, policy: Policy | None = None) -> None:
         self.config = cfg = config
-        if cfg.clock not in CLOCKS:
-            raise ServeError(f"--clock must be one of {', '.join(CLOCKS)}, got {cfg.clock!r}")
-        if cfg.start_on_note and cfg.clock not in ("internal", "osc"):
-            raise ServeError(
-                f"--start-on-note needs --clock internal or osc (with {cfg.clock}, the master starts)"
-            )
-        if cfg.follow_tempo and cfg.clock not in ("internal", "osc"):
-            raise ServeError(
-                f"--follow-tempo needs --clock internal or osc (with {cfg.clock}, the master keeps the tempo)"
-            )
+        check_clock_flags(cfg)
         self.warning = ""
         if policy is None:
             try:
@@ -169,7 +102,7 @@ class Server:
         self.band = check_band(policy, cfg.band, cfg.band_channels)
         """The band's voices, top-down (empty: a solo line)."""
         self.grid = Grid(m.steps_per_beat, m.beats_per_bar)
-        self.clock = self._make_clock()
+        self.clock = make_clock(cfg, self.grid, self._submit)
         self.osc_server: OscServer | None = None
         self.midi: MidiIO | None = None
         self.osc_sink: OscSink | None = None
@@ -195,13 +128,15 @@ class Server:
             if cfg.midi_in or cfg.midi_out or cfg.virtual or cfg.clock == "midi":
                 if cfg.clock == "midi" and not (cfg.midi_in or cfg.virtual):
                     raise ServeError("--clock midi needs a MIDI input (--midi-in NAME or --virtual)")
-                self.midi = MidiIO(self._submit, self._midi_config())
+                self.midi = MidiIO(self._submit, midi_config(cfg, self.band))
                 if self.midi.sink is not None:
                     sinks.append(self.midi.sink)
             sink = IOStatusSink(FanOutSink(*sinks), self)
             self.recorder = self._make_recorder(m.beats_per_bar)
             try:
-                self.lead_ms = cfg.lead_ms if cfg.lead_ms is not None else self._auto_lead(policy)
+                self.lead_ms = (
+                    cfg.lead_ms if cfg.lead_ms is not None else auto_lead(policy, self.grid, cfg.bpm)
+                )
                 ecfg = EngineConfig(
                     lead_ms=self.lead_ms,
                     follow_window_ms=cfg.follow_window_ms,
@@ -280,67 +215,6 @@ class Server:
             log.warning("%s", warning)
             self.warning = f"{self.warning}; {warning}" if self.warning else warning
             return None
-
-    def _auto_lead(self, policy: Policy) -> float:
-        """Lead time for ``policy``: time 30 decisions now (cold-start cost: 30 policy calls)."""
-        import numpy as np
-
-        from liveagent.live.engine.policy_view import observation_for
-        from liveagent.music.sampling import Sampler, range_mask
-
-        obs = observation_for(policy)
-        sampler, mask = Sampler(), range_mask(policy.meta.pitch_min, policy.meta.pitch_max)
-        times = []
-        for _ in range(30):
-            t0 = time.perf_counter_ns()
-            sampler.sample(policy(obs), mask)
-            times.append(time.perf_counter_ns() - t0)
-        p99_ms = float(np.percentile(times[5:], 99)) / 1e6
-        step_ms = self.grid.step_seconds(self.config.bpm) * 1e3
-        if hears_current_step(policy.meta.mode):
-            return AUTO_LEAD_MIN_MS  # follow timing does not decide ahead of the grid
-        lead = max(AUTO_LEAD_MIN_MS, 2.0 * p99_ms + 1.0, min(AUTO_LEAD_MAX_MS, step_ms / 4))
-        lead = min(lead, step_ms / 2)
-        log.info("policy %s decides in up to %.2f ms: lead %.1f ms", policy.name, p99_ms, lead)
-        return round(lead, 2)
-
-    def _make_clock(self) -> Clock:
-        cfg = self.config
-        if not 20.0 <= cfg.bpm <= 400.0:
-            raise ServeError(f"--bpm must be in 20..400, got {cfg.bpm}")
-        if cfg.clock == "midi":
-            return MidiClockFollower(self.grid, initial_bpm=cfg.bpm)
-        if cfg.clock == "osc":
-            return OscTransportClock(cfg.bpm, self.grid)
-        if cfg.clock == "link":
-            from liveagent.live.engine.link_clock import LinkUnavailableError, make_link_clock
-
-            if cfg.link_bpm is not None and not 20.0 <= cfg.link_bpm <= 999.0:
-                raise ServeError(f"--link-bpm must be in 20..999, got {cfg.link_bpm}")
-            try:
-                return make_link_clock(self.grid, cfg.bpm, propose_bpm=cfg.link_bpm, wake=self._submit)
-            except (LinkUnavailableError, RuntimeError) as e:
-                raise ServeError(str(e)) from e
-        return InternalClock(cfg.bpm, self.grid)
-
-    def _midi_config(self) -> MidiConfig:
-        cfg = self.config
-        try:
-            return MidiConfig(
-                api=cfg.midi_api,
-                in_port=cfg.midi_in,
-                out_port=cfg.midi_out,
-                virtual=cfg.virtual,
-                client_name=cfg.midi_name,
-                in_channels=cfg.midi_channels,
-                out_channel=cfg.midi_out_channel,
-                band_channels=cfg.band_channels if self.band else (),
-                thru=cfg.midi_thru,
-                clock_out=cfg.midi_clock_out,
-                style_cc=cfg.style_cc,
-            )
-        except ValueError as e:
-            raise ServeError(str(e)) from e
 
     def _submit(self, event: InputEvent) -> None:
         # MIDI input opens before the engine exists (its output is part of the engine's sink): drop until then
