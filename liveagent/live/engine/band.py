@@ -1,7 +1,7 @@
 """A band's voices in the engine: one note tracker per voice, each on its own output route.
 
 A band policy (metadata ``band``) plays several voices; the engine decides them one after another in the
-band's order inside the same step (:meth:`~liveagent.live.engine.loop.Engine._decide`) and emits them
+band's order inside the same step (:func:`~liveagent.live.engine.steps.decide_step`) and emits them
 together. Each voice's notes go through its own :class:`~liveagent.live.engine.notes.NoteTracker`, so
 every note-on of every voice gets its note-off on every path the solo line has (REST, new onset, stop,
 mute, panic, swap, exit, signal). The tracker talks to a :class:`VoiceSink`: the sink's

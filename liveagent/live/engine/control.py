@@ -84,7 +84,7 @@ def on_control(eng: EngineState, ev: ControlEvent) -> None:
 
 def arm(eng: EngineState, clock: InternalClock, kind: Control) -> bool:
     """``start_on_note``: a start (or a continue while stopped) arms the transport; the performer's first
-    note-on starts it (:meth:`~liveagent.live.engine.loop.Engine._on_note`). A stop disarms (and stops).
+    note-on starts it (:func:`~liveagent.live.engine.performer_input.on_note`). A stop disarms (and stops).
     Returns whether the event was consumed here."""
     if kind == Control.STOP:
         eng._armed = None

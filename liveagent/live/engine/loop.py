@@ -41,33 +41,32 @@ updated in place) when that step's window is final. For tests, :meth:`Engine.run
 same loop on a :class:`~liveagent.live.engine.clocks.ManualTime` without real time.
 
 The slack-time work (housekeeping, the status snapshot) is in :mod:`liveagent.live.engine.status`, the
-control events and policy swaps in :mod:`liveagent.live.engine.control`: functions of this engine's
-state, run on its thread.
+control events and policy swaps in :mod:`liveagent.live.engine.control`, the performer's notes (and the
+transport sessions) in :mod:`liveagent.live.engine.performer_input`, a step's decision and emission in
+:mod:`liveagent.live.engine.steps`: functions of this engine's state, run on its thread.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import math
 import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
 
-from liveagent.live.engine.band_steps import decide_band, emit_band
-from liveagent.live.engine.clocks import Clock, InternalClock, ManualTime
+from liveagent.live.engine.clocks import Clock, ManualTime
 from liveagent.live.engine.config import EngineConfig, PolicyLoaded, RecorderLike
 from liveagent.live.engine.control import on_control, on_loaded, swap_pending
+from liveagent.live.engine.performer_input import on_note, transport_changed
 from liveagent.live.engine.policy import Policy, load_policy
 from liveagent.live.engine.policy_view import engine_running, observation_for
 from liveagent.live.engine.runtime_gc import RealtimeGC
-from liveagent.live.engine.state import DECIDE, EMIT, NO_STEP, EngineState
+from liveagent.live.engine.state import DECIDE, EMIT, EngineState
 from liveagent.live.engine.status import build_status, publish_status, slack_time
+from liveagent.live.engine.steps import decide_step, emit_step, miss_step
 from liveagent.live.events import Control, ControlEvent, InputError, InputEvent, NoteEvent, OutputSink
 from liveagent.music.features import hears_current_step
-from liveagent.music.sampling import resolve_hold
-from liveagent.music.tokens import HOLD, ONSET_BASE, REST
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +281,7 @@ class Engine(EngineState):
             self.errors.flush(now)
         clock.poll(now)
         if clock.epoch != self._epoch:
-            self._transport_changed(now)
+            transport_changed(self, now)
         if not clock.running or self._k is None or self._shutdown:
             return now + self._idle_ns
         wake = self._steps(now)
@@ -301,7 +300,7 @@ class Engine(EngineState):
                     if swap_here:
                         swap_pending(self, now)
                     self.stats.counters.skipped += 1
-                    self._miss(k, now, emit=False)
+                    miss_step(self, k, now, emit=False)
                     continue
                 pending = self._pending_policy
                 mode = pending.meta.mode if swap_here and pending is not None else self.view.policy.meta.mode
@@ -314,25 +313,25 @@ class Engine(EngineState):
                 if clock.opened(k, now) and now > clock.open_time(k) + self._tol_ns:
                     if swap_here:
                         swap_pending(self, now)
-                    self._miss(k, now, emit=True)
+                    miss_step(self, k, now, emit=True)
                     continue
                 td = clock.due(k) - self._lead_ns
                 if now < td:
                     return self.view.prefetch_until(k, td, now, self._now, self._queue_busy)
                 if swap_here:
                     swap_pending(self, now)
-                self._decide(k, hears=False)
+                decide_step(self, k, hears=False)
                 now = self._now()
                 if clock.opened(k, now) and now > clock.open_time(k) + self._tol_ns:
                     self.stats.counters.decisions -= 1
-                    self._miss(k, now, emit=True)
+                    miss_step(self, k, now, emit=True)
                     continue
                 self._phase = EMIT
             # EMIT (anticipate)
             if not clock.opened(k, now):
                 self._emit_wake = True
                 return self._future(clock.due(k), now)
-            self._emit(k, self._token, now, send=True)
+            emit_step(self, k, self._token, now, send=True)
             now = self._now()
 
     def _queue_busy(self) -> bool:
@@ -359,7 +358,7 @@ class Engine(EngineState):
         if deadline is not None and now > deadline:
             if swap_here:
                 swap_pending(self, now)
-            self._miss(k, now, emit=True)
+            miss_step(self, k, now, emit=True)
             return None
         half = round(clock.period_ns() * 0.5)
         t_on = self.performer.onset_time(k)
@@ -394,14 +393,14 @@ class Engine(EngineState):
         self._emit_wake = False
         if swap_here:
             swap_pending(self, now)
-        self._decide(k, hears=True)
+        decide_step(self, k, hears=True)
         now = self._now()
         deadline = self._follow_deadline(k, now)
         if deadline is not None and now > deadline:  # the decision itself overran: no late answer
             self.stats.counters.decisions -= 1
-            self._miss(k, now, emit=True)
+            miss_step(self, k, now, emit=True)
             return None
-        t_emit = self._emit(k, self._token, now, send=True)
+        t_emit = emit_step(self, k, self._token, now, send=True)
         if t_on >= 0:
             self.stats.counters.answered += 1
             self.stats.answer_ns.add(t_emit - t_on)
@@ -434,168 +433,10 @@ class Engine(EngineState):
             return t
         return now + (self._ext_poll_ns if self.clock.external else 1)
 
-    def _transport_changed(self, now: int) -> None:
-        clock = self.clock
-        self._epoch = clock.epoch
-        self.release_all()
-        if clock.running:
-            self._start_session(clock.start_step)
-            if self.recorder is not None:
-                self.recorder.tempo(now, clock.bpm)
-                self._recorded_bpm = clock.bpm
-                self.recorder.event(now, "start", step=clock.start_step, bpm=clock.bpm)
-        elif self._k is not None:
-            self._k = None
-            self.performer.notes_off()  # a key held across a stop would be a phantom in the next run
-            if self.recorder is not None:
-                self.recorder.event(now, "stop")
-            self._bar_work = True
-
-    def _start_session(self, start: int) -> None:
-        self.view.restart(start)
-        self.performer.restart(start)
-        if self._lead is not None:
-            self._lead.restart()
-        self._k = start
-        self._phase = DECIDE
-        self._last_step = start - 1
-        self._beat_k = start
-        self._offset_step = NO_STEP
-        self._run_start = start
-        self._silent = self.grid.steps_per_bar  # the gate opens on the performer's first note
-
-    # -- performer ---------------------------------------------------------------------------------
-    def _on_note(self, ev: NoteEvent) -> None:
-        pitch, vel = ev.pitch, ev.velocity
-        if not (0 <= pitch <= 127 and 0 <= vel <= 127):
-            self._input_error(InputError(ev.t_ns, ev.source, f"note out of range: {pitch} {vel}"))
-            return
-        if self.recorder is not None:
-            self.recorder.performer_note(ev.t_ns, pitch, vel)
-        if vel > 0:
-            self.stats.counters.notes_in += 1
-            alpha = self.config.velocity_follow
-            self._vel_ema += alpha * (vel - self._vel_ema)
-        if vel > 0 and self._armed is not None:
-            self._start_on_note(ev.t_ns)
-        perf = self.performer
-        clock = self.clock
-        if self._k is None or not clock.running:
-            perf.live_note(pitch, vel)
-            return
-        j = math.floor(clock.step_at(ev.t_ns) + 0.5)
-        if vel > 0:
-            if self._lead is not None:  # the performer leads: the grid moves toward them
-                self._lead.note_on(ev.t_ns, j, j != self._offset_step)
-            if j != self._offset_step:  # the performer's timing against the grid (the follow window's input)
-                self._offset_step = j
-                self.follow.observe(ev.t_ns - clock.due(j))
-            closed = j == perf.next_step - 1 and j >= self._run_start
-            if closed and hears_current_step(self.view.policy.meta.mode):
-                # Follow timing closed step j before this onset arrived: it belongs to step j all the same.
-                self.view.amend_performer(j, perf.amend(pitch))
-                self._silent = 0  # the performer plays: the next step may answer
-                self.stats.counters.late_amended += 1
-                self.follow.update()  # no answer waits on this note: widen the window now
-                return
-        late = perf.late
-        perf.add(j, pitch, vel, ev.t_ns)
-        self.stats.counters.late_inputs += perf.late - late
-
-    def _start_on_note(self, t_ns: int) -> None:
-        """``start_on_note``: the armed transport starts on this note-on, its first step (0, or where a stop
-        left off) due at the note's time; the note then belongs to that step like any onset."""
-        clock = self.clock
-        assert isinstance(clock, InternalClock)  # only internal clocks arm (control.arm)
-        if self._armed == Control.CONTINUE:
-            clock.cont(t_ns, on_beat=True)  # the performer comes back in on a beat; a stop lands anywhere
-        else:
-            clock.start(t_ns)
-        self._armed = None
-        self.board.dirty = True
-        self._transport_changed(self._now())
-
-    def _finalize_performer(self, upto: int) -> None:
-        """Finalize performer steps ``< upto``, push their tokens and count the performer's silence (the
-        scalar form of :func:`~liveagent.music.sampling.count_silence`)."""
-        perf = self.performer
-        silent = self._silent
-        while perf.next_step < upto:
-            j = perf.next_step
-            tok = perf.finalize()
-            self.view.push_performer(j, tok)
-            silent = silent + 1 if tok == REST else 0
-        self._silent = silent
-
-    # -- deciding and emitting ---------------------------------------------------------------------
-    def _fallback(self) -> int:
-        """The token played without a decision: HOLD while a note sounds and the gate is open, else REST
-        (for a band, every voice's own, into the step's tokens; the lowest voice's is returned)."""
-        closed = self._silent >= self._gate_steps
-        for v, tr in enumerate(self.band_trackers):
-            self._band_tokens[v] = HOLD if tr.sounding and not closed else REST
-        if closed:
-            return REST
-        return HOLD if self.tracker.sounding else REST
-
-    def _decide(self, k: int, *, hears: bool) -> None:
-        """Run the policy for step k (having heard the performer's step k when ``hears``)."""
-        t0 = self._now()
-        self._finalize_performer(k + 1 if hears else k)
-        if self.steer.gliding:  # a style change glides over a bar: this step's z, in place
-            self.steer.step(self.view.policy, k)
-        if self.band_trackers:
-            decide_band(self, k)
-            self.stats.decision_ns.add(self._now() - t0)
-            return
-        try:
-            tok = int(self._sampler.sample(self.view.logits(k), self.view.mask, out=self._tok)[0])
-            self.stats.counters.decisions += 1
-        except Exception as e:
-            self.stats.counters.policy_errors += 1
-            self._error(f"policy {self.view.policy.name} failed at step {k}: {type(e).__name__}: {e}", None)
-            tok = self._fallback()
-        if self._silent >= self._gate_steps:
-            # The silence gate (as :func:`~liveagent.music.sampling.silence_gate` in `liveagent eval`): no
-            # note before the performer's first nor after a bar of performer silence; a sounding one ends.
-            tok = REST
-        tok = resolve_hold(tok, bool(self.tracker.sounding))
-        self._token = tok
-        self.stats.decision_ns.add(self._now() - t0)
-
-    def _miss(self, k: int, now: int, *, emit: bool) -> None:
-        self.stats.counters.misses += 1
-        self._finalize_performer(k)
-        self._emit(k, self._fallback(), now, send=emit)
-
-    def _emit(self, k: int, tok: int, now: int, *, send: bool) -> int:
-        """Play step k's token (note-offs first; a band: every voice's token in ``_band_tokens``) and
-        advance; returns the emission time."""
-        if self.band_trackers:
-            return emit_band(self, k, send=send)
-        tr = self.tracker
-        tr.tick()
-        tok = self._playable(tok, tr)
-        t_emit = self._now()
-        if tok == REST:
-            if tr.sounding:
-                self._record_offs(tr.release_all(), t_emit)
-        elif tok >= ONSET_BASE:
-            self._record_offs(tr.release_all(), t_emit)
-            pitch, vel = tok - ONSET_BASE, self._velocity()
-            tr.note_on(pitch, vel)
-            self.stats.counters.notes_out += 1
-            if self.recorder is not None:
-                self.recorder.agent_note(t_emit, pitch, vel)
-        if send:
-            self.stats.lateness_ns.add(t_emit - self.clock.open_time(k))
-        self.view.push_agent(k, tok)
-        return self._advance(k, t_emit)
-
     # -- events ------------------------------------------------------------------------------------
     def _handle(self, ev: InputEvent | PolicyLoaded) -> None:
         if isinstance(ev, NoteEvent):
-            self._on_note(ev)
+            on_note(self, ev)
         elif isinstance(ev, ControlEvent):
             if ev.kind not in _QUIET_CONTROLS:
                 self.board.dirty = True
