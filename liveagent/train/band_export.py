@@ -24,16 +24,8 @@ from liveagent.music.piece import Piece
 from liveagent.music.tokens import VOCAB_SIZE
 from liveagent.train.band_net import BAND_TERMS, BandNet, band_spec_of
 from liveagent.train.checkpoint import Checkpoint
-from liveagent.train.export import (
-    AUX_OUTPUT_NAME,
-    OUTPUT_NAME,
-    PARITY_TOL,
-    TERM_WEIGHTS,
-    ExportError,
-    ExportResult,
-    export_onnx,
-    onnx_session,
-)
+from liveagent.train.export import AUX_OUTPUT_NAME, TERM_WEIGHTS, ExportResult, export_onnx
+from liveagent.train.export_check import OUTPUT_NAME, PARITY_TOL, ExportError, onnx_session
 from liveagent.train.model_card import contract_metadata, dataset_name, write_card
 from liveagent.train.networks import param_count
 

@@ -30,14 +30,8 @@ import torch
 from torch import nn
 
 from liveagent.train.checkpoint import load_checkpoint
-from liveagent.train.export import (
-    OUTPUT_NAME,
-    OnsetBoost,
-    check_parity,
-    export_onnx,
-    onnx_session,
-    random_observations,
-)
+from liveagent.train.export import OnsetBoost, export_onnx
+from liveagent.train.export_check import OUTPUT_NAME, check_parity, onnx_session, random_observations
 from liveagent.train.model_card import contract_metadata
 from liveagent.train.networks import NetConfig, PolicyNet, param_count
 

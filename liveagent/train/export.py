@@ -8,28 +8,39 @@ Every export is checked before it is kept: ``onnx.checker``, the contract's inpu
 dynamic batch, and parity with torch on random and on corpus observations (max |diff| <= 1e-4 and
 identical argmax). The results and the single-sample latency go into the model card ``NAME.json``
 next to ``NAME.onnx``, with the recipe ``NAME.toml`` (both written by :mod:`~liveagent.train.model_card`,
-with the contract's metadata).
+with the contract's metadata). The checks themselves (parity, latency, their observations) are
+:mod:`~liveagent.train.export_check`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from liveagent.music.features import ObservationBuffers, build_observation
 from liveagent.music.piece import Piece
 from liveagent.music.tokens import ONSET_BASE, VOCAB_SIZE
 from liveagent.train.checkpoint import load_checkpoint
+from liveagent.train.export_check import (
+    OUTPUT_NAME,
+    PARITY_TOL,
+    ExportError,
+    check_parity,
+    corpus_observations,
+    measure_onnx_latency,
+    measure_torch_latency,
+    onnx_session,
+    random_observations,
+    random_styles,
+    verify_export,
+)
 from liveagent.train.model_card import (
     STYLE_INPUT_NAME,
     contract_metadata,
@@ -39,30 +50,44 @@ from liveagent.train.model_card import (
 )
 from liveagent.train.networks import NetConfig, PolicyNet, param_count
 
+__all__ = [
+    "AUX_OUTPUT_NAME",
+    "INPUT_NAMES",
+    "OPSET",
+    "OUTPUT_NAME",
+    "PARITY_TOL",
+    "TERM_WEIGHTS",
+    "EnsembleNet",
+    "ExportError",
+    "ExportResult",
+    "OnsetBoost",
+    "WithPerformerNext",
+    "check_parity",
+    "corpus_observations",
+    "export_checkpoint",
+    "export_ensemble",
+    "export_onnx",
+    "input_names",
+    "measure_onnx_latency",
+    "measure_torch_latency",
+    "onnx_session",
+    "random_observations",
+    "random_styles",
+    "set_term_weights",
+    "verify_export",
+]
+
 log = logging.getLogger(__name__)
 
 INPUT_NAMES = ("performer", "agent", "position")
-OUTPUT_NAME = "logits"
 AUX_OUTPUT_NAME = "performer_next"
 """Optional output (contract addition): logits [B, 130] of the performer's next unseen token."""
 OPSET = 17
-PARITY_TOL = 1e-4
-
-
-class ExportError(RuntimeError):
-    """An export failed a check (parity, contract): nothing is kept."""
 
 
 def input_names(config: NetConfig) -> tuple[str, ...]:
     """The graph's inputs: the three of v1, plus ``style`` for a style-conditioned network (1.2)."""
     return (*INPUT_NAMES, STYLE_INPUT_NAME) if config.style_dim else INPUT_NAMES
-
-
-def random_styles(n: int, config: NetConfig, seed: int = 0) -> np.ndarray | None:
-    """Standard normal ``style`` rows [n, D] (float32) for a style network, else None."""
-    if not config.style_dim:
-        return None
-    return np.random.default_rng(seed).standard_normal((n, config.style_dim)).astype(np.float32)
 
 
 def _dummy_inputs(config: NetConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
@@ -144,116 +169,6 @@ def export_onnx(
     return path
 
 
-def onnx_session(path: str | os.PathLike[str], threads: int = 1) -> Any:
-    """A single-threaded onnxruntime session (as the live engine creates it)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Observations for the parity checks
-
-
-def random_observations(n: int, config: NetConfig, seed: int = 0) -> ObservationBuffers:
-    """Uniformly random contract arrays (every token, every position)."""
-    rng = np.random.default_rng(seed)
-    obs = ObservationBuffers.allocate(n, config.window)
-    obs.performer[:] = rng.integers(0, VOCAB_SIZE, obs.performer.shape)
-    obs.agent[:] = rng.integers(0, VOCAB_SIZE, obs.agent.shape)
-    obs.position[:] = rng.integers(0, config.steps_per_bar, n)
-    return obs
-
-
-def corpus_observations(
-    n: int, pieces: Sequence[Piece], config: NetConfig, seed: int = 0
-) -> ObservationBuffers:
-    """``n`` observations at random steps of random pieces (shared builder, real accompaniment as past)."""
-    rng = np.random.default_rng(seed)
-    obs = ObservationBuffers.allocate(n, config.window)
-    row = ObservationBuffers.allocate(1, config.window)
-    for i in range(n):
-        p = pieces[int(rng.integers(len(pieces)))]
-        t = int(rng.integers(p.n_steps))
-        build_observation(
-            p.performer, p.accompaniment, t, window=config.window, steps_per_bar=config.steps_per_bar,
-            mode=config.mode, out=row,
-        )  # fmt: skip
-        obs.performer[i], obs.agent[i], obs.position[i] = row.performer[0], row.agent[0], row.position[0]
-    return obs
-
-
-def _feed(obs: ObservationBuffers, style: np.ndarray | None) -> dict[str, np.ndarray]:
-    feed = obs.as_feed()
-    if style is not None:
-        feed[STYLE_INPUT_NAME] = style
-    return feed
-
-
-def _torch_inputs(obs: ObservationBuffers, style: np.ndarray | None) -> tuple[torch.Tensor, ...]:
-    arrays = (obs.performer, obs.agent, obs.position) + ((style,) if style is not None else ())
-    return tuple(torch.from_numpy(a) for a in arrays)
-
-
-def check_parity(
-    module: nn.Module, session: Any, obs: ObservationBuffers, style: np.ndarray | None = None
-) -> dict[str, Any]:
-    """Compare torch and onnxruntime logits on ``obs`` (and ``style`` rows, for a style network)."""
-    module = module.eval()
-    with torch.no_grad():
-        ref = module(*_torch_inputs(obs, style)).numpy()
-    got = session.run([OUTPUT_NAME], _feed(obs, style))[0]
-    diff = float(np.max(np.abs(ref - got))) if ref.size else 0.0
-    agree = float(np.mean(ref.argmax(axis=1) == got.argmax(axis=1)))
-    return {"n": len(obs.position), "max_abs_diff": diff, "argmax_agreement": agree,
-            "ok": bool(diff <= PARITY_TOL and agree == 1.0)}  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Latency
-
-
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    a = np.asarray(samples) * 1e6
-    return {"median_us": round(float(np.median(a)), 2), "p99_us": round(float(np.percentile(a, 99)), 2)}
-
-
-def measure_onnx_latency(
-    session: Any, config: NetConfig, n: int = 2000, warmup: int = 200
-) -> dict[str, float]:
-    """Single-sample ``session.run`` wall time on the session's threads (median, p99, in microseconds)."""
-    feed = _feed(random_observations(1, config, seed=1), random_styles(1, config, seed=1))
-    for _ in range(warmup):
-        session.run([OUTPUT_NAME], feed)
-    samples = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        session.run([OUTPUT_NAME], feed)
-        samples.append(time.perf_counter() - t0)
-    return _percentiles(samples)
-
-
-def measure_torch_latency(
-    module: nn.Module, config: NetConfig, n: int = 1000, warmup: int = 100
-) -> dict[str, float]:
-    """The same in torch eager (inference mode, current thread count), for comparison."""
-    x = _torch_inputs(random_observations(1, config, seed=1), random_styles(1, config, seed=1))
-    module = module.eval()
-    samples = []
-    with torch.inference_mode():
-        for _ in range(warmup):
-            module(*x)
-        for _ in range(n):
-            t0 = time.perf_counter()
-            module(*x)
-            samples.append(time.perf_counter() - t0)
-    return _percentiles(samples)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Checkpoint -> NAME.onnx + NAME.json + NAME.toml
 
@@ -266,41 +181,6 @@ class ExportResult:
     card_path: Path
     recipe_path: Path | None
     card: dict[str, Any] = field(default_factory=dict)
-
-
-def verify_export(
-    module: nn.Module,
-    config: NetConfig,
-    onnx_path: Path,
-    *,
-    pieces: Sequence[Piece] | None,
-    n: int = 1000,
-    latency: bool = True,
-) -> dict[str, Any]:
-    """Parity on ``n`` random (and ``n`` corpus, if ``pieces``) observations plus latency; raises if bad."""
-    session = onnx_session(onnx_path)
-    parity = {
-        "random": check_parity(
-            module, session, random_observations(n, config, seed=123), random_styles(n, config, seed=123)
-        )
-    }
-    if pieces:
-        parity["corpus"] = check_parity(
-            module,
-            session,
-            corpus_observations(n, pieces, config, seed=321),
-            random_styles(n, config, seed=321),
-        )
-    bad = {k: v for k, v in parity.items() if not v["ok"]}
-    if bad:
-        raise ExportError(f"{onnx_path}: ONNX and torch disagree: {bad}")
-    report: dict[str, Any] = {"parity": parity}
-    if latency:
-        report["latency"] = {
-            "onnx_1thread": measure_onnx_latency(session, config),
-            "torch_eager": measure_torch_latency(module, config),
-        }
-    return report
 
 
 class OnsetBoost(nn.Module):
