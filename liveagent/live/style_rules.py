@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from liveagent.live.engine.policy import PolicyMeta
+    from liveagent.live.engine.policy_contract import PolicyMeta
 
 PAD_LIMIT = 1.0
 """The pad's coordinates are in [-PAD_LIMIT, PAD_LIMIT] (the axes' measured range)."""

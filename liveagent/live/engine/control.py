@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from liveagent.live.engine.band import check_swap
 from liveagent.live.engine.clocks import InternalClock
 from liveagent.live.engine.config import PolicyLoaded
-from liveagent.live.engine.policy import PolicyError
+from liveagent.live.engine.policy_contract import PolicyError
 from liveagent.live.engine.policy_view import HISTORY, check_grid, load_for_swap, loader_thread_main
 from liveagent.live.events import Control, ControlEvent, InputError
 from liveagent.live.style_rules import StyleError, StyleRequest
