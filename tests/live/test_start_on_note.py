@@ -1,7 +1,7 @@
 """``start_on_note`` (``serve --start-on-note``): a start arms the transport; the performer's first note-on
 starts it, step 0 (the downbeat) at that note's time, so the agent plays on the performer's phase.
 
-On a ManualClock with the follow-mode echo policy of test_engine_follow (it plays back what it hears)."""
+On a ManualClock with the follow-mode echo policy of follow_helpers (it plays back what it hears)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from liveagent.live.engine.loop import Engine
 from liveagent.live.engine.status import build_status
 from liveagent.live.events import Control, ControlEvent, NoteEvent
 from tests.live.engine_helpers import FakeSink
-from tests.live.test_engine_follow import MS, Echo, G, P, make, play
+from tests.live.follow_helpers import MS, Echo, G, P, make, play
 
 T_NOTE = 1_214 * MS
 """The performer's first note: at no particular phase of anything (the grid does not exist yet)."""

@@ -17,18 +17,18 @@ review measured consonance at the melody's onsets falling from 98 % to 53 %). Wi
 performer's window converges to 46-49 ms (p95 of the catchable offsets, truncated at the maximum, + 2 ms)
 and 95.4 % of the onsets are answered (93.8-96.2 % a run; at most 97.7 % of such onsets are 50 ms late or
 less), the chord grace after each; an on-grid performer still gets the minimum (measured in
-``tests/live/test_engine_follow.py``). The window follows the performer: p95 of the catchable offsets is
-where a late player's onsets are. The cost is on held steps of a late player, which wait the window (the
-player's own lateness) before being decided; live electronics aim at about 10 ms of response (Wessel &
-Wright 2002), which is what an on-grid or slightly late performer gets. Never more than half a step is
-used.
+``tests/live/test_engine_follow_window.py``). The window follows the performer: p95 of the catchable
+offsets is where a late player's onsets are. The cost is on held steps of a late player, which wait the
+window (the player's own lateness) before being decided; live electronics aim at about 10 ms of response
+(Wessel & Wright 2002), which is what an on-grid or slightly late performer gets. Never more than half a
+step is used.
 
 Until ``warmup`` onsets have been measured the window is ``max_ms``: a performer not yet heard gets the
 benefit of the doubt (a hold waits up to 50 ms, rather than a late onset being decided without); once
 measured, only late onsets count, and a performer who is never late (or always later than the maximum)
 gets ``min_ms``. p95 rather than p90: under a jitter of sd 15 ms the p90 window answered 94.3 % of the
 onsets, p95 96.2 %, for 3.7 ms more on held steps (on average 24.4 -> 28.1 ms; measured in
-``tests/live/test_engine_follow.py``).
+``tests/live/test_engine_follow_window.py``).
 A fixed window (``--follow-window-ms``, OSC ``/liveagent/follow``, at least
 :data:`FOLLOW_WINDOW_MIN_FIXED_MS`, kept to 10 us) replaces the adaptive one; 0 frees it again.
 
