@@ -287,6 +287,9 @@ def test_serve_all_notes_off_stop_and_reset_release_the_performer(
             assert wait_until(lambda: sp.status()["running"] == 1, timeout=3)
             st = sp.status()
             assert st["performer_held"] == 1 and st["performer_notes_cleared"] == 5, st
+            peers.send(0xB0, 120, 0)  # All Sound Off (CC 120) releases the held key as CC 123 does
+            assert wait_until(lambda: sp.status()["performer_held"] == 0, timeout=3), sp.status()
+            assert sp.status()["performer_notes_cleared"] == 6
             assert sp.terminate() == 0
     finally:
         peers.close()

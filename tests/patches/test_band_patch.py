@@ -14,10 +14,8 @@ abstraction.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import re
 import subprocess
 import time
 from collections.abc import Sequence
@@ -27,7 +25,6 @@ from typing import Any, TextIO
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
-from liveagent.live.commands.serve import add_serve_arguments
 from liveagent.live.io.osc_out import band_note_address
 from tests.live.osc_helpers import OscCollector, free_udp_port
 from tests.live.serve_helpers import ServeProcess
@@ -40,13 +37,6 @@ VOICES = ("alto", "tenor", "bass")
 OUTLETS = {"v1": 0, "alto": 3, "tenor": 4, "bass": 5}
 """Probe name -> outlet of [liveagent]: the v1 note outlet and the band's three (the shared band decision)."""
 BAD_WORDS = ("error", "couldn't create", "bad arguments", "no such object", "... couldn't")
-
-
-def serve_has_band() -> bool:
-    """Whether this checkout's ``liveagent serve`` takes ``--band`` (the real-serve test needs it)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add_serve_arguments(parser)
-    return re.search(r"--band(?![-\w])", parser.format_help()) is not None
 
 
 def build_probe_patch(
@@ -249,7 +239,6 @@ PERFORMER = (72, 74, 76, 77, 79, 77, 76, 74, 72, 76, 79, 84)
 """The soprano the performer plays through Pd, one note a beat (a C major line in the soprano's range)."""
 
 
-@pytest.mark.skipif(not serve_has_band(), reason="liveagent serve has no --band yet (issue 10: the lead's)")
 @pytest.mark.timeout(120)
 def test_real_serve_band_plays_through_the_pd_abstraction(tmp_path: Path) -> None:
     """A performer plays a melody through [liveagent] into a real ``liveagent serve --band satb``: each of
