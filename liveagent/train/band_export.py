@@ -25,7 +25,13 @@ from liveagent.music.tokens import VOCAB_SIZE
 from liveagent.train.band_net import BAND_TERMS, BandNet, band_spec_of
 from liveagent.train.checkpoint import Checkpoint
 from liveagent.train.export import AUX_OUTPUT_NAME, TERM_WEIGHTS, ExportResult, export_onnx
-from liveagent.train.export_check import OUTPUT_NAME, PARITY_TOL, ExportError, onnx_session
+from liveagent.train.export_check import (
+    OUTPUT_NAME,
+    PARITY_TOL,
+    ExportError,
+    onnx_session,
+    time_session_runs,
+)
 from liveagent.train.model_card import contract_metadata, dataset_name, write_card
 from liveagent.train.networks import param_count
 
@@ -91,16 +97,7 @@ def _parity(module: BandExport, session: Any, obs: BandBuffers) -> dict[str, Any
 
 def _latency(session: Any, obs: BandBuffers, n: int = 2000) -> dict[str, float]:
     """One voice's decision (single sample, one thread), median and p99 in microseconds."""
-    feed = {k: v[:1] for k, v in obs.as_feed().items()}
-    for _ in range(200):
-        session.run([OUTPUT_NAME], feed)
-    samples = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        session.run([OUTPUT_NAME], feed)
-        samples.append(time.perf_counter() - t0)
-    a = np.asarray(samples) * 1e6
-    return {"median_us": round(float(np.median(a)), 2), "p99_us": round(float(np.percentile(a, 99)), 2)}
+    return time_session_runs(session, {k: v[:1] for k, v in obs.as_feed().items()}, n, warmup=200)
 
 
 def _torch_latency(module: BandExport, obs: BandBuffers, n: int = 300) -> dict[str, float]:

@@ -133,11 +133,8 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
     return {"median_us": round(float(np.median(a)), 2), "p99_us": round(float(np.percentile(a, 99)), 2)}
 
 
-def measure_onnx_latency(
-    session: Any, config: NetConfig, n: int = 2000, warmup: int = 200
-) -> dict[str, float]:
-    """Single-sample ``session.run`` wall time on the session's threads (median, p99, in microseconds)."""
-    feed = _feed(random_observations(1, config, seed=1), random_styles(1, config, seed=1))
+def time_session_runs(session: Any, feed: dict[str, Any], n: int, warmup: int) -> dict[str, float]:
+    """``session.run`` on ``feed``, ``warmup`` times untimed then ``n`` timed: median and p99 in us."""
     for _ in range(warmup):
         session.run([OUTPUT_NAME], feed)
     samples = []
@@ -146,6 +143,14 @@ def measure_onnx_latency(
         session.run([OUTPUT_NAME], feed)
         samples.append(time.perf_counter() - t0)
     return _percentiles(samples)
+
+
+def measure_onnx_latency(
+    session: Any, config: NetConfig, n: int = 2000, warmup: int = 200
+) -> dict[str, float]:
+    """Single-sample ``session.run`` wall time on the session's threads (median, p99, in microseconds)."""
+    feed = _feed(random_observations(1, config, seed=1), random_styles(1, config, seed=1))
+    return time_session_runs(session, feed, n, warmup)
 
 
 def measure_torch_latency(
