@@ -20,7 +20,7 @@ two-part counterpoint)."""
 
 class Performer:
     """A player on its own thread: a note a beat at ``bpm``, each held ``legato`` of the beat; every note-on
-    is kept as (send time ns, pitch), every note-off likewise, so the agent's notes can be heard against it."""
+    and note-off is kept as (send time ns, pitch, vel), so the agent's notes can be heard against it."""
 
     def __init__(self, serve: ServeProcess, bpm: float, melody: Sequence[int] = MELODY, legato: float = 0.9):
         self.serve, self.bpm, self.melody, self.legato = serve, bpm, melody, legato
