@@ -6,6 +6,7 @@ masks. Greedy decoding (``temperature == 0``) is argmax after the mask.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -94,6 +95,21 @@ class Sampler:
         if lg.ndim == 1:
             lg = lg[None, :]
         b = lg.shape[0]
+        if b == 1 and self.config.temperature == 0.0 and (mask is None or mask.ndim == 1):
+            # The live path (one row, greedy) in three numpy calls: on stage each call finds numpy's code
+            # out of the caches after the idle between steps (~15-25 us a call; the general path took
+            # ~120 us of a ~570 us decision inside `serve`). A non-finite maximum takes the general path.
+            x1 = self._scratch[0]
+            if mask is None:
+                np.copyto(x1, lg[0])
+            else:
+                np.add(lg[0], self._additive(mask), out=x1)
+            i = int(x1.argmax())
+            if math.isfinite(x1[i]):
+                if out is None:
+                    out = np.empty(1, dtype=np.int64)
+                out[0] = i
+                return out
         if self._scratch.shape[0] < b:
             self._scratch = np.empty((b, VOCAB_SIZE), dtype=np.float64)
         x = self._scratch[:b]

@@ -25,7 +25,7 @@ MS = 1_000_000
 
 
 def _play(
-    policy_name: str, calls: int, monkeypatch: pytest.MonkeyPatch
+    policy_name: str, calls: int, monkeypatch: pytest.MonkeyPatch, temperature: float = 0.0
 ) -> tuple[list[tuple[object, ...]], int]:
     """A melody a quarter note per beat, jittered (some onsets early, some late, one missing), at 240 BPM;
     returns the notes and beats sent and how many warm-up runs the policy did."""
@@ -41,7 +41,7 @@ def _play(
     monkeypatch.setattr(policy, "warm", counting_warm)
     clock = ManualClock(bpm=240)
     sink = FakeSink(now=clock.time)
-    eng = Engine(policy, sink, clock, EngineConfig(warmup_calls=1))
+    eng = Engine(policy, sink, clock, EngineConfig(warmup_calls=1, temperature=temperature, seed=3))
     clock.start(at_ns=1_000 * MS)
     rng = np.random.default_rng(5)
     melody = [67, 69, 71, 72, 74, 72, 71, 69, 67, 66, 67, 69, 71, 0, 69, 67]
@@ -70,6 +70,16 @@ def test_prefetch_changes_no_note_and_no_time(name: str, monkeypatch: pytest.Mon
     else:  # follow timing warms nothing: a warm run competed with a spread chord's later keys
         assert warms_on == 0
     assert sum(1 for c in on if c[0] == "on") >= 8  # the policy played: the comparison means something
+    assert on == off
+
+
+def test_prefetch_with_sampling_consumes_no_random_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm-up also warms the sampler's greedy pick (``EngineState._warm_sampler``); with a temperature
+    it must not draw, or the seeded line would change with the warm-up on."""
+    off, _ = _play("anticipate", 0, monkeypatch, temperature=0.8)
+    on, warms_on = _play("anticipate", 2, monkeypatch, temperature=0.8)
+    assert warms_on >= 2 * 60
+    assert sum(1 for c in on if c[0] == "on") >= 8
     assert on == off
 
 

@@ -100,3 +100,29 @@ def test_resolve_hold() -> None:
     assert resolve_hold(HOLD, sounding=False) == REST
     assert resolve_hold(HOLD, sounding=True) == HOLD
     assert resolve_hold(onset(60), sounding=False) == onset(60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from(["finite", "nan", "posinf", "none_allowed", "no_mask"]))
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf + -inf (a masked inf)
+def test_the_live_one_row_greedy_path_matches_the_general_one(seed: int, case: str) -> None:
+    """One row, a 1-D mask, greedy (the engine's call) takes a short path; it must pick what the general
+    path picks for the same row (a batch of two), non-finite logits and an empty mask included."""
+    rng = np.random.default_rng(seed)
+    row = rng.normal(size=VOCAB_SIZE).astype(np.float32)
+    mask: np.ndarray | None = rng.random(VOCAB_SIZE) < 0.3
+    assert mask is not None
+    if case == "nan":
+        row[int(np.argmax(np.where(mask, row, -np.inf)))] = np.nan
+    elif case == "posinf":
+        row[int(rng.integers(VOCAB_SIZE))] = np.inf
+    elif case == "none_allowed":
+        mask[:] = False
+    elif case == "no_mask":
+        mask = None
+    out = np.full(1, -1, dtype=np.int64)
+    got = Sampler().sample(row[None, :], mask, out=out)
+    assert got is out
+    batch_mask = None if mask is None else np.stack([mask, mask])
+    want = Sampler().sample(np.stack([row, row]), batch_mask)
+    assert got.tolist() == [int(want[0])], (case, got, want)

@@ -71,6 +71,9 @@ class PolicyView:
         """Absolute step of the stream's first step (a bar line, so position = local step mod bar)."""
         self._prefetched = -(1 << 62)
         """The step whose decision the policy was last warmed for (:meth:`prefetch_until`)."""
+        self.warm_after: Callable[[], object] | None = None
+        """Run once after a prefetch's policy runs: the engine warms the rest of its decision path there
+        (its sampler's greedy pick, on a scratch row; nothing the decision reads changes)."""
         self._install(policy)
 
     def mask_for(self, policy: Policy) -> npt.NDArray[np.bool_]:
@@ -237,6 +240,8 @@ class PolicyView:
                 if t1 + (t1 - t0) // 2 > until:  # the next run (about half as long) would end after it
                     break
                 t0 = t1
+        if done and self.warm_after is not None:
+            self.warm_after()
         return done
 
     def swap(self, policy: Policy, next_step: int | None, performer_next: int) -> None:
