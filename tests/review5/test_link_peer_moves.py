@@ -145,3 +145,37 @@ def test_peer_stops_and_starts_quickly() -> None:
     # every stop released the agent's notes: nothing sounds once stopped (before the exit's burst)
     assert sounding_at(events, t_stop + 500_000_000) == {}, sounding_at(events, t_stop + 500_000_000)
     assert overlaps(events) == []
+
+
+def test_agent_joins_a_session_already_playing_on_its_start() -> None:
+    """The drummer's app has been playing for a while when `serve` is launched; the agent's
+    /liveagent/start (Link hands a joining peer no start/stop state) brings it in on the session's grid, its
+    bars on the session's bars (its bar numbers may count from its own entry), the peer undisturbed."""
+    require_aalink()
+    peer = LinkPeer(bpm=110.0)
+    try:
+        time.sleep(1.0)  # an older session: the agent joins it (see test_session_at_extreme_tempo)
+        peer.send("start")
+        assert wait_until(lambda: peer.last()["playing"] and peer.last()["beat"] > 4, 6)
+        with ServeProcess(*SERVE) as sp:
+            joined(sp, peer)
+            t_start = time.perf_counter_ns()
+            sp.send("/liveagent/start")
+            assert wait_until(lambda: len(beats_between(sp, t_start, time.perf_counter_ns())) >= 6, 10.0)
+            beats = beats_between(sp, t_start, time.perf_counter_ns())
+            st = sp.status()
+            assert sp.terminate() == 0
+        assert all(s["playing"] for s in peer.samples[-50:])  # the session never stopped
+    finally:
+        peer.close()
+    assert st["bpm"] == pytest.approx(110.0, abs=0.01)
+    rows = []
+    for t, bar, beat in beats:
+        b, tempo = peer.beat_at(t)
+        n = round(b)
+        rows.append((bar, beat, round(b, 3), n % 4, (b - n) * 60e3 / tempo))
+    report = f"(agent bar, beat, peer beat, peer beat in bar, offset ms): {rows}"
+    print(report)
+    assert consecutive(beats) == [], report
+    assert all(beat == nb for _, beat, _, nb, _ in rows), report
+    assert max(abs(o) for *_, o in rows) < TOLERANCE_MS, report
