@@ -97,6 +97,7 @@ def transport_changed(eng: EngineState, now: int) -> None:
     clock = eng.clock
     eng._epoch = clock.epoch
     eng.release_all()
+    eng.steer.settle(eng.view.policy)
     if clock.running:
         start_session(eng, clock.start_step)
         if eng.recorder is not None:

@@ -115,6 +115,15 @@ class StyleSteer:
             return
         self.glide.begin(current, z, k0, steps)
 
+    def settle(self, policy: Policy) -> None:
+        """The transport stopped or a new session starts: a glide in progress lands on its target at once
+        (stopped, a style applies at once). Its steps count from the session it began in; a new session
+        counts from its own start step, so a glide left running would hold the old ``z`` until the new
+        session reached the old step (a review heard the mood stuck half-way for 6 bars after a restart)."""
+        if self.glide.active:
+            self.glide.active = False
+            _set(policy, self.glide.start + self.glide.delta)
+
     def step(self, policy: Policy, k: int) -> None:
         """Before deciding step ``k``: the glide's ``z`` for it, to the policy (engine thread)."""
         if self.glide.active:
