@@ -140,7 +140,7 @@ def test_render_a_recorded_session(tmp_path: Path) -> None:
     assert programs(with_instruments(mid, tmp_path / "i.mid")) == {0: PERFORMER_PROGRAM, 1: AGENT_PROGRAM}
 
 
-def test_a_silent_rendering_is_an_error(tmp_path: Path) -> None:
+def test_a_file_without_notes_is_an_error_before_rendering(tmp_path: Path) -> None:
     require_fluidsynth()
     mf = mido.MidiFile()
     tr = mido.MidiTrack()
@@ -148,7 +148,7 @@ def test_a_silent_rendering_is_an_error(tmp_path: Path) -> None:
     tr.append(mido.MetaMessage("end_of_track", time=480))
     src = tmp_path / "empty.mid"
     mf.save(str(src))
-    with pytest.raises(RenderError, match="silent"):
+    with pytest.raises(RenderError, match="no notes in"):
         render_wav(src, tmp_path / "empty.wav")
 
 

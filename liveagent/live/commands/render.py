@@ -44,8 +44,12 @@ VOICE_PROGRAMS: dict[str, int] = {"alto": 41, "tenor": 42, "bass": 43}
 voice is heard apart, and each in its own register: a chorale's bass goes down to C2)."""
 SAMPLE_RATE = 44100
 SILENCE_RMS = 1e-3
-"""RMS (full scale = 1) below which a rendering counts as silent (FluidSynth's output of a few notes at
-the default gain measures ~0.01-0.1)."""
+"""RMS (full scale = 1) below which a finished rendering (its lead-in cut, scaled) counts as silent: a few
+notes measure ~0.01-0.1 (what the tests check a demo's sound against)."""
+SILENCE_PEAK = 1e-3
+"""Peak (full scale = 1) below which FluidSynth's raw output counts as silent (did the soundfont load?). A
+peak, not the RMS: a session with one note after ten minutes of waiting has a whole-file RMS of ~4e-4, yet
+it is not silent; FluidSynth's output with nothing to play peaks at a few LSB (~3e-5)."""
 SOUNDFONTS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "/usr/share/sounds/sf2/default-GM.sf2",
@@ -131,6 +135,23 @@ def wav_rms(path: Path) -> float:
     return float(np.sqrt(np.mean(x * x)) / float(2 ** (8 * width - 1)))
 
 
+def wav_peak(path: Path) -> float:
+    """Peak absolute sample of a 16-bit PCM WAV, full scale = 1."""
+    x, _ = _read_pcm16(path)
+    return float(np.abs(x.astype(np.int32)).max()) / 32768.0 if x.size else 0.0
+
+
+def has_notes(midi: Path) -> bool:
+    """Whether ``midi`` holds a note-on with a velocity (a recorded session may hold none);
+    :class:`RenderError` naming the file when it cannot be read as MIDI."""
+    import mido
+
+    try:
+        return any(m.type == "note_on" and m.velocity > 0 for m in mido.MidiFile(str(midi)))
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
+        raise RenderError(f"{midi} is not a readable MIDI file: {type(e).__name__}: {e}") from e
+
+
 def first_note_lead_in_s(midi: Path, pre_roll_beats: float = PRE_ROLL_BEATS) -> float:
     """Seconds of the file before its first note-on, less ``pre_roll_beats`` beats at the tempo there (0 when
     the file starts sooner): what to cut from the start of its rendering."""
@@ -193,6 +214,8 @@ def render_wav(
     sf2 = find_soundfont(soundfont)
     if not midi.is_file():
         raise RenderError(f"no such MIDI file: {midi}")
+    if not has_notes(midi):
+        raise RenderError(f"no notes in {midi}: nothing to render")
     wav.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="liveagent-render-") as tmp:
         src = midi
@@ -203,9 +226,9 @@ def render_wav(
             if not _clipped(wav):
                 break
             log.info("rendering at gain %g clipped: again at a lower gain", gain)
-    rms = wav_rms(wav)
-    if rms < SILENCE_RMS:
-        raise RenderError(f"{wav} is silent (RMS {rms:.2e}): did the soundfont {sf2} load?")
+    peak = wav_peak(wav)
+    if peak < SILENCE_PEAK:
+        raise RenderError(f"{wav} is silent (peak {peak:.2e}): did the soundfont {sf2} load?")
     finish_wav(wav, cut_s=first_note_lead_in_s(midi, pre_roll_beats), peak_dbfs=peak_dbfs)
     rms = wav_rms(wav)
     log.info("rendered %s -> %s (RMS %.3f)", midi, wav, rms)
