@@ -71,6 +71,31 @@ def check_values(values: Sequence[Any], what: str = "style") -> tuple[float, ...
     return tuple(out)
 
 
+MAX_MOOD_NAME = 64
+"""The longest mood name a request may carry (the shipped moods are short words)."""
+
+
+def clean_mood_name(name: Any) -> str:
+    """A mood name as every door takes it (``/liveagent/mood``, ``serve --mood``, ``demo --mood``): stray
+    spaces stripped; :class:`StyleError` (kind ``type``) for a non-string, a blank, a NUL or one longer than
+    :data:`MAX_MOOD_NAME`. Whether the policy has that mood is :func:`resolve`'s question."""
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_MOOD_NAME or "\0" in name:
+        raise StyleError("type", "expects a mood name (a word), e.g. calm, busy, neutral")
+    return name.strip()
+
+
+def mood_arg(text: str) -> str:
+    """``--mood`` (serve, demo) by :func:`clean_mood_name`'s rules, for argparse (``type=``): a launcher's
+    empty ``$MOOD`` is an error, as an empty ``/liveagent/mood`` is, not a silent default."""
+    import argparse
+
+    try:
+        return clean_mood_name(text)
+    except StyleError as e:
+        shown = text if len(text) <= MAX_MOOD_NAME else text[:MAX_MOOD_NAME] + "..."
+        raise argparse.ArgumentTypeError(f"{shown!r}: {e}") from None
+
+
 def has_pad(meta: PolicyMeta) -> bool:
     """Whether the policy declares the pad's plane (``style_axes`` pc1 and pc2)."""
     return all(a in meta.style_axes for a in PAD_AXES)
@@ -123,12 +148,15 @@ def resolve(meta: PolicyMeta, request: StyleRequest, name: str = "policy") -> tu
 __all__ = [
     "CUSTOM",
     "LATENT_LIMIT",
+    "MAX_MOOD_NAME",
     "MAX_VALUES",
     "PAD_AXES",
     "PAD_LIMIT",
     "StyleError",
     "StyleRequest",
     "check_values",
+    "clean_mood_name",
     "has_pad",
+    "mood_arg",
     "resolve",
 ]

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.timeout(120)
 MOODS_LISTED = "bright, busy, calm, dark, leaping, neutral, syncopated"
 
 
-@pytest.mark.parametrize("name", ["BUSY", "busy,calm", "bsy", "neutral "])
+# ("neutral " is neutral: spaces are stripped, as over OSC)
+@pytest.mark.parametrize("name", ["BUSY", "busy,calm", "bsy"])
 def test_serve_refuses_a_mistyped_mood_and_lists_the_moods(name: str) -> None:
     cmd = [sys.executable, "-m", "liveagent", "serve", "--osc-port", "0", "--no-record", "--policy", "style"]
     r = subprocess.run(

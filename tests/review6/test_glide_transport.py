@@ -1,8 +1,8 @@
 """Transport churn in the middle of a mood's glide, through a real `serve --policy style` at 240 BPM with a
-performer: /stop mid-glide keeps the request (the glide is held where it was while stopped, style_gliding
-stays 1) and /start or /continue finishes it on the mood's latent, start/stop storms never leave a note
-sounding at the receiver or an overlap, and the style in the status is always a finite latent within the
-documented range."""
+performer: /stop mid-glide keeps the request and lands the glide on the mood's latent (stopped, a style
+applies at once: ``StyleSteer.settle``), so /start or /continue plays the mood; start/stop storms never
+leave a note sounding at the receiver or an overlap, and the style in the status is always a finite latent
+within the documented range."""
 
 from __future__ import annotations
 

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from liveagent.live.style_rules import mood_arg
+
 log = logging.getLogger(__name__)
 
 
@@ -46,7 +48,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = greedy)")
     parser.add_argument(
-        "--mood", default="", help="with a style policy (--policy style): its mood (calm, busy, bright, dark)"
+        "--mood",
+        type=mood_arg,
+        default=None,
+        help="with a style policy (--policy style): its mood (calm, busy, bright, dark)",
     )
     parser.add_argument("--seed", type=int, default=None, help="sampler seed")
     parser.add_argument(

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from liveagent.live.style_rules import mood_arg
+
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = tuple(
@@ -79,7 +81,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pitch-max", type=int, default=None, help="highest agent pitch (default: the policy's)")
     g.add_argument(
         "--mood",
-        default="",
+        type=mood_arg,
+        default=None,
         metavar="NAME",
         help="a style policy (e.g. --policy style) starts in this mood: calm, busy, bright, dark, neutral, "
         "... (default: the policy's style_default; /liveagent/mood changes it live)",
@@ -266,7 +269,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         midi_thru=args.midi_thru,
         midi_clock_out=args.midi_clock_out,
         style_cc=args.style_cc,
-        mood=args.mood,
+        mood=args.mood or "",
         temperature=args.temperature,
         top_p=args.top_p,
         seed=args.seed,

@@ -50,7 +50,6 @@ from liveagent.live.io.osc_wire import (
     MAX_ARGS,
     MAX_BUNDLE_DEPTH,
     MAX_ELEMENTS,
-    MAX_MOOD_NAME,
     MAX_POLICY_NAME,
     MAX_REPLY_BYTES,
     MAX_REPLY_STRING,
@@ -70,7 +69,7 @@ from liveagent.live.io.osc_wire import (
     parse_host_port,
     parse_message,
 )
-from liveagent.live.style_rules import StyleError, check_values
+from liveagent.live.style_rules import MAX_MOOD_NAME, StyleError, check_values, clean_mood_name
 
 __all__ = [
     "DEFAULT_IN_PORT",
@@ -262,10 +261,11 @@ def decode(addr: str, params: list[Any], t_ns: int, reply_to: tuple[str, int] | 
         return ControlEvent(t_ns, Control.STYLE, reply_to=reply_to, values=values)
     if addr == "/liveagent/mood":
         _arity(addr, params, 1)
-        mood = params[0]
-        if not isinstance(mood, str) or not mood.strip() or len(mood) > MAX_MOOD_NAME or "\0" in mood:
-            raise MessageError("type", f"{addr}: expects a mood name (string), e.g. calm, busy, neutral")
-        return ControlEvent(t_ns, Control.MOOD, text=mood.strip(), reply_to=reply_to)
+        try:
+            mood = clean_mood_name(params[0])
+        except StyleError as e:
+            raise MessageError("type", f"{addr}: {e}") from None
+        return ControlEvent(t_ns, Control.MOOD, text=mood, reply_to=reply_to)
     kind = _NO_ARG.get(addr)
     if kind is not None:
         _arity(addr, params, 0)

@@ -27,7 +27,6 @@ DEFAULT_OUT_PORT = 9001
 BPM_MIN, BPM_MAX = 20.0, 400.0
 TEMPERATURE_MAX = 10.0
 MAX_POLICY_NAME = 1024
-MAX_MOOD_NAME = 64
 MAX_BUNDLE_DEPTH = 4
 """Bundles nested deeper than this (a bundle in a bundle in ...) are refused whole."""
 MAX_ELEMENTS = 64
