@@ -19,6 +19,9 @@ __all__ = [
     "NEW_SENDER_QUIET",
     "NOISY_MEMORY_NS",
     "PERFORMER_IDLE_NS",
+    "QUIET_CONTROL_RATE",
+    "QUIET_CONTROL_TOTAL_BURST",
+    "QUIET_CONTROL_TOTAL_RATE",
     "SENDER_IDLE_NS",
     "Host",
     "LimitSettings",
@@ -131,12 +134,13 @@ class Sender:
     """The limits of one sender (address + port): its messages, its quiet-sender priority, its replies,
     and what eviction needs to know (when it was last seen, last over a limit, whether it sent notes)."""
 
-    __slots__ = ("controls", "msgs", "noisy_ns", "notes", "quiet", "replies", "seen_ns")
+    __slots__ = ("controls", "msgs", "noisy_ns", "notes", "quiet", "quiet_controls", "replies", "seen_ns")
 
     def __init__(self, cfg: LimitSettings, now_ns: int) -> None:
         self.msgs = _Bucket(cfg.max_rate, cfg.burst, now_ns)
         self.controls = _Bucket(cfg.control_rate, cfg.control_burst, now_ns)
         self.quiet = _Bucket(cfg.quiet_rate, cfg.quiet_burst, now_ns)
+        self.quiet_controls = _Bucket(QUIET_CONTROL_RATE, QUIET_CONTROL_RATE, now_ns)
         self.replies = _Bucket(cfg.status_replies_per_s, 20.0, now_ns)
         self.seen_ns = now_ns
         self.noisy_ns = -NOISY_MEMORY_NS
@@ -168,19 +172,29 @@ NEW_SENDER_QUIET = 4.0
 """A new sender's quiet-sender allowance at first (it refills at ``quiet_rate``): enough for a chord."""
 NOISY_MEMORY_NS = 10_000_000_000
 """A sender over a limit within this long is noisy: first to give its place to a newcomer."""
-_TRANSPORT = frozenset({Control.START, Control.STOP, Control.CONTINUE})
+QUIET_CONTROL_RATE = 4.0
+"""Controls per second (and at once) a quiet sender gets past the address's and the total control
+buckets: a performer's ``/mood`` once in a while passes while another port of the same machine floods
+controls (a review lost 6 of 12 such controls to a patch looping ``/temperature`` on 127.0.0.1). Every
+control a sender sends spends it, admitted or not, so a flooding port gets at most this rate through."""
+QUIET_CONTROL_TOTAL_RATE = 20.0
+QUIET_CONTROL_TOTAL_BURST = 8.0
+"""All quiet senders' allowances together (per second, at once): many ports each at the quiet rate (40
+ports of one address) get no more than this past the control limits."""
+_TRANSPORT = frozenset({Control.START, Control.STOP, Control.CONTINUE, Control.MUTE})
 _RESERVED = frozenset(
     a.encode()
     for a in (
         "/liveagent/start",
         "/liveagent/stop",
         "/liveagent/continue",
+        "/liveagent/mute",
         "/liveagent/panic",
         "/liveagent/status",
     )
 )
 """Addresses (as they start a message) with budgets of their own, past the message rate limit: a flood
-of notes or other controls cannot keep ``/stop``, ``/panic`` or a status request out."""
+of notes or other controls cannot keep ``/stop``, ``/mute``, ``/panic`` or a status request out."""
 
 
 class OscLimits:
@@ -203,6 +217,7 @@ class OscLimits:
         self._hosts: dict[str, Host] = {}
         self._overflow_host = Host(cfg, now)
         self._controls = _Bucket(cfg.control_total_rate, cfg.control_total_burst, now)
+        self._quiet_controls = _Bucket(QUIET_CONTROL_TOTAL_RATE, QUIET_CONTROL_TOTAL_BURST, now)
         self._panic_ns = int(cfg.panic_interval_ms * 1e6)
         self._last_panic = now - self._panic_ns
         self._replies = _Bucket(cfg.status_replies_total_per_s, 50.0, now)
@@ -333,9 +348,10 @@ class OscLimits:
         return False
 
     def control(self, st: Sender, host: Host, kind: Control, sender: tuple[str, int], t_ns: int) -> bool:
-        """The control limits (True: pass it on). ``/start``, ``/stop``, ``/continue``: the address's
-        transport budget only; ``/panic``: one per ``panic_interval_ms``, the rest collapsed into it;
-        other controls: the sender's, its address's and the total control buckets, all three."""
+        """The control limits (True: pass it on). ``/start``, ``/stop``, ``/continue``, ``/mute``: the
+        address's transport budget only; ``/panic``: one per ``panic_interval_ms``, the rest collapsed into
+        it; other controls: the sender's, its address's and the total control buckets, all three, or, when
+        others emptied the last two, the sender's quiet allowance (:data:`QUIET_CONTROL_RATE`)."""
         c = self.counters
         if kind == Control.PANIC:
             if t_ns - self._last_panic < self._panic_ns:
@@ -349,12 +365,17 @@ class OscLimits:
                 return True
             what = f"/start, /stop, /continue above {self.config.transport_rate:g}/s from {sender[0]}"
         else:
-            for b in (st.controls, host.controls, self._controls):
+            for b in (st.controls, host.controls, self._controls, st.quiet_controls):
                 b.refill(t_ns)
+            quiet = st.quiet_controls.tokens >= 1.0
+            st.quiet_controls.tokens = max(0.0, st.quiet_controls.tokens - 1.0)
             if st.controls.tokens >= 1.0 and host.controls.tokens >= 1.0 and self._controls.tokens >= 1.0:
                 st.controls.tokens -= 1.0
                 host.controls.tokens -= 1.0
                 self._controls.tokens -= 1.0
+                return True
+            if quiet and st.controls.tokens >= 1.0 and self._quiet_controls.take(t_ns):
+                st.controls.tokens -= 1.0
                 return True
             what = f"controls above {self.config.control_rate:g}/s from {sender[0]} (or in total)"
         st.noisy_ns = t_ns
