@@ -60,7 +60,7 @@ from liveagent.live.engine.config import EngineConfig, PolicyLoaded, RecorderLik
 from liveagent.live.engine.control import on_control, on_loaded, swap_pending
 from liveagent.live.engine.performer_input import on_note, transport_changed
 from liveagent.live.engine.policy import Policy, load_policy
-from liveagent.live.engine.policy_view import engine_running, observation_for
+from liveagent.live.engine.policy_view import PREFETCH_NS, engine_running, observation_for
 from liveagent.live.engine.runtime_gc import RealtimeGC
 from liveagent.live.engine.state import DECIDE, EMIT, EngineState
 from liveagent.live.engine.status import build_status, publish_status, slack_time
@@ -315,7 +315,7 @@ class Engine(EngineState):
                         swap_pending(self, now)
                     miss_step(self, k, now, emit=True)
                     continue
-                td = clock.due(k) - self._lead_ns
+                td = clock.due(k) - self._lead_at(clock.period_ns())
                 if now < td:
                     return self.view.prefetch_until(k, td, now, self._now, self._queue_busy)
                 if swap_here:
@@ -427,6 +427,14 @@ class Engine(EngineState):
             self._emit_wake = True
             return self._future(t, now)
         return wake
+
+    def _lead_at(self, period_ns: float) -> int:
+        """The lead for a step of ``period_ns``: the configured one, but leaving the slack time and the
+        warm-up between an emission and the next decision (at least half a step ahead). The lead is sized
+        at the start tempo, and a clock that follows a peer (Link up to 999 BPM) can shrink the step under
+        it: a 20 ms lead at 600 BPM (25 ms steps) left no slack, and the status froze."""
+        period = int(period_ns)
+        return min(self._lead_ns, max(period >> 1, period - self._slack_ns - PREFETCH_NS - 1_000_000))
 
     def _future(self, t: int, now: int) -> int:
         if t > now:
