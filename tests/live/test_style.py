@@ -257,14 +257,15 @@ def test_midi_pad_ccs_map_0_127_onto_minus_1_1_on_the_performers_channels() -> N
 
     got: list[object] = []
     midi = MidiIO(got.append, MidiConfig(in_channels=(0,)))
-    midi.handle([0xB0, 16, 127], 5)  # x = 1
-    midi.handle([0xB0, 17, 0], 6)  # y = -1, x kept
-    midi.handle([0xB1, 16, 0], 7)  # channel 2: not the performer's
-    midi.handle([0xB0, 1, 64], 8)  # the mod wheel: not the pad
+    ms = 1_000_000  # the pad's points go out at most every 10 ms (PAD_INTERVAL_NS): these are 20 ms apart
+    midi.handle([0xB0, 16, 127], 5 * 20 * ms)  # x = 1
+    midi.handle([0xB0, 17, 0], 6 * 20 * ms)  # y = -1, x kept
+    midi.handle([0xB1, 16, 0], 7 * 20 * ms)  # channel 2: not the performer's
+    midi.handle([0xB0, 1, 64], 8 * 20 * ms)  # the mod wheel: not the pad
     styles = [e for e in got if isinstance(e, ControlEvent)]
     assert [e.values for e in styles] == [(1.0, 0.0), (1.0, -1.0)] and styles[0].kind == Control.STYLE
     assert midi.counters.style_cc == 2 and midi.counters.ignored == 2  # other CCs: ignored, as ever
-    midi.handle([0xB0, 16, 64], 9)
+    midi.handle([0xB0, 16, 64], 9 * 20 * ms)
     assert styles[-1].values == (1.0, -1.0) and got[-1].values[0] == pytest.approx(0.0079, abs=1e-3)  # type: ignore[attr-defined]
     off = MidiIO(got.append, MidiConfig(style_cc=(0, 0)))
     n = len(got)
@@ -272,3 +273,24 @@ def test_midi_pad_ccs_map_0_127_onto_minus_1_1_on_the_performers_channels() -> N
     assert len(got) == n and off.counters.ignored == 1
     with pytest.raises(ValueError, match="style_cc"):
         MidiConfig(style_cc=(16, 16))
+
+
+def test_a_streaming_pad_is_coalesced_and_its_last_point_arrives() -> None:
+    """A controller streaming pad CCs (10,000 a second) gives the engine at most one point per 10 ms, the
+    rest counted as coalesced; the last point goes out when the input idles (flush_pad)."""
+    from liveagent.live.io.midi import PAD_INTERVAL_NS, MidiConfig, MidiIO
+
+    got: list[ControlEvent] = []
+    midi = MidiIO(got.append, MidiConfig(in_channels=(0,)))  # type: ignore[arg-type]
+    t0 = 10**12
+    for i in range(1000):  # 0.1 s at 10,000 CC/s, x sweeping up
+        midi.handle([0xB0, 16, i * 127 // 999], t0 + i * 100_000)
+    assert 10 <= len(got) <= 11, len(got)
+    assert midi.counters.style_cc == 1000 and midi.counters.style_cc_coalesced == 1000 - len(got)
+    assert got[-1].values[0] < 1.0  # the last CC (x = 1) was coalesced ...
+    midi.flush_pad(t0 + 999 * 100_000 + 1)  # too soon: still pending
+    midi.flush_pad(t0 + 999 * 100_000 + PAD_INTERVAL_NS)
+    assert got[-1].values == (1.0, 0.0) and len(got) <= 12  # ... and arrives once the input idles
+    midi.flush_pad(t0 + 10**9)
+    assert got[-1].values == (1.0, 0.0) and len(got) <= 12  # nothing pending: nothing sent
+

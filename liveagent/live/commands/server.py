@@ -321,7 +321,7 @@ class Server:
             )
             out.update(midi_filtered=mc.filtered, midi_notes_off_in=mc.notes_off_in)
             out.update(midi_filtered_on_out_channel=mc.filtered_on_out_channel)
-            out.update(midi_style_cc=mc.style_cc)
+            out.update(midi_style_cc=mc.style_cc, midi_style_cc_coalesced=mc.style_cc_coalesced)
             out.update(self.midi.thru.status())
         return out
 

@@ -113,7 +113,9 @@ class MidiCounters:
         self.filtered_note_channels = 0
         """Bit mask of the channels whose note-ons were filtered (for ``MidiIO.filtered_warnings``)."""
         self.style_cc = 0
-        """Style pad CCs (``MidiConfig.style_cc``) passed on to the engine."""
+        """Style pad CCs (``MidiConfig.style_cc``) received on the performer's channels."""
+        self.style_cc_coalesced = 0
+        """Of those, the ones folded into a later pad point (at most one point per ``PAD_INTERVAL_NS``)."""
 
     def snapshot(self) -> dict[str, int]:
         return dict(vars(self))
