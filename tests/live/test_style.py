@@ -293,4 +293,3 @@ def test_a_streaming_pad_is_coalesced_and_its_last_point_arrives() -> None:
     assert got[-1].values == (1.0, 0.0) and len(got) <= 12  # ... and arrives once the input idles
     midi.flush_pad(t0 + 10**9)
     assert got[-1].values == (1.0, 0.0) and len(got) <= 12  # nothing pending: nothing sent
-
