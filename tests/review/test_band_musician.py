@@ -7,6 +7,7 @@ on stage; it FAILS while the defect is there. Run one at a time (each is a 15-30
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import pytest
@@ -81,9 +82,14 @@ def test_block_chords_spread_over_5_ms_are_harmonized_under_their_top_note() -> 
     rep = report(run)
     print(rep, roll(run), sep="\n")
     assert rep["band"]["spacing_pct"] <= 10.0, rep["band"]
-    # The defect was 33 % (the chord decided on its first note); the rest is the test's own sender: on a
-    # loaded 2-core machine its third note-on of a chord can leave > 3 ms late (2 of 42 amended, 87.5 %).
-    assert rep["status"]["answered_pct"] >= 80.0, rep["status"]
+    # The defect was 33 % answered (the chord decided on its first note). The keys are 2.7 ms apart against
+    # the 3 ms grace, so the test's own sender decides the rest: on a loaded 2-core machine a key can leave
+    # > 3 ms after the one before (the full suite once saw 6 of 42 amended). Judge the engine on the keys
+    # the sender really sent within the grace: only keys sent later may be amended (+2 for the wire).
+    ons = [t for t, _, vel in run.sent if vel > 0]
+    sender_late = sum(1 for a, b in itertools.pairwise(ons) if 2.9e6 <= b - a < 20e6)
+    amended = int(rep["status"]["late_amended"])
+    assert amended <= sender_late + 2, (amended, sender_late, rep["status"])
 
 
 def test_two_bar_whole_notes_keep_every_voice_sounding() -> None:

@@ -87,7 +87,7 @@ class Keyboard:
 
 @pytest.mark.system
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("rate", [1_000.0], ids=["din-rate"])
+@pytest.mark.parametrize("rate", [1_000.0, 10_000.0], ids=["din-rate", "10k"])  # 10k: coalesced (a review)
 def test_pad_cc_flood_and_garbage_through_jack(jack_server: JackServer, rate: float) -> None:
     kbd_port = _rt("out", "rv6-kbd")
     kbd_port.open_virtual_port("out")
@@ -132,7 +132,8 @@ def test_pad_cc_flood_and_garbage_through_jack(jack_server: JackServer, rate: fl
                 st1 = sp.status()
                 figures = (
                     f"CCs sent {kbd.cc_sent} at {rate:.0f}/s; steps {st0['steps']}->{st1['steps']}; "
-                    f"midi_style_cc {st0.get('midi_style_cc')}->{st1.get('midi_style_cc')}; "
+                    f"midi_style_cc {st0.get('midi_style_cc')}->{st1.get('midi_style_cc')} "
+                    f"(coalesced {st1.get('midi_style_cc_coalesced')}); "
                     f"midi_errors {st0.get('midi_errors')}->{st_g.get('midi_errors')}"
                     f"->{st1.get('midi_errors')}; misses {st0['misses']}->{st1['misses']}; skipped "
                     f"{st0['skipped']}->{st1['skipped']}; decision p99 {st0['decision_p99_us']}->"
