@@ -1,7 +1,8 @@
 """Play a band policy online against pieces, as the live engine plays it: `liveagent eval --band`.
 
 Every step, the voices are decided in the band's order (bass, tenor, alto for ``satb``), each hearing the
-soprano's step t (follow timing), its own past, the voices already decided at t and the others' past;
+soprano's step t (follow timing; up to t-1 in anticipate timing), its own past, the voices already decided
+at t and the others' past;
 decoding is the shared one (greedy after each voice's range mask), the silence gate, then
 ``resolve_hold``. All pieces are played at once (batch = pieces). The live engine uses the same
 :class:`~liveagent.live.engine.policy.OnnxPolicy` and the same builder
@@ -18,6 +19,7 @@ import numpy.typing as npt
 
 from liveagent.live.engine.policy import OnnxPolicy, PolicyError
 from liveagent.music.band import BandBuffers, build_band_observation
+from liveagent.music.features import hears_current_step
 from liveagent.music.piece import Piece, pad_lines
 from liveagent.music.sampling import (
     Sampler,
@@ -104,11 +106,15 @@ def play_band(
     sounding = np.zeros((b, n), dtype=bool)
     silent = np.full(b, spbar, dtype=np.int64)  # the gate opens on the performer's first note
     steps = np.zeros(b, dtype=np.int64)
+    hears_t = hears_current_step(policy.meta.mode)
     for t in range(t_max):
         steps.fill(t)
         live = t < lengths
         if waits_for_performer:
-            count_silence(silent, perf[:, t])
+            if hears_t:
+                count_silence(silent, perf[:, t])
+            elif t > 0:  # anticipate timing: the gate knows the soprano up to t-1, as the decision does
+                count_silence(silent, perf[:, t - 1])
         for v in spec.order_index:
             build_band_observation(perf, lines, v, steps, spec=spec, window=policy.meta.window,
                                    steps_per_bar=spbar, mode=policy.meta.mode, out=obs)  # fmt: skip

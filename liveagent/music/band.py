@@ -27,7 +27,6 @@ from liveagent.music.features import (
     ObservationBuffers,
     StreamingObservation,
     build_observation,
-    hears_current_step,
 )
 from liveagent.music.tokens import REST
 
@@ -172,8 +171,6 @@ class BandStream:
     """
 
     def __init__(self, spec: BandSpec, *, window: int, steps_per_bar: int, mode: Mode = "follow") -> None:
-        if not hears_current_step(mode):
-            raise ValueError(f"a band plays in follow timing (mode follow or react), not {mode!r}")
         self.spec = spec
         self.window = window
         self.streams = [

@@ -24,7 +24,7 @@ from liveagent.music.piece import Piece
 from liveagent.music.tokens import VOCAB_SIZE
 from liveagent.train.band_net import BAND_TERMS, BandNet, band_spec_of
 from liveagent.train.checkpoint import Checkpoint
-from liveagent.train.export import AUX_OUTPUT_NAME, TERM_WEIGHTS, ExportResult, export_onnx
+from liveagent.train.export import AUX_OUTPUT_NAME, TERM_WEIGHTS, ExportResult, export_onnx, set_term_weights
 from liveagent.train.export_check import (
     OUTPUT_NAME,
     PARITY_TOL,
@@ -128,6 +128,16 @@ def export_band(
     net = ck.build_net()
     if not isinstance(net, BandNet):
         raise ExportError(f"{checkpoint}: not a band network")
+    export_cfg = ck.recipe.get("export", {})
+    set_term_weights(net, export_cfg)  # weights chosen on the valid split, as the solo's
+    if "band_terms" in export_cfg:  # the vertical terms between the voices, likewise
+        terms = [float(w) for w in export_cfg["band_terms"]]
+        if len(terms) != len(BAND_TERMS):
+            raise ExportError(
+                f"[export] band_terms needs {len(BAND_TERMS)} weights {BAND_TERMS}, got {terms}"
+            )
+        with torch.no_grad():
+            net.band_weights.copy_(torch.tensor(terms))
     cfg = ck.net_config
     spec = band_spec_of(cfg)
     module = BandExport(net).eval()

@@ -30,7 +30,7 @@ import torch
 from torch.nn import functional as nnf
 
 from liveagent.music.band import BandBuffers, BandSpec, build_band_observation
-from liveagent.music.features import hide_current_onsets
+from liveagent.music.features import Mode, hears_current_step, hide_current_onsets
 from liveagent.music.piece import Piece
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST, Grid, pitch_range
 from liveagent.train.band_net import BandNet
@@ -129,7 +129,13 @@ def _shifts(piece: Piece, spec: BandSpec, max_shift: int) -> tuple[int, int]:
 
 
 def build_band_windows(
-    pieces: list[Piece], spec: BandSpec, *, window: int, steps_per_bar: int, max_shift: int
+    pieces: list[Piece],
+    spec: BandSpec,
+    *,
+    window: int,
+    steps_per_bar: int,
+    max_shift: int,
+    mode: Mode = "follow",
 ) -> BandWindows:
     n_voices = spec.size
     total = sum(p.n_steps for p in pieces) * n_voices
@@ -152,10 +158,11 @@ def build_band_windows(
         obs = BandBuffers(buf.performer[:n], buf.agent[:n], buf.position[:n], buf.others[:n], buf.voice[:n])
         steps = np.arange(n, dtype=np.int64)
         lo, hi = _shifts(p, spec, max_shift)
-        nxt = np.concatenate((p.performer[1:], np.full(1, REST)))  # follow: the soprano's step t+1
+        # The aux head's target: the soprano's first step not yet heard (t+1 following, t anticipating).
+        nxt = np.concatenate((p.performer[1:], np.full(1, REST))) if hears_current_step(mode) else p.performer
         for v in range(n_voices):
             build_band_observation(p.performer, lines, v, steps, spec=spec, window=window,
-                                   steps_per_bar=steps_per_bar, mode="follow", out=obs)  # fmt: skip
+                                   steps_per_bar=steps_per_bar, mode=mode, out=obs)  # fmt: skip
             sl = slice(i, i + n)
             bw.performer[sl] = obs.performer
             bw.others[sl] = obs.others
@@ -260,8 +267,9 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
     net_cfg = from_table(NetConfig, recipe.get("net"), "net")
     data_cfg = from_table(DataConfig, recipe.get("data"), "data")
     cfg = from_table(BandMLEConfig, recipe.get("band"), "band")
-    if net_cfg.mode == "anticipate":
-        raise ValueError("[net] mode: a band plays in follow timing (follow or react)")
+    if not hears_current_step(net_cfg.mode) and cfg.late_onset_prob > 0:
+        # An anticipating band never sees the soprano's step t: there is no onset at t to hide.
+        raise ValueError("[band] late_onset_prob: must be 0 for an anticipating band ([net] mode anticipate)")
     grid = Grid(net_cfg.steps_per_beat, net_cfg.beats_per_bar)
     write_toml(recipe, out / "recipe.toml")
 
@@ -273,8 +281,11 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
     spec = dataclasses.replace(spec, ranges=voice_ranges(train_pieces, spec))
     max_shift = data_cfg.max_shift if data_cfg.transpose else 0
     w, spbar = net_cfg.window, grid.steps_per_bar
-    train_bw = build_band_windows(train_pieces, spec, window=w, steps_per_bar=spbar, max_shift=max_shift)
-    valid_bw = build_band_windows(valid_pieces, spec, window=w, steps_per_bar=spbar, max_shift=0)
+    mode = net_cfg.mode
+    train_bw = build_band_windows(
+        train_pieces, spec, window=w, steps_per_bar=spbar, max_shift=max_shift, mode=mode
+    )
+    valid_bw = build_band_windows(valid_pieces, spec, window=w, steps_per_bar=spbar, max_shift=0, mode=mode)
     lo, hi = min(r[0] for r in spec.ranges), max(r[1] for r in spec.ranges)
     extra = dict(net_cfg.extra) | {"band": spec.to_json(), "band_terms": list(cfg.terms),
                                    "others_recent": cfg.others_recent}  # fmt: skip

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn import functional as nnf
 
 from liveagent.music.band import BandSpec
+from liveagent.music.features import hears_current_step
 from liveagent.music.theory import CONSONANT_TWO_VOICE, CONSONANT_UPPER_VOICES
 from liveagent.music.tokens import ONSET_BASE, VOCAB_SIZE
 from liveagent.train.musical_features import MusicalFeatures
@@ -168,7 +169,14 @@ class BandNet(PolicyNet):
         logits = self.policy_head(h)
         aux = self.aux_head(h) if self.aux_head is not None else None
         if self.ec is not None:
-            pc_probs = self.ec.pc_of(sounding.performer)  # follow timing: the soprano at t is heard
+            if hears_current_step(self.config.mode):
+                pc_probs = self.ec.pc_of(sounding.performer)  # follow timing: the soprano at t is heard
+            else:  # anticipate timing: the soprano's step t as the aux head predicts it
+                assert aux is not None, (
+                    "an anticipating band's expected-consonance terms need aux_head = true"
+                )
+                probs = torch.softmax(aux.detach(), dim=1)
+                pc_probs = self.ec.pc_probs_from_tokens(probs, sounding.performer)
             if self.ec_weight is not None:
                 logits = logits + self.ec_weight * self.ec(pc_probs, sounding.agent)
             if self.parallel_weight is not None:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from liveagent.music.band import BandBuffers, BandSpec, BandStream, build_band_observation
+from liveagent.music.features import Mode
 from liveagent.music.tokens import HOLD, REST, onset
 
 SPEC = BandSpec.named("satb", ((55, 74), (48, 69), (36, 62)))
@@ -49,25 +50,37 @@ def test_decided_voices_are_seen_at_the_step_the_others_up_to_the_step_before() 
     assert out.others[0, 2].tolist() == [REST] * (W - 2) + lines[2, :2].tolist()
 
 
+@pytest.mark.parametrize("mode", ["follow", "anticipate"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_the_live_stream_gives_the_training_builder_arrays(seed: int) -> None:
+def test_the_live_stream_gives_the_training_builder_arrays(seed: int, mode: Mode) -> None:
     n = 40
     perf, lines = lines_for(n, seed)
-    stream = BandStream(SPEC, window=W, steps_per_bar=16, mode="follow")
+    stream = BandStream(SPEC, window=W, steps_per_bar=16, mode=mode)
     live = BandBuffers.allocate_band(1, W, 3)
     ref = BandBuffers.allocate_band(1, W, 3)
     pending = np.zeros(3, dtype=np.int64)
     for t in range(n):
-        stream.push_performer(int(perf[t]))
+        if mode == "follow":  # heard before the decision; anticipate timing hears it after
+            stream.push_performer(int(perf[t]))
         for v in SPEC.order_index:
             stream.fill(live, t, v, pending)
-            build_band_observation(perf, lines, v, t, spec=SPEC, window=W, steps_per_bar=16, out=ref)
+            build_band_observation(
+                perf, lines, v, t, spec=SPEC, window=W, steps_per_bar=16, mode=mode, out=ref
+            )
             for name in ("performer", "agent", "position", "others", "voice"):
                 assert getattr(live, name).tolist() == getattr(ref, name).tolist(), (t, v, name)
             pending[v] = lines[v, t]  # the voice's decision, heard by the voices after it
         stream.push_agents(lines[:, t])
+        if mode == "anticipate":
+            stream.push_performer(int(perf[t]))
 
 
-def test_a_band_plays_in_follow_timing_only() -> None:
-    with pytest.raises(ValueError, match="follow"):
-        BandStream(SPEC, window=W, steps_per_bar=16, mode="anticipate")
+def test_an_anticipating_band_never_sees_the_soprano_at_the_step_it_decides() -> None:
+    perf, lines = lines_for(20, 4)
+    t = 10
+    out = BandBuffers.allocate_band(1, W, 3)
+    build_band_observation(
+        perf, lines, 1, t, spec=SPEC, window=W, steps_per_bar=16, mode="anticipate", out=out
+    )
+    assert out.performer[0].tolist() == perf[t - W : t].tolist()  # up to t-1: step t is not heard yet
+    assert out.others[0, 2].tolist() == lines[2, t - W + 1 : t + 1].tolist()  # the bass, decided first

@@ -106,8 +106,10 @@ def band_decision(cfg: BenchConfig) -> dict[str, Any]:
 
 
 def _band_loop(view: Any, sampler: Any, perf: Any, total: Any, per_voice: Any) -> list[int]:
-    """The engine's ``decide_band`` (follow timing: step k heard) then ``push_band``, timed per voice;
-    returns the onsets each voice played (the policy must actually play for the figure to mean much)."""
+    """The engine's ``decide_band`` (follow timing: step k heard first; anticipate: after) then
+    ``push_band``, timed per voice; returns the onsets each voice played (the policy must actually play
+    for the figure to mean much)."""
+    from liveagent.music.features import hears_current_step
     from liveagent.music.sampling import resolve_hold
     from liveagent.music.tokens import ONSET_BASE, REST
 
@@ -118,8 +120,10 @@ def _band_loop(view: Any, sampler: Any, perf: Any, total: Any, per_voice: Any) -
     tok_buf = np.empty(1, dtype=np.int64)
     sounding = [False] * size
     onsets = [0] * size
+    hears = hears_current_step(view.policy.meta.mode)
     for k in range(total.shape[0]):
-        view.push_performer(k, int(perf[k]))
+        if hears:
+            view.push_performer(k, int(perf[k]))
         t0 = time.perf_counter_ns()
         t = t0
         for v in order:
@@ -137,6 +141,8 @@ def _band_loop(view: Any, sampler: Any, perf: Any, total: Any, per_voice: Any) -
             elif tok == REST:
                 sounding[v] = False
         view.push_band(k, tokens)
+        if not hears:
+            view.push_performer(k, int(perf[k]))
     return onsets
 
 

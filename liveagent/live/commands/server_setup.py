@@ -134,7 +134,9 @@ def auto_lead(policy: Policy, grid: Grid, bpm: float) -> float:
         t0 = time.perf_counter_ns()
         sampler.sample(policy(obs), mask)
         times.append(time.perf_counter_ns() - t0)
-    p99_ms = float(np.percentile(times[5:], 99)) / 1e6
+    # A band's decision is one call per voice, in turn (each hears the voices decided before it).
+    calls = policy.meta.band.size if policy.meta.band is not None else 1
+    p99_ms = calls * float(np.percentile(times[5:], 99)) / 1e6
     step_ms = grid.step_seconds(bpm) * 1e3
     if hears_current_step(policy.meta.mode):
         return AUTO_LEAD_MIN_MS  # follow timing does not decide ahead of the grid

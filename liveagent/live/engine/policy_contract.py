@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from liveagent.music.band import BandSpec
-from liveagent.music.features import MODES, Mode, hears_current_step
+from liveagent.music.features import MODES, Mode
 from liveagent.music.tokens import VOCAB_SIZE
 
 log = logging.getLogger(__name__)
@@ -144,11 +144,11 @@ class PolicyMeta:
             metrics=metrics,
             prior=props.get("prior", ""),
             **_style_props(props, source, as_int("style_dim", 1, 4096) if "style_dim" in props else 0),
-            band=_band_prop(props, source, mode),
+            band=_band_prop(props, source),
         )
 
 
-def _band_prop(props: Mapping[str, str], source: str, mode: str) -> BandSpec | None:
+def _band_prop(props: Mapping[str, str], source: str) -> BandSpec | None:
     """The metadata ``band`` (a :class:`BandSpec` JSON), None for a solo policy."""
     if "band" not in props:
         return None
@@ -156,8 +156,6 @@ def _band_prop(props: Mapping[str, str], source: str, mode: str) -> BandSpec | N
         spec = BandSpec.from_json(props["band"])
     except ValueError as e:
         raise PolicyError(f"{source}: {e}") from None
-    if not hears_current_step(mode):
-        raise PolicyError(f"{source}: a band policy plays in follow timing, metadata mode={mode!r}")
     return spec
 
 
