@@ -35,7 +35,7 @@ test: lint typecheck unit
 # README): the anticipate MLE prior and its PPO policy, the follow MLE prior and the follow PPO default,
 # each exported with its eval row on the test split (greedy decoding); then the style VAE and the
 # style-conditioned policy warm-started from the follow MLE prior (export/style.onnx, moods and axes); then the
-# SATB band: its MLE prior and the PPO band, and the band table on the test split.
+# SATB band: its MLE prior, the PPO band and the anticipating band, and the band table on the test split.
 policy: $(STAMP)
 	$(BIN)/liveagent train mle --config export/mle.toml --out runs/mle
 	$(BIN)/liveagent export runs/mle/best.pt -o export/mle.onnx --eval
@@ -52,7 +52,9 @@ policy: $(STAMP)
 	$(BIN)/liveagent export runs/band_mle/best.pt -o export/band_mle.onnx
 	$(BIN)/liveagent train band_ppo --config export/band.toml --out runs/band
 	$(BIN)/liveagent export runs/band/last.pt -o export/band.onnx
-	$(BIN)/liveagent eval --band satb --policy random bach band_mle band
+	$(BIN)/liveagent train band_mle --config export/band_anticipate.toml --out runs/band_anticipate
+	$(BIN)/liveagent export runs/band_anticipate/best.pt -o export/band_anticipate.onnx
+	$(BIN)/liveagent eval --band satb --policy random bach band_mle band band_anticipate
 
 bench: $(STAMP)
 	$(BIN)/liveagent bench
