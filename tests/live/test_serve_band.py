@@ -33,9 +33,11 @@ def voice_notes(rx: OscCollector, voice: str) -> list[NoteEv]:
     return [(t, int(p[0]), int(p[1])) for t, a, p in list(rx.messages) if a == address]
 
 
-def play_melody(sp: ServeProcess, stop: threading.Event, beats: int = len(MELODY)) -> None:
+def play_melody(
+    sp: ServeProcess, stop: threading.Event, beats: int = len(MELODY), behind_ns: float = 4e6
+) -> None:
     """The performer: a quarter note on each of serve's beats (its grid read from the status, as a player
-    hears the band's beat), a little behind (human), released before the next.
+    hears the band's beat), ``behind_ns`` behind (human; 0: a sequencer), released before the next.
 
     Timed on serve's own grid, not on a free-running clock: a free-running performer lands at whatever phase
     serve's start-up left (a cold start put every note a sixteenth + 64 ms off the beat, and the band, hearing
@@ -48,7 +50,7 @@ def play_melody(sp: ServeProcess, stop: threading.Event, beats: int = len(MELODY
         if stop.is_set():
             return
         pitch = MELODY[i % len(MELODY)]
-        t_on = t0 + (n + i) * beat_ns + 4e6
+        t_on = t0 + (n + i) * beat_ns + behind_ns
         while (wait := t_on - time.perf_counter_ns()) > 0:
             time.sleep(min(wait / 1e9, 0.01) if wait > 2e6 else 0)
         sp.send("/liveagent/note", pitch, 90)

@@ -1,5 +1,6 @@
 """A real `liveagent serve --band satb --policy band_anticipate`: the anticipating band, for a melody strictly
-on the grid (a DAW's sequenced soprano), plays its three voices ON the grid, before it hears the soprano's note.
+on the grid (a DAW's sequenced soprano), plays its three voices ON the grid, before it hears the soprano's
+note.
 
 Real UDP both ways. The soprano is sent exactly on serve's beats; the band's note-ons must arrive at an
 independent receiver at their step's grid time (never before it, and far closer to it than the follow band
@@ -19,38 +20,31 @@ import pytest
 from liveagent.live.engine.policy import OnnxPolicy
 from tests.live.receiver_notes import before_first_burst
 from tests.live.serve_helpers import ServeProcess, wait_until
-from tests.live.test_serve_band import MELODY, VOICES, voice_notes
+from tests.live.test_serve_band import VOICES, play_melody, voice_notes
 
 pytestmark = pytest.mark.timeout(120)
 
 BPM = 100.0
 
 
-def play_on_grid(sp: ServeProcess, stop: threading.Event, beats: int = len(MELODY)) -> None:
-    """The sequenced soprano: a quarter note exactly on each of serve's beats, released before the next."""
-    st = sp.status()
-    t0, beat_ns = int(st["grid_t0_ns"]), float(st["step_ns"]) * 4
-    n = int((time.perf_counter_ns() - t0) // beat_ns) + 1
-    for i in range(beats):
-        if stop.is_set():
-            return
-        t_on = t0 + (n + i) * beat_ns
-        while (wait := t_on - time.perf_counter_ns()) > 0:
-            time.sleep(min(wait / 1e9, 0.01) if wait > 2e6 else 0)
-        sp.send("/liveagent/note", MELODY[i % len(MELODY)], 90)
-        time.sleep(beat_ns * 0.9 / 1e9)
-        sp.send("/liveagent/note", MELODY[i % len(MELODY)], 0)
-
-
 def test_the_anticipating_band_plays_every_voice_on_the_grid() -> None:
     meta = OnnxPolicy.load("band_anticipate").meta
     assert meta.mode == "anticipate" and meta.band is not None and meta.band.voices == VOICES
     ranges = dict(zip(meta.band.voices, meta.band.ranges, strict=True))
-    args = ("--band", "satb", "--policy", "band_anticipate", "--bpm", f"{BPM:g}", "--autostart", "--no-record")
+    args = (
+        "--band",
+        "satb",
+        "--policy",
+        "band_anticipate",
+        "--bpm",
+        f"{BPM:g}",
+        "--autostart",
+        "--no-record",
+    )
     with ServeProcess(*args) as sp:
         assert "band=satb:alto,tenor,bass" in " ".join(sp.stdout)
         assert wait_until(lambda: "grid_t0_ns" in sp.status(), 5)
-        play_on_grid(sp, threading.Event())
+        play_melody(sp, threading.Event(), behind_ns=0)  # a sequenced soprano, exactly on the beats
         time.sleep(0.3)
         st = sp.status()
         assert st["policy"] == "band_anticipate" and st["band"] == "alto,tenor,bass", st
