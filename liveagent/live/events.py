@@ -191,25 +191,6 @@ class FanOutSink:
             except Exception as e:
                 self._failed(i, "band_note_off", e)
 
-    def step_begin(self) -> None:
-        """A band step's emission begins (a sink that holds second copies until the step is out)."""
-        for i, s in enumerate(self.sinks):
-            begin = getattr(s, "step_begin", None)
-            if begin is not None:
-                try:
-                    begin()
-                except Exception as e:
-                    self._failed(i, "step_begin", e)
-
-    def step_done(self) -> None:
-        for i, s in enumerate(self.sinks):
-            done = getattr(s, "step_done", None)
-            if done is not None:
-                try:
-                    done()
-                except Exception as e:
-                    self._failed(i, "step_done", e)
-
     def all_notes_off(self) -> None:
         for i, s in enumerate(self.sinks):
             try:

@@ -89,40 +89,6 @@ def restrikes_cut(events: Sequence[NoteEv], within_ns: int = 10_000_000) -> int:
     return n
 
 
-def steps(rx: OscCollector, gap_ns: int = 20_000_000) -> list[list[tuple[int, str, list[int]]]]:
-    """The note messages of every address, in arrival order, cut into one group per emitted step (a gap of
-    more than ``gap_ns`` between two messages starts a new step; steps are >= 50 ms apart)."""
-    msgs = [(t, a, [int(x) for x in p]) for t, a, p in list(rx.messages) if a.endswith("/note")]
-    out: list[list[tuple[int, str, list[int]]]] = []
-    for m in msgs:
-        if out and m[0] - out[-1][-1][0] <= gap_ns:
-            out[-1].append(m)
-        else:
-            out.append([m])
-    return out
-
-
-def own_notes_first(step: Sequence[tuple[int, str, list[int]]], v1: str) -> tuple[bool, float]:
-    """Whether every voice's own notes (first note-offs, note-ons on a voice address) of one step arrived
-    before any of its second copies (a note-off repeat, the v1 mirror), and how long (ms) the step's last
-    own note-on waited after the step's first message."""
-    seen: set[tuple[str, int]] = set()
-    first_copy = None
-    last_own = -1
-    last_on_t = step[0][0]
-    for i, (t, a, (pitch, vel)) in enumerate(step):
-        second = a == v1 or (vel == 0 and (a, pitch) in seen)
-        if vel == 0:
-            seen.add((a, pitch))
-        if second:
-            first_copy = i if first_copy is None else first_copy
-        else:
-            last_own = i
-            if vel > 0:
-                last_on_t = t
-    return (first_copy is None or last_own < first_copy), (last_on_t - step[0][0]) / 1e6
-
-
 def per_pitch(events: Sequence[NoteEv]) -> dict[int, list[int]]:
     """Pitch -> its velocities in arrival order (1 on, 0 off): the order per pitch."""
     out: dict[int, list[int]] = {}

@@ -8,8 +8,6 @@ ones after it, and all are emitted together.
 
 from __future__ import annotations
 
-from typing import Any
-
 from liveagent.live.engine.state import EngineState
 from liveagent.music.sampling import resolve_hold
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST
@@ -50,19 +48,6 @@ def decide_band(eng: EngineState, k: int) -> None:
 def emit_band(eng: EngineState, k: int, *, send: bool) -> int:
     """Play step k's token of every voice (note-offs first, each on its own route) and advance."""
     tokens = eng._band_tokens
-    # Every voice's own note first; a sink's second copies (note-off repeats, the v1 mirror of the lowest
-    # voice) after them (measured at a receiver: the last voice's note-on waited behind 5 of them).
-    begin, done = getattr(eng.sink, "step_begin", None), getattr(eng.sink, "step_done", None)
-    if begin is not None and done is not None:
-        begin()
-        try:
-            return _emit_voices(eng, k, tokens, send=send)
-        finally:
-            done()
-    return _emit_voices(eng, k, tokens, send=send)
-
-
-def _emit_voices(eng: EngineState, k: int, tokens: Any, *, send: bool) -> int:
     t_emit = eng._now()
     for v, tr in enumerate(eng.band_trackers):
         tr.tick()

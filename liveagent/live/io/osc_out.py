@@ -177,28 +177,6 @@ class OscSink:
         """The voice mirrored on ``/liveagent/out/note`` (-1: no band)."""
         self.band_sounding = [bytearray(128) for _ in band]
         """Per voice, the pitches it sounds (1) at the receiver as far as we sent: what a flush releases."""
-        self._hold_extras = False
-        self._extras: list[bytes] = []
-        """A band step's second copies (note-off repeats, the lowest voice's v1 mirror), held between
-        :meth:`step_begin` and :meth:`step_done` so every voice's own note leaves first."""
-
-    def step_begin(self) -> None:
-        """A band step's emission begins: hold the second copies until :meth:`step_done`."""
-        self._hold_extras = True
-
-    def step_done(self) -> None:
-        """A band step's emission ends: send the second copies held since :meth:`step_begin`."""
-        self._hold_extras = False
-        extras = self._extras
-        for data in extras:
-            self._send(data, self.out)
-        extras.clear()
-
-    def _extra(self, data: bytes) -> None:
-        if self._hold_extras:
-            self._extras.append(data)
-        else:
-            self._send(data, self.out)
 
     def _send(self, data: bytes, dest: tuple[str, int]) -> None:
         try:
@@ -227,7 +205,7 @@ class OscSink:
         args = _II.pack(pitch, velocity)
         self._send(self._band_hdr[voice] + args, self.out)
         if voice == self._lowest:
-            self._extra(self._note_hdr + args)
+            self._send(self._note_hdr + args, self.out)
         self.band_sounding[voice][pitch] = 1
 
     def band_note_off(self, voice: int, pitch: int) -> None:
@@ -237,14 +215,10 @@ class OscSink:
         off = self._band_off[voice][pitch]
         self._send(off, self.out)
         if self._twice:
-            self._extra(off)
+            self._send(off, self.out)
             self.noteoff_repeats += 1
         if voice == self._lowest:
-            mirror = self._note_off[pitch]
-            self._extra(mirror)
-            if self._twice:
-                self._extra(mirror)
-                self.noteoff_repeats += 1
+            self.note_off(pitch)
         self.band_sounding[voice][pitch] = 0
 
     def _flush_band(self) -> None:
@@ -258,7 +232,6 @@ class OscSink:
     def all_notes_off(self) -> None:
         """The band voices' sounding notes first (the ones that matter, before a burst could fill the
         receiver's buffer), then a note-off for every pitch on ``/liveagent/out/note``."""
-        self.step_done()  # never leave a held copy behind
         self._flush_band()
         for p in range(128):
             self._send(self._note_off[p], self.out)
