@@ -4,8 +4,10 @@ lines, and a `/liveagent/tempo` change while the band anticipates."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -151,3 +153,39 @@ def test_status_grid_after_a_tempo_change_predicts_the_band(tempo_session: dict[
     r = tempo_session
     msg = _tempo_msg(r)
     assert -0.5 < float(r["status_late_median"]) < 3.0, msg
+
+
+def test_swaps_off_the_bar_line_in_quick_succession() -> None:
+    """A hostile automation lane: the policy flips half a beat before beats 6, 9, 10 and 14 (never a bar
+    line; 9 and 10 only 0.6 s apart, inside the load rate limit's burst), ending on the anticipating band."""
+    order = {6: "band", 9: "band_anticipate", 10: "band", 14: "band_anticipate"}
+    with ServeProcess(*band_args("band_anticipate")) as sp:
+        seq = Sequencer(sp)
+        st0 = sp.status()
+        hooks: dict[int, Callable[[], None]] = {
+            b: functools.partial(sp.send, "/liveagent/policy", name) for b, name in order.items()
+        }
+        first = seq.play(list(C_SCALE * 2), hooks=hooks)
+        time.sleep(0.3)
+        st = sp.status()
+        bar = int(seq.step_ns * 16)
+        per_bar = {
+            v: [len(onsets(sp, v, first + b * bar, first + (b + 1) * bar)) for b in range(8)] for v in VOICES
+        }
+        mono = {v: overlaps(voice_notes(sp.rx, v)) for v in VOICES}
+        errors = list(sp.rx.of("/liveagent/error"))
+        assert sp.terminate() == 0, "".join(sp.stderr)[-2000:]
+    misses = int(st["misses"]) - int(st0["misses"])
+    msg = f"onsets per voice per bar {per_bar}; misses {misses}; policy {st['policy']}; errors {errors[:3]}"
+    log.info(msg)
+    print(msg)
+    assert st["policy"] == "band_anticipate", msg
+    assert misses <= 2, msg
+    for v in VOICES:
+        assert sum(n == 0 for n in per_bar[v]) <= 1, (
+            "a voice fell silent for a bar around the swaps",
+            v,
+            msg,
+        )
+        assert mono[v] == [], (v, "a note-on while the previous note sounded", mono[v][:3])
+    assert stuck(sp) == {}, stuck(sp)
