@@ -50,6 +50,24 @@ def test_tempo_change_at_next_bar() -> None:
     assert clock.bpm == 150
 
 
+def test_the_grid_origin_follows_a_tempo_change_past_its_bar_line() -> None:
+    """``origin_ns`` (the status's ``grid_t0_ns``) with ``period_ns`` predicts every step of the tempo now,
+    before and after a change's bar line; ``due(0)`` would not (the change waits lazily for its bar line)."""
+    clock = ManualClock(bpm=125)
+    clock.start(at_ns=0)
+    clock.time.set(5 * 120 * MS + 1)
+    clock.set_tempo(150)
+    before = clock.time()
+    assert [clock.origin_ns(before) + k * clock.period_ns() for k in (5, 15)] == [600 * MS, 1800 * MS]
+    clock.time.set(40 * 100 * MS)  # past the bar line (step 16 at 1920 ms), inside step 36
+    now = clock.time()
+    origin, period = clock.origin_ns(now), clock.period_ns()
+    assert period == 100 * MS
+    for k in (16, 36, 37, 100):
+        assert origin + k * period == clock.due(k)
+    assert clock.due(0) + 36 * period != clock.due(36)  # what the status announced before
+
+
 def test_tempo_change_at_once_applies_from_next_step() -> None:
     clock = ManualClock(bpm=125, tempo_at_bar=False)
     clock.start(at_ns=0)

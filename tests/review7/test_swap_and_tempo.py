@@ -133,23 +133,12 @@ def test_tempo_change_while_the_band_anticipates(tempo_session: dict[str, Any]) 
     assert r["stuck"] == {}, r["stuck"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "DEFECT: after /liveagent/tempo, status grid_t0_ns keeps the OLD anchor while step_ns is the NEW "
-        "period (InternalClock._pending is never committed once its bar line passes: due(0) < p[0] uses the "
-        "old anchor, period_ns() the new bpm), so a client aligning to the status grid lands 28-41 ms (any "
-        "phase) off the band. Unit repro: InternalClock(100, now=fake); start(at_ns=0); at 1.5 s "
-        "set_tempo(132); at 5 s due(0)=0 and period_ns()=113.6 ms predict step 32 at 3.636 s, but "
-        "due(32)=4.218 s"
-    ),
-)
 def test_status_grid_after_a_tempo_change_predicts_the_band(tempo_session: dict[str, Any]) -> None:
     """A DAW or receiver slaved to serve's announced grid (grid_t0_ns, step_ns: the status says they are
     there to measure emission lateness against) must see the anticipating band's notes at T_k after a tempo
-    change too. Measured: median 27.8 / 41.5 ms late (two runs) against the status grid, while the band is
-    on its own grid within 0.35 ms (p90): the soprano, sent on the status grid, reaches the band off its
-    steps."""
+    change too. Before the fix (``Clock.origin_ns``): median 27.8 / 41.5 ms late (two runs) against the
+    status grid, while the band was on its own grid within 0.35 ms (p90): the soprano, sent on the status
+    grid, reached the band off its steps."""
     r = tempo_session
     msg = _tempo_msg(r)
     assert -0.5 < float(r["status_late_median"]) < 3.0, msg

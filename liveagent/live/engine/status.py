@@ -49,7 +49,7 @@ def build_status(eng: EngineState) -> dict[str, object]:
         # T_0 and the step period on the system-wide monotonic clock (perf_counter_ns), so a receiver
         # process on this machine can measure emission lateness against the grid; a string because
         # Pd and Max have no 64-bit integers.
-        out["grid_t0_ns"] = str(clock.due(0))
+        out["grid_t0_ns"] = str(clock.origin_ns(clock.now()))
         out["step_ns"] = round(clock.period_ns(), 1)
     out.update(eng.stats.snapshot())
     eng.follow.update()
