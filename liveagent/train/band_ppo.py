@@ -215,6 +215,12 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
     data_cfg = from_table(DataConfig, recipe.get("data"), "data")
     write_toml(recipe, out / "recipe.toml")
     ck = load_checkpoint(cfg.prior)
+    if ck.net_config.mode != "follow":
+        # Its rollouts build follow-timing observations (the soprano's step t heard): an anticipating
+        # prior would be fine-tuned on what it never sees live.
+        raise ValueError(
+            f"[band_ppo] prior {cfg.prior}: band PPO fine-tunes a follow band, not {ck.net_config.mode}"
+        )
     prior = ck.build_net(eval_mode=True)
     actor_cfg = dataclasses.replace(ck.net_config, value_head=True)
     actor = BandNet(actor_cfg)

@@ -68,23 +68,28 @@ def test_crossing_and_spacing_are_penalized_for_onsets_only() -> None:
     assert s[onset(63)] == pytest.approx(-1.0) and s[onset(64)] == 0.0  # more than an octave under E5
 
 
-def test_band_mle_trains_exports_and_the_runtime_plays_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["follow", "anticipate"])
+def test_band_mle_trains_exports_and_the_runtime_plays_it(tmp_path: Path, mode: str) -> None:
     from liveagent.env.band_play import play_band
     from liveagent.live.engine.policy import OnnxPolicy
     from liveagent.music.chorales import load_chorales
-    from liveagent.train import band_mle
+    from liveagent.train import band_mle, band_ppo
     from liveagent.train.band_export import export_band
     from liveagent.train.checkpoint import load_checkpoint
 
+    band = {"steps": 40, "batch_size": 32, "eval_every": 20, "others_recent": 4}
+    if mode == "anticipate":
+        band["late_onset_prob"] = 0.0  # nothing at t to hide: the step is never heard
     recipe = {
         "name": "band-test", "seed": 1, "threads": 1,
-        "net": {"window": W, "recent": 8, "mode": "follow", "hidden": 32, "musical_features": True,
+        "net": {"window": W, "recent": 8, "mode": mode, "hidden": 32, "musical_features": True,
                 "aux_head": True, "ec_weight": 1.0, "parallel_weight": 2.0},
         "data": {"corpus": "chorales", "limit_pieces": 4},
-        "band": {"steps": 40, "batch_size": 32, "eval_every": 20, "others_recent": 4},
+        "band": band,
     }  # fmt: skip
     ckpt = band_mle.train(recipe, tmp_path / "run")
     ck = load_checkpoint(ckpt)
+    assert ck.net_config.mode == mode
     assert ck.net_config.extra["band"] and ck.metrics["step"] >= 20
     pieces = load_chorales(only=["bwv256"], workers=1).pieces
     result = export_band(ck, ckpt, tmp_path / "band.onnx", pieces=pieces, n_parity=50)
@@ -92,9 +97,15 @@ def test_band_mle_trains_exports_and_the_runtime_plays_it(tmp_path: Path) -> Non
     assert result.card["contract"]["inputs"]["others"] == ["B", 3, W, "int64"]
     policy = OnnxPolicy.load(tmp_path / "band.onnx")
     assert policy.meta.band is not None and policy.meta.band.voices == ("alto", "tenor", "bass")
+    assert policy.meta.mode == mode
     lines = play_band(policy, pieces)
     assert set(lines[0]) == {"alto", "tenor", "bass"}
     assert all(len(t) == pieces[0].n_steps for t in lines[0].values())
+    if mode == "anticipate":
+        with pytest.raises(ValueError, match="late_onset_prob"):  # timing noise it could never meet
+            band_mle.train(recipe | {"band": band | {"late_onset_prob": 0.15}}, tmp_path / "noisy")
+        with pytest.raises(ValueError, match="fine-tunes a follow band"):  # band PPO's rollouts follow
+            band_ppo.train({"band_ppo": {"prior": str(ckpt)}, "data": recipe["data"]}, tmp_path / "ppo")
 
 
 def test_band_rewards_count_parallels_crossing_and_never_pay_per_onset() -> None:
