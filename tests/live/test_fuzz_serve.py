@@ -193,8 +193,13 @@ def test_serve_survives_osc_and_midi_fuzz(jack_server: JackServer, tmp_path: Pat
                     kbd.send_message(_midi_message(rng))
                     midi_sent += 1
                 assert _settled(sp), f"MIDI input stalled after {midi_sent}: {sp.status()}"
+            # The guard's counter moves when its 0xF7 is sent, the input's when it arrives: a status read in
+            # between reads one message short (the full suite saw 9,999 of 10,000 once). A real loss stays.
+            base = _midi_seen(st0)
+            assert wait_until(lambda: _midi_seen(sp.status()) - base == N_MIDI, timeout=3), (
+                f"MIDI messages lost or invented: {_midi_seen(sp.status()) - base} of {N_MIDI}: {sp.status()}"
+            )
             st = sp.status()
-            assert _midi_seen(st) - _midi_seen(st0) == N_MIDI, f"MIDI messages lost or invented: {st}"
             assert int(st["midi_errors"]) > N_MIDI // 10, st
             # A SysEx that never ends (a cable pulled mid-dump) deafens RtMidi's input until a 0xF7: the
             # guard ends it within its interval, so the performer's next note, 0.4 s on, is heard.
