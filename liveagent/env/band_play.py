@@ -24,7 +24,7 @@ from liveagent.music.piece import Piece, pad_lines
 from liveagent.music.sampling import (
     Sampler,
     SamplerConfig,
-    count_silence,
+    count_heard_silence,
     range_mask,
     resolve_holds,
     silence_gate,
@@ -111,10 +111,7 @@ def play_band(
         steps.fill(t)
         live = t < lengths
         if waits_for_performer:
-            if hears_t:
-                count_silence(silent, perf[:, t])
-            elif t > 0:  # anticipate timing: the gate knows the soprano up to t-1, as the decision does
-                count_silence(silent, perf[:, t - 1])
+            count_heard_silence(silent, perf, t, hears_t)
         for v in spec.order_index:
             build_band_observation(perf, lines, v, steps, spec=spec, window=policy.meta.window,
                                    steps_per_bar=spbar, mode=policy.meta.mode, out=obs)  # fmt: skip

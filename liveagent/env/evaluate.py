@@ -32,7 +32,7 @@ from liveagent.music.piece import Piece, pad_lines
 from liveagent.music.sampling import (
     Sampler,
     SamplerConfig,
-    count_silence,
+    count_heard_silence,
     range_mask,
     resolve_holds,
     silence_gate,
@@ -214,10 +214,7 @@ def play(
                 prior_stats.decisions += int(live_rows.sum())
             drawn = sampler.sample(logits, mask)
             if policy.waits_for_performer:
-                if hears_t:
-                    count_silence(silent, perf[:, t])
-                elif t > 0:
-                    count_silence(silent, perf[:, t - 1])
+                count_heard_silence(silent, perf, t, hears_t)
                 silence_gate(silent, drawn, grid.steps_per_bar)
             tokens = resolve_holds(drawn, sounding)
             live = t < lengths

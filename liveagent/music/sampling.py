@@ -196,6 +196,18 @@ def count_silence(run: npt.NDArray[np.int64], performer_tokens: npt.ArrayLike) -
     return run
 
 
+def count_heard_silence(
+    run: npt.NDArray[np.int64], performer: npt.NDArray[np.int64], t: int, hears_current: bool
+) -> npt.NDArray[np.int64]:
+    """:func:`count_silence` before deciding step ``t`` of whole lines ``performer`` [B, T]: with step t
+    heard (follow, react) or up to t-1 (anticipate: the gate knows what the decision knows)."""
+    if hears_current:
+        return count_silence(run, performer[:, t])
+    if t > 0:
+        return count_silence(run, performer[:, t - 1])
+    return run
+
+
 def silence_gate(
     run: npt.NDArray[np.int64], tokens: npt.NDArray[np.int64], steps: int
 ) -> npt.NDArray[np.int64]:
