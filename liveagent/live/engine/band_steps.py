@@ -8,9 +8,14 @@ ones after it, and all are emitted together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from liveagent.live.engine.state import EngineState
 from liveagent.music.sampling import resolve_hold
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST
+
+_NONE: list[int] = []
+"""No note-offs for a voice this step (shared, never mutated)."""
 
 
 def decide_band(eng: EngineState, k: int) -> None:
@@ -45,24 +50,36 @@ def decide_band(eng: EngineState, k: int) -> None:
     eng._token = int(tokens[-1])
 
 
-def emit_band(eng: EngineState, k: int, *, send: bool) -> int:
-    """Play step k's token of every voice (note-offs first, each on its own route) and advance."""
+def emit_band(eng: EngineState, k: int, *, send: bool, then: Callable[[int], object] | None = None) -> int:
+    """Play step k's token of every voice (note-offs first, each on its own route) and advance. Every
+    voice's token is resolved first and every voice sent in one pass, the recording after (``then(t_emit)``
+    between the two, as in :func:`~liveagent.live.engine.steps.emit_step`): the voices leave together."""
     tokens = eng._band_tokens
-    t_emit = eng._now()
-    for v, tr in enumerate(eng.band_trackers):
+    trackers = eng.band_trackers
+    for v, tr in enumerate(trackers):
         tr.tick()
-        tok = eng._playable(int(tokens[v]), tr)
+        tokens[v] = eng._playable(int(tokens[v]), tr)
+    vel = eng._velocity()
+    t_emit = eng._now()
+    offs = eng._band_offs
+    for v, tr in enumerate(trackers):
+        tok = int(tokens[v])
         if tok == REST:
-            if tr.sounding:
-                eng._record_offs(tr.release_all(), t_emit, voice=v)
+            offs[v] = tr.release_all() if tr.sounding else _NONE
         elif tok >= ONSET_BASE:
-            eng._record_offs(tr.release_all(), t_emit, voice=v)
-            pitch, vel = tok - ONSET_BASE, eng._velocity()
-            tr.note_on(pitch, vel)
+            offs[v] = tr.release_all()
+            tr.note_on(tok - ONSET_BASE, vel)
+        else:
+            offs[v] = _NONE
+    if then is not None:
+        then(t_emit)
+    for v in range(len(trackers)):
+        eng._record_offs(offs[v], t_emit, voice=v)
+        tok = int(tokens[v])
+        if tok >= ONSET_BASE:
             eng.stats.counters.notes_out += 1
             if eng.recorder is not None:
-                eng.recorder.agent_note(t_emit, pitch, vel, voice=v)
-        tokens[v] = tok
+                eng.recorder.agent_note(t_emit, tok - ONSET_BASE, vel, voice=v)
     if send:
         eng.stats.lateness_ns.add(t_emit - eng.clock.open_time(k))
     eng.view.push_band(k, tokens)

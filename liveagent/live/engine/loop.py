@@ -218,6 +218,7 @@ class Engine(EngineState):
                 else:
                     while self._now() < wake:
                         pass
+                self._emit_due()
                 return
             timeout = (remaining - spin) / 1e9
             try:
@@ -229,6 +230,20 @@ class Engine(EngineState):
                 return
             self._handle(ev)
             return
+
+    def _emit_due(self) -> None:
+        """The end of the spin before an anticipated step: when nothing waits in the queue and the transport
+        is as it was, the decided step goes out now, before the loop's housekeeping (the queue drain, the
+        clock's poll), which runs right after it as usual (measured in `serve`, 240 BPM: the note-on's time
+        after the spin, p50 0.10 -> 0.056 ms). Anything queued takes the normal path (a /mute or /stop is
+        handled first)."""
+        k = self._k
+        clock = self.clock
+        if self._phase != EMIT or k is None or not self._queue.empty() or self._stop_now.is_set():
+            return
+        now = self._now()
+        if clock.running and clock.epoch == self._epoch and clock.opened(k, now):
+            emit_step(self, k, self._token, now, send=True, then=self._beats)
 
     def _warmup(self) -> None:
         """Pay first-call costs before playing: policy runs, and the onnxruntime import a later hot swap
@@ -331,7 +346,8 @@ class Engine(EngineState):
             if not clock.opened(k, now):
                 self._emit_wake = True
                 return self._future(clock.due(k), now)
-            emit_step(self, k, self._token, now, send=True)
+            # The step's beat leaves right behind its notes, before their bookkeeping and the next decision.
+            emit_step(self, k, self._token, now, send=True, then=self._beats)
             now = self._now()
 
     def _queue_busy(self) -> bool:

@@ -68,6 +68,8 @@ class EngineState:
         """Every tracker that may sound: what stop, mute, panic, swap and exit release."""
         self._band_tokens = np.zeros(max(1, len(self.band_trackers)), dtype=np.int64)
         """The current step's token of every band voice (decided in the band's order, then emitted)."""
+        self._band_offs: list[list[int]] = [[] for _ in self.band_trackers]
+        """The current step's note-offs of every band voice (sent with the step, recorded after it)."""
         self._queue: queue.SimpleQueue[InputEvent | PolicyLoaded] = queue.SimpleQueue()
         self._sampler = Sampler(SamplerConfig(cfg.temperature, cfg.top_p, cfg.seed))
         self._lead_ns = int(cfg.lead_ms * 1e6)

@@ -8,6 +8,8 @@ emitted (the two timings); a band's step goes to :mod:`~liveagent.live.engine.ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from liveagent.live.engine.band_steps import decide_band, emit_band
 from liveagent.live.engine.performer_input import finalize_performer
 from liveagent.live.engine.state import EngineState
@@ -60,22 +62,31 @@ def miss_step(eng: EngineState, k: int, now: int, *, emit: bool) -> None:
     emit_step(eng, k, fallback(eng), now, send=emit)
 
 
-def emit_step(eng: EngineState, k: int, tok: int, now: int, *, send: bool) -> int:
+def emit_step(
+    eng: EngineState, k: int, tok: int, now: int, *, send: bool, then: Callable[[int], object] | None = None
+) -> int:
     """Play step k's token (note-offs first; a band: every voice's token in ``_band_tokens``) and
-    advance; returns the emission time."""
+    advance; returns the emission time. ``then(t_emit)`` runs right after the sends (the loop sends the
+    step's beat there), before the bookkeeping: what the receiver hears at T_k waits for nothing else."""
     if eng.band_trackers:
-        return emit_band(eng, k, send=send)
+        return emit_band(eng, k, send=send, then=then)
     tr = eng.tracker
     tr.tick()
     tok = eng._playable(tok, tr)
     t_emit = eng._now()
+    offs: list[int] = []
+    pitch = vel = -1
     if tok == REST:
         if tr.sounding:
-            eng._record_offs(tr.release_all(), t_emit)
+            offs = tr.release_all()
     elif tok >= ONSET_BASE:
-        eng._record_offs(tr.release_all(), t_emit)
         pitch, vel = tok - ONSET_BASE, eng._velocity()
+        offs = tr.release_all()
         tr.note_on(pitch, vel)
+    if then is not None:
+        then(t_emit)
+    eng._record_offs(offs, t_emit)
+    if pitch >= 0:
         eng.stats.counters.notes_out += 1
         if eng.recorder is not None:
             eng.recorder.agent_note(t_emit, pitch, vel)
