@@ -50,7 +50,7 @@ def test_bench_quick_sections(tmp_path: Path) -> None:
     r = subprocess.run(
         [
             sys.executable, "-m", "liveagent", "bench", "--quick", "--policy", str(policy),
-            "--only", "decision,cold,osc,agents", "--json", str(out),
+            "--only", "decision,cold,osc,floor,agents", "--json", str(out),
         ],
         capture_output=True,
         text=True,
@@ -58,7 +58,7 @@ def test_bench_quick_sections(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
-    assert set(res) == {"decision", "cold", "osc", "agents"}
+    assert set(res) == {"decision", "cold", "osc", "floor", "agents"}
     for section in res.values():
         assert "error" not in section, section
     assert res["decision"]["n"] == 500 and res["decision"]["p99"] >= res["decision"]["p50"] > 0
@@ -67,6 +67,11 @@ def test_bench_quick_sections(tmp_path: Path) -> None:
     assert res["osc"]["osc_lateness_us"]["n"] > 10 and res["osc"]["steps"] > 10
     assert res["agents"]["trials"] and "max_agents_zero_misses" in res["agents"]
     assert "decision" in r.stdout and "receiver lateness" in r.stdout
+    # the floor: every datagram of the bare sender heard, none before its grid point (clock mapping aside)
+    floor = res["floor"]
+    assert floor["osc_lateness_us"]["n"] == floor["sent"] == 48  # 3 s at 240 BPM in 16ths
+    assert floor["osc_lateness_us"]["min"] > -50.0
+    assert floor["spin_gap_us"]["n"] == 48 and "floor" in r.stdout
 
 
 @pytest.mark.timeout(120)

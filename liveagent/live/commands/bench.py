@@ -72,7 +72,7 @@ class BenchConfig:
     serve_args: tuple[str, ...] = ()
     """Extra `serve` flags for the timing runs (e.g. ``--follow-chord-ms=0``)."""
     only: tuple[str, ...] = ()
-    """Run only these sections (decision, cold, osc, flood, monitor, jack, torch, agents); empty = all."""
+    """Only these sections (decision, cold, osc, floor, flood, monitor, jack, torch, agents); empty: all."""
     band: str = ""
     """A band (``satb``): measure it beside ``policy`` (decision, osc, agents; ``bench_band.py``)."""
     band_policy: str = "band"
@@ -431,10 +431,18 @@ def bench_agents(cfg: BenchConfig) -> dict[str, Any]:
     return max_agents(cfg.policy, bpm=cfg.bpm, seconds=cfg.agents_s, limit=cfg.max_agents)
 
 
+def bench_floor(cfg: BenchConfig) -> dict[str, Any]:
+    """The machine's floor beside the ``osc`` run: a bare Python sender on the same grid and receiver."""
+    from liveagent.live.commands.bench_floor import bench_floor as floor
+
+    return floor(cfg.bpm, cfg.duration_s)
+
+
 SECTIONS: dict[str, Callable[[BenchConfig], dict[str, Any]]] = {
     "decision": bench_decision,
     "cold": bench_cold_start,
     "osc": bench_osc,
+    "floor": bench_floor,
     "monitor": bench_monitor,
     "flood": bench_flood,
     "jack": bench_jack,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from liveagent.live.commands.bench import BenchConfig, _lateness_run, bench_decision
+from liveagent.live.commands.bench import BenchConfig, _lateness_run, bench_decision, bench_floor
 from liveagent.live.io.osc_out import band_note_address
 from liveagent.live.io.receiver import OscReceiver, lateness_ns, summarize_us
 
@@ -195,6 +195,7 @@ def band_agents(cfg: BenchConfig) -> dict[str, Any]:
 BAND_SECTIONS: dict[str, Callable[[BenchConfig], dict[str, Any]]] = {
     "decision": band_decision,
     "osc": band_osc,
+    "floor": bench_floor,
     "agents": band_agents,
 }
 """The sections of ``bench --band`` (``--only`` picks among them)."""

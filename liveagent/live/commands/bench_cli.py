@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated sections: decision,cold,osc,monitor,flood,jack,torch,agents (default: all)",
+        help="comma-separated sections: decision,cold,osc,floor,monitor,flood,jack,torch,agents (none: all)",
     )
     parser.add_argument(
         "--serve-arg",
@@ -58,11 +58,23 @@ def _n(x: Any) -> str:
     return f"{x:.0f}" if isinstance(x, int | float) else "-"
 
 
+def _floor_line(res: dict[str, Any]) -> str:
+    rt = "SCHED_FIFO" if res.get("realtime") else "normal priority"
+    gap = res.get("spin_gap_us") or {}
+    return (
+        f"floor     receiver lateness {_us(res.get('osc_lateness_us'))} (a bare Python sender, {rt}, "
+        f"{res.get('sent')} datagrams); its spin's longest gap p50 {_n(gap.get('p50'))} us, "
+        f"p99 {_n(gap.get('p99'))} us"
+    )
+
+
 def _band_line(name: str, res: dict[str, Any]) -> str:
     """A section of ``bench --band``: the band's figures and the solo policy's, one line each."""
     us = _us
     if "error" in res:
         return f"{name:9s} {res['error']}"
+    if name == "floor":
+        return _floor_line(res)
     if name == "decision":
         b, s = res["band"], res["solo"]
         voices = ", ".join(f"{v} p99 {d['p99']:.0f} us" for v, d in b["per_voice_us"].items())
@@ -105,6 +117,8 @@ def _line(name: str, res: dict[str, Any]) -> str:
     us = _us
     if "error" in res or "skipped" in res:
         return f"{name:9s} {res.get('error') or 'skipped: ' + str(res.get('skipped'))}"
+    if name == "floor":
+        return _floor_line(res)
     if name == "decision":
         rt = "SCHED_FIFO" if res.get("realtime") else "normal priority"
         return f"decision  [{res['policy']}] {us(res)} (n={res['n']}, {rt})"
