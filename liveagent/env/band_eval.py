@@ -9,12 +9,15 @@ such a row is asked for, so the reference rows need neither onnxruntime nor a tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from liveagent.env.band_metrics import (
     BAND_COLUMNS,
@@ -66,8 +69,34 @@ def band_lines(
     return [dict(b) for b in played]
 
 
+def with_tritone_melody(piece: Piece) -> Piece:
+    """``piece`` with its soprano a tritone higher from the middle bar on (the solo adaptation test's
+    :func:`~liveagent.env.evaluate.with_tritone_change`); Bach's alto, tenor and bass left as they are."""
+    from liveagent.env.evaluate import with_tritone_change
+
+    changed = with_tritone_change(piece)
+    voices = dict(piece.voices) | {"soprano": changed.performer}
+    return dataclasses.replace(changed, voices=voices)
+
+
+def band_adaptation(spec: str, pieces: Sequence[Piece], seed: int = 0) -> dict[str, float]:
+    """ReaLchords' adaptation test for a band: every piece played again with the melody a tritone higher
+    from its middle bar on; every voice's onset consonance with it in the bar of the jump and the bar after,
+    pooled over the voices (``tritone_bar1_pct``, ``tritone_bar2_pct``)."""
+    from liveagent.env.evaluate import adaptation_counts, adaptation_pct
+
+    changed = [with_tritone_melody(p) for p in pieces]
+    bands = band_lines(spec, changed, seed)
+    counts = sum(
+        (adaptation_counts([b[v].astype(np.int64) for b in bands], changed) for v in BAND_VOICES),
+        start=np.zeros((2, 2), dtype=np.int64),
+    )
+    return adaptation_pct(counts)
+
+
 def band_row(spec: str, pieces: Sequence[Piece], seed: int = 0) -> dict[str, float]:
-    """One row of the band table: ``spec`` played over ``pieces`` (soprano = the melody)."""
+    """One row of the band table: ``spec`` played over ``pieces`` (soprano = the melody), and again with
+    the melody jumping a tritone (:func:`band_adaptation`)."""
     prior_row: dict[str, float] = {}
     bands: Sequence[Mapping[str, TokenArray]] = band_lines(spec, pieces, seed, prior_row)
     try:
@@ -76,7 +105,7 @@ def band_row(spec: str, pieces: Sequence[Piece], seed: int = 0) -> dict[str, flo
         )
     except ValueError as exc:
         raise BandEvalError(f"{spec}: {exc}") from exc
-    return row | prior_row
+    return row | prior_row | band_adaptation(spec, pieces, seed)
 
 
 def band_pieces(pieces: Sequence[Piece]) -> list[Piece]:

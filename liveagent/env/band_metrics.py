@@ -268,6 +268,8 @@ BAND_COLUMNS: tuple[Column, ...] = (
     Column("alto_notes_per_bar", "A notes/bar", ".2f", "real"),
     Column("tenor_notes_per_bar", "T notes/bar", ".2f", "real"),
     Column("bass_notes_per_bar", "B notes/bar", ".2f", "real"),
+    Column("tritone_bar1_pct", "cons., bar of a tritone jump %", ".1f", "high"),
+    Column("tritone_bar2_pct", "cons., bar after it %", ".1f", "high"),
     Column("notes", "notes", "d", "real"),
 )
 """The compact band table, in order (besides ``policy`` and ``pieces``)."""

@@ -258,9 +258,10 @@ def with_tritone_change(piece: Piece) -> Piece:
     return Piece(f"{piece.name}~tritone", perf, piece.accompaniment, piece.grid, piece.key, piece.bpm)
 
 
-def adaptation_row(lines: Sequence[IntArray], pieces: Sequence[Piece]) -> dict[str, float]:
-    """Onset consonance in the bar where the performer jumps a tritone and in the bar after it."""
-    counts = np.zeros((2, 2), dtype=np.int64)  # [bar, (consonant, judged)]
+def adaptation_counts(lines: Sequence[IntArray], pieces: Sequence[Piece]) -> IntArray:
+    """[bar, (consonant, judged)] agent onsets against the performer in the bar where the performer jumps a
+    tritone (bar 0) and in the bar after it (bar 1)."""
+    counts = np.zeros((2, 2), dtype=np.int64)
     for line, piece in zip(lines, pieces, strict=True):
         c, spb = tritone_change_step(piece), piece.grid.steps_per_bar
         for i in range(2):
@@ -268,8 +269,18 @@ def adaptation_row(lines: Sequence[IntArray], pieces: Sequence[Piece]) -> dict[s
             if hi <= piece.n_steps:
                 ok, n = consonance_counts(line[lo:hi], piece.performer[lo:hi])
                 counts[i] += (ok, n)
+    return counts
+
+
+def adaptation_pct(counts: IntArray) -> dict[str, float]:
+    """The tritone columns from :func:`adaptation_counts` (pooled over lines or voices)."""
     pct = [100.0 * ok / n if n else math.nan for ok, n in counts]
     return {"tritone_bar1_pct": pct[0], "tritone_bar2_pct": pct[1]}
+
+
+def adaptation_row(lines: Sequence[IntArray], pieces: Sequence[Piece]) -> dict[str, float]:
+    """Onset consonance in the bar where the performer jumps a tritone and in the bar after it."""
+    return adaptation_pct(adaptation_counts(lines, pieces))
 
 
 def _prior_of(policy: EvalPolicy) -> EvalPolicy | None:

@@ -7,7 +7,8 @@ decided before it in the step up to t, the rest up to t-1: ``build_band_observat
 and the voice's real token at t. Read :func:`train` top to bottom: config, data, network, loop, checkpoints.
 
 Noise, as on stage: ``late_onset_prob`` hides the soprano's onset at t (a performer later than the follow
-window), ``agent_noise`` corrupts past onsets of every band row (the other agents are policies, not Bach).
+window), ``agent_noise`` corrupts past onsets of every band row (the other agents are policies, not Bach),
+``key_change_prob`` puts the past of every row in another key (a performer who just transposed).
 Batches are moved to random keys that keep every voice in its range.
 
 Recipe tables: ``[net]`` (NetConfig; ``extra`` gets the band), ``[data]`` (DataConfig: chorales, soprano),
@@ -71,6 +72,11 @@ class BandMLEConfig:
     """Share of past tokens of every band row corrupted per batch (the other agents are not Bach)."""
     late_onset_prob: float = 0.15
     """Share of the soprano's onsets at the decided step hidden (a performer later than the window)."""
+    key_change_prob: float = 0.0
+    """Share of samples whose past is in another key: every row's onsets before a cut in the last two bars
+    move by 1-6 semitones either way, the soprano's and every voice's together (a performer who just
+    modulated or transposed; the solo priors' ``key_change_prob``). Without it a band kept the old key for
+    more than a bar after a tritone jump."""
     aux_weight: float = 0.5
     """Weight of the auxiliary loss on the soprano's next token (needs ``aux_head``)."""
     grad_clip: float = 1.0
@@ -196,6 +202,33 @@ def _corrupt(tokens: npt.NDArray[np.int64], rng: np.random.Generator, share: flo
     np.copyto(tokens, np.where(onset, moved, swapped), where=hit)
 
 
+def shift_band_past(
+    performer: npt.NDArray[np.int64],
+    others: npt.NDArray[np.int64],
+    rng: np.random.Generator,
+    prob: float,
+    recent: int,
+) -> None:
+    """In place: in a ``prob`` share of samples, move every onset before a random cut among the last
+    ``recent`` steps by a random 1-6 semitones either way, in the soprano's row ``[N, W]`` and in every band
+    row ``[N, V, W]`` alike (one cut and one interval per sample: the whole band was in the old key). The
+    decided step (the last column) is never moved; onsets that would leave MIDI stay where they are."""
+    n, w = performer.shape
+    hit = np.less(rng.random(n), prob)
+    if not hit.any():
+        return
+    cut = rng.integers(max(1, w - recent), w, size=n)
+    by = rng.choice(np.array([-6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6]), size=n)
+    old = hit[:, None] & (np.arange(w)[None, :] < cut[:, None])
+    for arr, sel, move in (
+        (performer, old, by[:, None]),
+        (others, old[:, None, :], by[:, None, None]),
+    ):
+        moved = arr + move
+        ok = sel & (arr >= ONSET_BASE) & (moved >= ONSET_BASE) & (moved < ONSET_BASE + 128)
+        np.copyto(arr, moved, where=ok)
+
+
 def sample_band_batch(
     bw: BandWindows,
     index: npt.NDArray[np.int64],
@@ -204,6 +237,8 @@ def sample_band_batch(
     rng: np.random.Generator,
     agent_noise: float = 0.0,
     late_onset_prob: float = 0.0,
+    key_change_prob: float = 0.0,
+    key_change_steps: int = 32,
 ) -> BandBatch:
     perf = bw.performer[index].astype(np.int64)
     others = bw.others[index].astype(np.int64)
@@ -212,6 +247,8 @@ def sample_band_batch(
         w = others.shape[2]
         # Only the past: a decided voice's step-t token is what that agent just played.
         _corrupt(others[:, :, : w - 1], rng, agent_noise)
+    if key_change_prob > 0.0:
+        shift_band_past(perf, others, rng, key_change_prob, key_change_steps)
     if late_onset_prob > 0.0:
         hide_current_onsets(perf, rng.random(len(index)) < late_onset_prob)
     agent = others[np.arange(len(index)), voice]
@@ -320,7 +357,8 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
             idx = rng.integers(0, len(train_bw), size=cfg.batch_size)
             b = sample_band_batch(
                 train_bw, idx, transpose=max_shift > 0, rng=rng, agent_noise=cfg.agent_noise,
-                late_onset_prob=cfg.late_onset_prob,
+                late_onset_prob=cfg.late_onset_prob, key_change_prob=cfg.key_change_prob,
+                key_change_steps=2 * spbar,
             )  # fmt: skip
             for group in opt.param_groups:
                 group["lr"] = _lr(step, cfg)

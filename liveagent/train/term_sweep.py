@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 BAND_KEYS = (
     "alto_consonance_pct", "tenor_consonance_pct", "bass_consonance_pct", "pair_consonance_pct",
     "pair_parallels_per_100", "crossing_pct", "spacing_pct", "alto_notes_per_bar", "bass_notes_per_bar",
+    "tritone_bar1_pct", "tritone_bar2_pct",
 )  # fmt: skip
 
 

@@ -80,6 +80,7 @@ def test_band_mle_trains_exports_and_the_runtime_plays_it(tmp_path: Path, mode: 
     band = {"steps": 40, "batch_size": 32, "eval_every": 20, "others_recent": 4}
     if mode == "anticipate":
         band["late_onset_prob"] = 0.0  # nothing at t to hide: the step is never heard
+        band["key_change_prob"] = 0.5  # the past of half the samples in another key
     recipe = {
         "name": "band-test", "seed": 1, "threads": 1,
         "net": {"window": W, "recent": 8, "mode": mode, "hidden": 32, "musical_features": True,
@@ -157,3 +158,35 @@ def test_band_ppo_runs_and_its_checkpoint_exports(tmp_path: Path) -> None:
     ck = load_checkpoint(last)
     result = export_band(ck, last, tmp_path / "ppo.onnx", n_parity=20)
     assert result.card["contract"]["metadata"]["prior"] == "band"
+
+
+def test_a_key_change_moves_the_whole_band_past_together() -> None:
+    """``shift_band_past``: one cut and one interval per sample, the soprano's row and every voice's row
+    alike; the decided step, HOLD and REST untouched; a sample not drawn left alone."""
+    from liveagent.train.band_mle import shift_band_past
+
+    rng = np.random.default_rng(0)
+    w, n = 12, 64
+    perf = np.array([[onset(60 + (j % 5)) if j % 2 == 0 else HOLD for j in range(w)]] * n, dtype=np.int64)
+    others = np.stack([perf - 7, perf - 12, perf - 19], axis=1)
+    others[others < onset(0)] = HOLD
+    p0, o0 = perf.copy(), others.copy()
+    shift_band_past(perf, others, rng, 1.0, 8)
+    for i in range(n):
+        moved = np.flatnonzero(perf[i] != p0[i])
+        assert moved.size and moved.max() < w - 1  # the past only, the decided step never
+        by = int(perf[i, moved[0]] - p0[i, moved[0]])
+        assert 1 <= abs(by) <= 6
+        cut = moved.max() + 1
+        assert cut >= w - 8 - 1  # the cut is among the last 8 steps (onsets every other step)
+        onsets = p0[i, :cut] >= onset(0)
+        assert (perf[i, :cut][onsets] - p0[i, :cut][onsets] == by).all()
+        assert (perf[i, :cut][~onsets] == p0[i, :cut][~onsets]).all()
+        assert (perf[i, cut:] == p0[i, cut:]).all()
+        for v in range(3):
+            on_v = o0[i, v, :cut] >= onset(0)
+            assert (others[i, v, :cut][on_v] - o0[i, v, :cut][on_v] == by).all()
+            assert (others[i, v, cut:] == o0[i, v, cut:]).all()
+    p1, o1 = perf.copy(), others.copy()
+    shift_band_past(perf, others, rng, 0.0, 8)
+    assert (perf == p1).all() and (others == o1).all()
