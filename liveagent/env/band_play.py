@@ -63,7 +63,8 @@ class PriorStats:
     def add(self, logits: FloatArray, prior_logits: FloatArray, mask: BoolArray, live: BoolArray) -> None:
         lp, lq = _log_softmax(logits[live], mask), _log_softmax(prior_logits[live], mask)
         p = np.exp(lp)
-        self.kl_sum += float(np.where(p > 0, p * (lp - lq), 0.0).sum())
+        on = p > 0  # masked tokens: -inf in both, never subtracted (inf - inf warned, then was dropped)
+        self.kl_sum += float((p[on] * (lp[on] - lq[on])).sum())
         self.agree += int((lp.argmax(1) == lq.argmax(1)).sum())
         self.decisions += int(live.sum())
 
