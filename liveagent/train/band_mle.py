@@ -36,7 +36,7 @@ from liveagent.music.piece import Piece
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST, Grid, pitch_range
 from liveagent.train.band_net import BandNet
 from liveagent.train.checkpoint import save_checkpoint, seed_everything
-from liveagent.train.data import DataConfig, load_pieces, transpose_windows
+from liveagent.train.data import DataConfig, load_pieces, shift_rows_past, transpose_windows
 from liveagent.train.logging_utils import PLOT_FILE, RunLogger, progress, set_threads
 from liveagent.train.networks import NetConfig, param_count
 from liveagent.train.plot import plot_curves
@@ -202,33 +202,6 @@ def _corrupt(tokens: npt.NDArray[np.int64], rng: np.random.Generator, share: flo
     np.copyto(tokens, np.where(onset, moved, swapped), where=hit)
 
 
-def shift_band_past(
-    performer: npt.NDArray[np.int64],
-    others: npt.NDArray[np.int64],
-    rng: np.random.Generator,
-    prob: float,
-    recent: int,
-) -> None:
-    """In place: in a ``prob`` share of samples, move every onset before a random cut among the last
-    ``recent`` steps by a random 1-6 semitones either way, in the soprano's row ``[N, W]`` and in every band
-    row ``[N, V, W]`` alike (one cut and one interval per sample: the whole band was in the old key). The
-    decided step (the last column) is never moved; onsets that would leave MIDI stay where they are."""
-    n, w = performer.shape
-    hit = np.less(rng.random(n), prob)
-    if not hit.any():
-        return
-    cut = rng.integers(max(1, w - recent), w, size=n)
-    by = rng.choice(np.array([-6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6]), size=n)
-    old = hit[:, None] & (np.arange(w)[None, :] < cut[:, None])
-    for arr, sel, move in (
-        (performer, old, by[:, None]),
-        (others, old[:, None, :], by[:, None, None]),
-    ):
-        moved = arr + move
-        ok = sel & (arr >= ONSET_BASE) & (moved >= ONSET_BASE) & (moved < ONSET_BASE + 128)
-        np.copyto(arr, moved, where=ok)
-
-
 def sample_band_batch(
     bw: BandWindows,
     index: npt.NDArray[np.int64],
@@ -248,7 +221,7 @@ def sample_band_batch(
         # Only the past: a decided voice's step-t token is what that agent just played.
         _corrupt(others[:, :, : w - 1], rng, agent_noise)
     if key_change_prob > 0.0:
-        shift_band_past(perf, others, rng, key_change_prob, key_change_steps)
+        shift_rows_past((perf, others), rng, key_change_prob, key_change_steps)
     if late_onset_prob > 0.0:
         hide_current_onsets(perf, rng.random(len(index)) < late_onset_prob)
     agent = others[np.arange(len(index)), voice]

@@ -14,6 +14,7 @@ not move; a test checks it), and this keeps 12 keys of the corpus in ~1/12 of th
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,16 +288,27 @@ def shift_past(
     """In place: in a ``prob`` share of rows, move every onset before a random cut among the last
     ``recent`` steps by a random 1-6 semitones either way (a key change the windows have just crossed).
     Onsets that would leave MIDI stay where they are."""
-    n, w = performer.shape
+    shift_rows_past((performer, agent), rng, prob, recent)
+
+
+def shift_rows_past(
+    rows: Sequence[npt.NDArray[np.int64]], rng: np.random.Generator, prob: float, recent: int
+) -> None:
+    """:func:`shift_past` for any token arrays ``[N, ..., W]`` of the same samples (a band: the soprano's
+    ``[N, W]`` and the voices' ``[N, V, W]``): one cut and one interval per sample, shared by every array.
+    The last column (the decided step) is never moved."""
+    n, w = rows[0].shape[0], rows[0].shape[-1]
     hit = np.less(rng.random(n), prob)
     if not hit.any():
         return
     cut = rng.integers(max(1, w - recent), w, size=n)
     by = rng.choice(np.array([-6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6]), size=n)
     old = hit[:, None] & (np.arange(w)[None, :] < cut[:, None])
-    for arr in (performer, agent):
-        moved = arr + by[:, None]
-        ok = old & (arr >= ONSET_BASE) & (moved >= ONSET_BASE) & (moved < ONSET_BASE + 128)
+    for arr in rows:
+        inner = (1,) * (arr.ndim - 2)
+        moved = arr + by.reshape(n, *inner, 1)
+        sel = old.reshape(n, *inner, w)
+        ok = sel & (arr >= ONSET_BASE) & (moved >= ONSET_BASE) & (moved < ONSET_BASE + 128)
         np.copyto(arr, moved, where=ok)
 
 

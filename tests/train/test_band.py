@@ -161,9 +161,9 @@ def test_band_ppo_runs_and_its_checkpoint_exports(tmp_path: Path) -> None:
 
 
 def test_a_key_change_moves_the_whole_band_past_together() -> None:
-    """``shift_band_past``: one cut and one interval per sample, the soprano's row and every voice's row
-    alike; the decided step, HOLD and REST untouched; a sample not drawn left alone."""
-    from liveagent.train.band_mle import shift_band_past
+    """``shift_rows_past`` on the band's rows: one cut and one interval per sample, the soprano's row and
+    every voice's row alike; the decided step, HOLD and REST untouched; a sample not drawn left alone."""
+    from liveagent.train.data import shift_rows_past
 
     rng = np.random.default_rng(0)
     w, n = 12, 64
@@ -171,7 +171,7 @@ def test_a_key_change_moves_the_whole_band_past_together() -> None:
     others = np.stack([perf - 7, perf - 12, perf - 19], axis=1)
     others[others < onset(0)] = HOLD
     p0, o0 = perf.copy(), others.copy()
-    shift_band_past(perf, others, rng, 1.0, 8)
+    shift_rows_past((perf, others), rng, 1.0, 8)
     for i in range(n):
         moved = np.flatnonzero(perf[i] != p0[i])
         assert moved.size and moved.max() < w - 1  # the past only, the decided step never
@@ -188,5 +188,5 @@ def test_a_key_change_moves_the_whole_band_past_together() -> None:
             assert (others[i, v, :cut][on_v] - o0[i, v, :cut][on_v] == by).all()
             assert (others[i, v, cut:] == o0[i, v, cut:]).all()
     p1, o1 = perf.copy(), others.copy()
-    shift_band_past(perf, others, rng, 0.0, 8)
+    shift_rows_past((perf, others), rng, 0.0, 8)
     assert (perf == p1).all() and (others == o1).all()
