@@ -14,7 +14,7 @@ from liveagent.live.engine.state import EngineState
 from liveagent.music.sampling import resolve_hold
 from liveagent.music.tokens import HOLD, ONSET_BASE, REST
 
-_NONE: list[int] = []
+NO_OFFS: list[int] = []
 """No note-offs for a voice this step (shared, never mutated)."""
 
 
@@ -65,12 +65,12 @@ def emit_band(eng: EngineState, k: int, *, send: bool, then: Callable[[int], obj
     for v, tr in enumerate(trackers):
         tok = int(tokens[v])
         if tok == REST:
-            offs[v] = tr.release_all() if tr.sounding else _NONE
+            offs[v] = tr.release_all() if tr.sounding else NO_OFFS
         elif tok >= ONSET_BASE:
             offs[v] = tr.release_all()
             tr.note_on(tok - ONSET_BASE, vel)
         else:
-            offs[v] = _NONE
+            offs[v] = NO_OFFS
     if then is not None:
         then(t_emit)
     for v in range(len(trackers)):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from liveagent.live.engine.band_steps import decide_band, emit_band
+from liveagent.live.engine.band_steps import NO_OFFS, decide_band, emit_band
 from liveagent.live.engine.performer_input import finalize_performer
 from liveagent.live.engine.state import EngineState
 from liveagent.music.sampling import resolve_hold
@@ -74,7 +74,7 @@ def emit_step(
     tr.tick()
     tok = eng._playable(tok, tr)
     t_emit = eng._now()
-    offs: list[int] = []
+    offs = NO_OFFS  # shared, never mutated: no list per step
     pitch = vel = -1
     if tok == REST:
         if tr.sounding:
