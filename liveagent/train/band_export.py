@@ -27,9 +27,9 @@ from liveagent.train.checkpoint import Checkpoint
 from liveagent.train.export import AUX_OUTPUT_NAME, TERM_WEIGHTS, ExportResult, export_onnx, set_term_weights
 from liveagent.train.export_check import (
     OUTPUT_NAME,
-    PARITY_TOL,
     ExportError,
     onnx_session,
+    parity_row,
     time_session_runs,
 )
 from liveagent.train.model_card import contract_metadata, dataset_name, write_card
@@ -89,10 +89,7 @@ def _parity(module: BandExport, session: Any, obs: BandBuffers) -> dict[str, Any
     with torch.no_grad():
         ref = module(*(torch.from_numpy(getattr(obs, k)) for k in BAND_INPUTS))[0].numpy()
     got = session.run([OUTPUT_NAME], obs.as_feed())[0]
-    diff = float(np.max(np.abs(ref - got)))
-    agree = float(np.mean(ref.argmax(1) == got.argmax(1)))
-    return {"n": len(obs.voice), "max_abs_diff": diff, "argmax_agreement": agree,
-            "ok": bool(diff <= PARITY_TOL and agree == 1.0)}  # fmt: skip
+    return parity_row(ref, got)
 
 
 def _latency(session: Any, obs: BandBuffers, n: int = 2000) -> dict[str, float]:

@@ -23,6 +23,7 @@ from liveagent.train.export import (
     onnx_session,
     random_observations,
 )
+from liveagent.train.export_check import parity_row
 from liveagent.train.model_card import update_eval
 from liveagent.train.networks import NetConfig, PolicyNet
 from liveagent.train.recipes import dump_toml
@@ -208,3 +209,18 @@ def test_an_equal_recipe_file_keeps_its_comments(checkpoint: Path, tmp_path: Pat
     target.write_text('name = "other"\n')
     export_checkpoint(checkpoint, tmp_path / "pol.onnx", n_parity=10, latency=False)
     assert tomllib.loads(target.read_text())["name"] == "t"
+
+
+def test_parity_tolerance_grows_with_the_logits() -> None:
+    """float32 rounding is relative: 2e-4 is rounding on logits of 300, a real difference on logits of 1."""
+    rng = np.random.default_rng(0)
+    small = rng.normal(size=(50, 130)).astype(np.float32)
+    big = small * 300
+    assert parity_row(big, big + 2e-4)["ok"]
+    assert not parity_row(small, small + 2e-4)["ok"]
+    assert parity_row(small, small + 0.5 * PARITY_TOL)["ok"]
+    flipped = small.copy()
+    row_max = flipped.argmax(axis=1)
+    flipped[0, row_max[0]] -= 10.0  # the argmax moves in one row
+    res = parity_row(small, flipped)
+    assert not res["ok"] and res["argmax_agreement"] < 1.0
