@@ -121,6 +121,18 @@ def offbeat_onsets(agent: npt.ArrayLike, steps_per_beat: int) -> int:
     return int(((ag >= ONSET_BASE) & (np.arange(ag.size) % steps_per_beat != 0)).sum())
 
 
+def off_eighth_onsets(agent: npt.ArrayLike, steps_per_beat: int) -> int:
+    """Agent onsets between the eighth notes (the 2nd and 4th sixteenth of a beat; none when a beat has
+    fewer than two steps): Bach's chorale basses have almost none. A policy that strikes a note on the
+    beat and corrects it a sixteenth later, once it has heard the melody, shows here, not in the off-beat
+    share (which counts eighths too)."""
+    half = steps_per_beat // 2
+    if half < 1:
+        return 0
+    ag = _as_line(agent)
+    return int(((ag >= ONSET_BASE) & (np.arange(ag.size) % half != 0)).sum())
+
+
 def not_in_key_count(agent: npt.ArrayLike, key: Key) -> int:
     """How many of the line's notes have a pitch class outside ``key``."""
     pcs = onset_pitches(agent) % 12
@@ -322,6 +334,8 @@ class PieceStats:
     """Performer onsets while the agent sounds."""
     offbeat: int = 0
     """Agent onsets off the beat."""
+    off_eighth: int = 0
+    """Agent onsets between the eighth notes."""
     bars: float = 0.0
     """Length of the piece in bars."""
 
@@ -367,6 +381,7 @@ def piece_stats(
         change_consonant=change_ok,
         change_judged=change_n,
         offbeat=offbeat_onsets(ag, grid.steps_per_beat),
+        off_eighth=off_eighth_onsets(ag, grid.steps_per_beat),
         bars=ag.size / grid.steps_per_bar,
     )
 
@@ -405,6 +420,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("notes", "notes", "d", "real"),
     Column("notes_per_bar", "notes per bar", ".2f", "real"),
     Column("offbeat_pct", "off-beat onsets %", ".1f", "real"),
+    Column("off_eighth_pct", "onsets between eighths %", ".1f", "real"),
     Column("kl_prior", "KL to prior", ".3f", "info"),
     Column("prior_agree_pct", "argmax = prior %", ".1f", "info"),
     Column("tritone_bar1_pct", "consonant, bar of a tritone jump %", ".1f", "high"),
@@ -467,6 +483,7 @@ def aggregate(stats: Sequence[PieceStats]) -> dict[str, float]:
     bars = sum(s.bars for s in stats)
     row["notes_per_bar"] = notes / bars if bars else float("nan")
     row["offbeat_pct"] = _pct(total("offbeat"), notes)
+    row["off_eighth_pct"] = _pct(total("off_eighth"), notes)
     for key in PLAY_COLUMNS:  # filled by the evaluator, which plays the policy (not from lines alone)
         row[key] = float("nan")
     return row

@@ -30,8 +30,18 @@ def test_offbeat_and_notes_per_bar() -> None:
     assert m.offbeat_onsets(agent, 4) == 1
     row = m.line_metrics([agent], [perf], [agent], [Piece("x", perf, agent).key])  # type: ignore[list-item]
     assert row["offbeat_pct"] == pytest.approx(100 / 3)
+    assert row["off_eighth_pct"] == 0.0
     assert row["notes_per_bar"] == pytest.approx(1.5)
     assert all(math.isnan(row[k]) for k in m.PLAY_COLUMNS)
+
+
+def test_onsets_between_eighths() -> None:
+    """A note struck on the beat and corrected a sixteenth later: off the beat and between the eighths."""
+    agent = line((48, 1), (50, 1), (52, 2), (53, 4))  # onsets at 0 (beat), 1 (a sixteenth), 2 (an eighth), 4
+    assert m.offbeat_onsets(agent, 4) == 2
+    assert m.off_eighth_onsets(agent, 4) == 1
+    assert m.off_eighth_onsets(agent, 2) == 0  # steps are eighths: nothing lies between them
+    assert m.off_eighth_onsets(agent, 1) == 0
 
 
 def test_tritone_change_moves_the_performer_from_a_bar_line_and_restrikes_a_held_note() -> None:
