@@ -29,6 +29,7 @@ from torch import nn
 from liveagent.music.features import Mode, check_mode, hears_current_step
 from liveagent.music.tokens import VOCAB_SIZE
 from liveagent.train.musical_features import ExpectedConsonance, MusicalFeatures, Sounding, feature_dim
+from liveagent.train.relative_predictor import RelativePredictor
 
 
 @dataclass
@@ -75,6 +76,10 @@ class NetConfig:
     aux_head: bool = False
     """Add a head that predicts the performer's next unseen token (the step being decided in anticipate
     mode, the step after it otherwise): an auxiliary MLE loss, and the expected-consonance term's input."""
+    relative_predictor: int = 0
+    """Steps (the performer's last ones) seen by the key-free predictor of its next note that feeds the
+    expected-consonance terms in anticipate mode (0 = none: the aux head feeds them).
+    :mod:`liveagent.train.relative_predictor` says why: the aux head keeps the old key after a jump."""
     ec_weight: float = 0.0
     """Initial weight of the expected-consonance term added to the logits (0 = off). In anticipate mode
     the performer's pitch class comes from the aux head; in follow/react mode it is the one heard."""
@@ -100,6 +105,12 @@ class NetConfig:
             raise ValueError(f"style_dim must be >= 0, got {self.style_dim}")
         if not 0 <= self.recent <= self.window:
             raise ValueError(f"recent must be in 0..window ({self.window}), got {self.recent}")
+        if self.relative_predictor and (hears_current_step(self.mode) or not self.aux_head):
+            raise ValueError("a relative predictor needs anticipate mode and aux_head = true (its fallback)")
+        if not 0 <= self.relative_predictor <= self.window:
+            raise ValueError(
+                f"relative_predictor must be in 0..window ({self.window}), got {self.relative_predictor}"
+            )
         if self.uses_ec and self.mode == "anticipate" and not self.aux_head:
             raise ValueError("the expected-consonance terms in anticipate mode need aux_head = true")
         if self.uses_ec and not self.musical_features:
@@ -160,6 +171,9 @@ class PolicyNet(nn.Module):
         self.policy_head = nn.Linear(c.hidden, VOCAB_SIZE)
         self.value_head: nn.Linear | None = nn.Linear(c.hidden, 1) if c.value_head else None
         self.aux_head: nn.Linear | None = nn.Linear(c.hidden, VOCAB_SIZE) if c.aux_head else None
+        self.relative: RelativePredictor | None = (
+            RelativePredictor(c.relative_predictor, c.steps_per_bar) if c.relative_predictor else None
+        )
         self.ec: ExpectedConsonance | None = ExpectedConsonance() if c.uses_ec else None
         self.ec_weight = nn.Parameter(torch.tensor(float(c.ec_weight))) if c.ec_weight != 0.0 else None
         self.parallel_weight = (
@@ -235,6 +249,10 @@ class PolicyNet(nn.Module):
                 assert aux is not None
                 probs = torch.softmax(aux.detach(), dim=1)
                 pc_probs = self.ec.pc_probs_from_tokens(probs, sounding.performer)
+                if self.relative is not None:  # key-free while the performer sounds; the aux head's else
+                    perf1 = sounding.performer
+                    rel = self.relative.pc_probs(self.relative(performer, position, perf1), perf1)
+                    pc_probs = torch.where(perf1.unsqueeze(1) > 0, rel, pc_probs)
             if self.ec_weight is not None:
                 logits = logits + self.ec_weight * self.ec(pc_probs, sounding.agent)
             if self.parallel_weight is not None:

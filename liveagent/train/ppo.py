@@ -118,6 +118,12 @@ class PPOConfig:
     anticipate mode)."""
     parallel_weight: float = 0.0
     """Initial weight of the actor's expected-parallels term (0 = none); learned like ``ec_weight``."""
+    relative_predictor: int = 0
+    """Give the actor a key-free predictor of the performer's next note over its last N steps, fitted on
+    the training windows before PPO and then frozen, to feed the expected-consonance terms (anticipate
+    mode; 0 = the aux head feeds them; :mod:`liveagent.train.relative_predictor`)."""
+    relative_fit_steps: int = 3000
+    """Adam steps (batches of 512 windows) that fit the relative predictor."""
     threads: int = 1
     """torch intra-op threads (the machine is shared)."""
     max_minutes: float = 0.0
@@ -375,24 +381,53 @@ ALGO = "ppo"
 
 
 def build_actor(
-    setup: RLSetup, resume_from: Path | None = None, ec_weight: float = 0.0, parallel_weight: float = 0.0
+    setup: RLSetup,
+    resume_from: Path | None = None,
+    ec_weight: float = 0.0,
+    parallel_weight: float = 0.0,
+    relative_predictor: int = 0,
+    relative_fit_steps: int = 3000,
 ) -> PolicyNet:
     """The actor: a trainable copy of the prior (fine-tuning), or the weights of a run being resumed.
 
     ``ec_weight`` / ``parallel_weight`` != 0 give the actor expected-consonance / expected-parallels terms
-    the prior lacks (their weights are its only new parameters).
+    the prior lacks (their weights are its only new parameters). ``relative_predictor`` > 0 gives it the
+    key-free next-note predictor the prior lacks, fitted here on the training windows and frozen.
     """
     config = setup.prior.config
     if ec_weight != 0.0 or parallel_weight != 0.0:
         config = dataclasses.replace(config, ec_weight=ec_weight, parallel_weight=parallel_weight)
+    if relative_predictor:
+        config = dataclasses.replace(config, relative_predictor=relative_predictor)
     actor = PolicyNet(config)
     missing, unexpected = actor.load_state_dict(setup.prior.state_dict(), strict=False)
-    if unexpected or set(missing) - {"ec_weight", "parallel_weight"}:
+    new_params = {"ec_weight", "parallel_weight"} | {k for k in missing if k.startswith("relative.")}
+    if unexpected or set(missing) - new_params:
         raise ValueError(f"prior and actor differ: missing {missing}, unexpected {unexpected}")
     if resume_from is not None and resume_from.exists():
         actor.load_state_dict(load_checkpoint(resume_from).model)
         log.info("resuming the policy from %s (rollouts and optimizer restart)", resume_from)
+    elif actor.relative is not None:
+        _fit_relative(actor, setup, relative_fit_steps)
+    if actor.relative is not None:
+        actor.relative.requires_grad_(False)  # PPO's gradient through the term is not a prediction loss
     return actor
+
+
+def _fit_relative(actor: PolicyNet, setup: RLSetup, steps: int) -> None:
+    """Fit the actor's relative predictor on every window of the training pieces (see its module)."""
+    from liveagent.train.data import build_windows
+    from liveagent.train.relative_predictor import fit_relative_predictor
+
+    c = actor.config
+    assert actor.relative is not None and actor.musical is not None
+    ws = build_windows(
+        setup.pieces, window=c.window, mode=c.mode, pitch_min=c.pitch_min, pitch_max=c.pitch_max
+    )
+    # The same share of key changes the policy trains with (the env's), so a jump in its context reads as one.
+    fit_relative_predictor(actor.relative, actor.musical.sounding1, ws.performer, ws.position, ws.perf_next,
+                           steps=steps, seed=setup.seed,
+                           key_change_prob=setup.env_config.key_change_prob)  # fmt: skip
 
 
 def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> Path:
@@ -406,7 +441,14 @@ def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> 
     cfg = from_table(PPOConfig, recipe.get(ALGO), ALGO)
     setup = setup_run(recipe, out_dir, cfg.prior, resume)
     cfg = dataclasses.replace(cfg, seed=setup.seed, threads=setup.threads)
-    actor = build_actor(setup, setup.out / "last.pt" if resume else None, cfg.ec_weight, cfg.parallel_weight)
+    actor = build_actor(
+        setup,
+        setup.out / "last.pt" if resume else None,
+        cfg.ec_weight,
+        cfg.parallel_weight,
+        cfg.relative_predictor,
+        cfg.relative_fit_steps,
+    )
     env = BatchedAccompanimentEnv(
         setup.pieces, cfg.num_envs, setup.env_config, seed=setup.seed, copy_obs=False
     )
