@@ -331,6 +331,8 @@ def evaluate_policy(
         sampler = Sampler(SamplerConfig(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed))
         moved = play(policy, changed, sampler=sampler)
         row |= adaptation_row([moved[i, : p.n_steps] for i, p in enumerate(changed)], changed)
+        # What "recovered" is measured against: the same bar when the performer does not jump.
+        row["tritone_bar2_base_pct"] = adaptation_row(lines, pieces)["tritone_bar2_pct"]
     rewards: dict[str, float] = {}
     if sums:
         n = sums.pop("_steps", 0.0)

@@ -425,6 +425,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("prior_agree_pct", "argmax = prior %", ".1f", "info"),
     Column("tritone_bar1_pct", "consonant, bar of a tritone jump %", ".1f", "high"),
     Column("tritone_bar2_pct", "consonant, bar after it %", ".1f", "high"),
+    Column("tritone_bar2_base_pct", "bar after it, no jump %", ".1f", "info"),
 )
 """The metric columns of a row, in table order (besides ``policy`` and ``pieces``)."""
 
@@ -436,7 +437,9 @@ MAIN_COLUMNS = (
 )  # fmt: skip
 """The columns of the README's first table (the issue-8 figures); the rest go in the second."""
 
-PLAY_COLUMNS = ("kl_prior", "prior_agree_pct", "tritone_bar1_pct", "tritone_bar2_pct")
+PLAY_COLUMNS = (
+    "kl_prior", "prior_agree_pct", "tritone_bar1_pct", "tritone_bar2_pct", "tritone_bar2_base_pct",
+)  # fmt: skip
 """Columns the evaluator fills while playing (NaN in a row built from lines alone)."""
 
 

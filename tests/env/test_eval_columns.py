@@ -78,6 +78,15 @@ class StuckInC:
         return logits
 
 
+class StrikesC:
+    """Strikes C3 on every step: does not adapt either, but is heard in every bar."""
+
+    def __call__(self, obs):  # type: ignore[no-untyped-def]
+        logits = np.zeros((obs.performer.shape[0], 130), dtype=np.float32)
+        logits[:, onset(48)] = 5.0
+        return logits
+
+
 def _c_major_piece() -> Piece:
     perf = line(*[(p, 4) for p in [60, 64, 67, 72, 67, 64, 60, 64] * 2])
     return Piece("cmaj", perf, line((48, 64)))
@@ -90,6 +99,11 @@ def test_adaptation_columns_tell_an_adapting_policy_from_a_stuck_one() -> None:
     stuck = ev.evaluate_policy(EvalPolicy("stuck", StuckInC(), 4, "react", 36, 64), pieces, cfg)
     assert adapts.row["tritone_bar2_pct"] == 100.0
     assert stuck.row["tritone_bar2_pct"] < 50.0 or math.isnan(stuck.row["tritone_bar2_pct"])
+    # The reference: the same bar without the jump. C3 struck on every step is consonant under C major
+    # and not under F# major: the column tells "not recovered" from "never consonant there".
+    assert adapts.row["tritone_bar2_base_pct"] == 100.0
+    strikes = ev.evaluate_policy(EvalPolicy("c3", StrikesC(), 4, "react", 36, 64), pieces, cfg).row
+    assert strikes["tritone_bar2_base_pct"] == 100.0 and strikes["tritone_bar2_pct"] < 50.0
 
 
 def test_kl_to_itself_is_zero_and_agreement_full(monkeypatch: pytest.MonkeyPatch) -> None:
