@@ -407,8 +407,8 @@ def build_actor(
     if resume_from is not None and resume_from.exists():
         actor.load_state_dict(load_checkpoint(resume_from).model)
         log.info("resuming the policy from %s (rollouts and optimizer restart)", resume_from)
-    elif actor.relative is not None:
-        _fit_relative(actor, setup, relative_fit_steps)
+    elif actor.relative is not None and any(k.startswith("relative.") for k in missing):
+        _fit_relative(actor, setup, relative_fit_steps)  # only a predictor the prior lacks: never refit one
     if actor.relative is not None:
         actor.relative.requires_grad_(False)  # PPO's gradient through the term is not a prediction loss
     return actor
@@ -425,9 +425,14 @@ def _fit_relative(actor: PolicyNet, setup: RLSetup, steps: int) -> None:
         setup.pieces, window=c.window, mode=c.mode, pitch_min=c.pitch_min, pitch_max=c.pitch_max
     )
     # The same share of key changes the policy trains with (the env's), so a jump in its context reads as one.
-    fit_relative_predictor(actor.relative, actor.musical.sounding1, ws.performer, ws.position, ws.perf_next,
-                           steps=steps, seed=setup.seed,
-                           key_change_prob=setup.env_config.key_change_prob)  # fmt: skip
+    fit = fit_relative_predictor(
+        actor.relative, actor.musical.sounding1, ws.performer, ws.position, ws.perf_next,
+        steps=steps, seed=setup.seed, key_change_prob=setup.env_config.key_change_prob,
+    )  # fmt: skip
+    # Kept with the architecture (a new dict: the prior's config must not change): the checkpoint and the
+    # exported model card say how the predictor was fitted.
+    note = {"steps": steps, **{k: round(v, 4) for k, v in fit.items()}}
+    actor.config = dataclasses.replace(c, extra={**c.extra, "relative_fit": note})
 
 
 def train(recipe: dict[str, Any], out_dir: str | Path, resume: bool = False) -> Path:

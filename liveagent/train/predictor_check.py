@@ -50,11 +50,13 @@ def _pc_probs(
         _, _, aux = net.heads(perf, agent, pos)
         assert net.musical is not None and net.ec is not None
         perf1 = net.musical.sounding1(perf.clamp(0, 129))
-        if which == "relative":
-            assert net.relative is not None
-            return net.relative.pc_probs(net.relative(perf, pos, perf1), perf1).numpy()
         assert aux is not None
-        return net.ec.pc_probs_from_tokens(torch.softmax(aux, dim=1), perf1).numpy()
+        from_aux = net.ec.pc_probs_from_tokens(torch.softmax(aux, dim=1), perf1)
+        if which == "relative":  # as the graph reads it: the aux head's while the performer is silent
+            assert net.relative is not None
+            rel = net.relative.pc_probs(net.relative(perf, pos, perf1), perf1)
+            return torch.where(perf1.unsqueeze(1) > 0, rel, from_aux).numpy()
+        return from_aux.numpy()
 
 
 def _rows(pieces: Sequence[Piece], offsets: np.ndarray, bar: int | None, perf_next: np.ndarray) -> np.ndarray:

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 KEYS = (
     "consonance_pct", "time_consonance_pct", "change_consonance_pct", "parallels_per_100", "not_in_key_pct",
-    "density_ratio", "offbeat_pct", "off_eighth_pct", "repeated_pct", "tritone_bar2_pct", "tritone_bar2_base_pct",
+    "density_ratio", "offbeat_pct", "off_eighth_pct", "repeated_pct", "tritone_bar2_pct",
+    "tritone_bar2_base_pct",
 )  # fmt: skip
 
 

@@ -219,6 +219,10 @@ def test_parity_tolerance_grows_with_the_logits() -> None:
     assert parity_row(big, big + 2e-4)["ok"]
     assert not parity_row(small, small + 2e-4)["ok"]
     assert parity_row(small, small + 0.5 * PARITY_TOL)["ok"]
+    mixed = small.copy()
+    mixed[0] *= 300  # one extreme row does not widen the others' tolerance
+    assert not parity_row(mixed, mixed + np.where(np.arange(50)[:, None] == 1, 2e-4, 0.0))["ok"]
+    assert parity_row(mixed, mixed + np.where(np.arange(50)[:, None] == 0, 2e-4, 0.0))["ok"]
     flipped = small.copy()
     row_max = flipped.argmax(axis=1)
     flipped[0, row_max[0]] -= 10.0  # the argmax moves in one row

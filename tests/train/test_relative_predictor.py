@@ -128,6 +128,8 @@ def test_ppo_fits_the_predictor_first_and_keeps_it_frozen(
     recipe["ppo"].update(ec_weight=2.0, relative_predictor=16, relative_fit_steps=60)
     ck = load_checkpoint(ppo.train(recipe, tmp_path / "run"))
     assert ck.net_config.relative_predictor == 16
+    note = ck.net_config.extra["relative_fit"]  # how it was fitted travels with the checkpoint
+    assert note["steps"] == 60 and note["loss_last"] < note["loss_first"]
     net = ck.build_net()
     assert net.relative is not None and fitted
     fresh = PolicyNet(ck.net_config).relative

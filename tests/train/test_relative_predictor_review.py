@@ -7,7 +7,6 @@ import types
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from liveagent.music.features import ObservationBuffers, build_observation
@@ -78,13 +77,6 @@ def test_the_decided_steps_note_never_reaches_the_anticipating_network() -> None
         assert x is not None and y is not None and torch.equal(x, y)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="build_actor refits the relative predictor whenever it is not resuming, even when the prior "
-    "(e.g. an anticipate PPO checkpoint used as the prior of ensemble/adversarial/continued PPO) already "
-    "carries a fitted one: 3000 more AdamW steps at lr 3e-3 move the predictor the policy was trained "
-    "with. Fix: fit only when the relative.* keys were missing from the prior's state dict.",
-)
 def test_a_prior_that_already_has_a_fitted_predictor_keeps_it(tmp_path: Path) -> None:
     from liveagent.train.ppo import build_actor
 
