@@ -1,6 +1,7 @@
 """A Link peer that jumps the session between 20 and 999 BPM every 350 ms, 12 times, while a performer plays
 into a real `serve --clock link --policy style`: the agent's /out/beat numbers stay consecutive (no beat
-repeated, none going back, none jumped: Link keeps the beat continuous across a tempo change), what it
+repeated, none going back, none jumped: Link keeps the beat continuous across a tempo change; a beat is
+missing only where the engine counted late steps, since a beat more than a step late is dropped), what it
 could not play in time is counted (misses, skipped), no note overlaps or is left sounding, and SIGTERM
 right after is prompt."""
 
@@ -45,7 +46,13 @@ def test_link_tempo_jumps_between_the_extremes() -> None:
                 f"{st1['misses']}, skipped {st0['skipped']}->{st1['skipped']}, resyncs {st1['link_resyncs']}"
             )
             log.info("%s", report)
-            assert all(b == a + 1 for a, b in itertools.pairwise(seq)), (report, seq)
+            # Consecutive: Link keeps the beat continuous across a tempo change. The one gap allowed is the
+            # engine's own: a beat more than a step late is dropped, never sent late, and only where it
+            # counted late steps (a stalled 2-core machine at 999 BPM: a 15 ms step).
+            assert all(b > a for a, b in itertools.pairwise(seq)), ("repeated or went back", report, seq)
+            gaps = sum(b - a - 1 for a, b in itertools.pairwise(seq))
+            late = int(st1["misses"]) - int(st0["misses"]) + int(st1["skipped"]) - int(st0["skipped"])
+            assert gaps <= late, (f"{gaps} beats missing, {late} late steps counted", report, seq)
             assert int(st1["running"]) == 1, report
             n = int(st1["notes_out"])
             assert wait_until(lambda: int(sp.status()["notes_out"]) > n, 5.0), "silent after the jumps"
