@@ -25,7 +25,7 @@ from liveagent.env.evaluate import EvalConfig, evaluate_policy, tritone_change_s
 from liveagent.env.policies import from_meta
 from liveagent.music.chorales import chorale_split
 from liveagent.music.piece import Piece
-from liveagent.music.theory import consonant_pair
+from liveagent.music.theory import CONSONANT_TWO_VOICE
 from liveagent.music.tokens import ONSET_BASE
 from liveagent.train.checkpoint import load_checkpoint
 from liveagent.train.data import build_windows
@@ -34,12 +34,9 @@ from liveagent.train.networks import PolicyNet, TorchPolicy
 
 
 def _consonance_table() -> np.ndarray:
-    """[12 bass pc, 12 soprano pc] consonant (the bass below)."""
-    m = np.zeros((12, 12))
-    for b in range(12):
-        for s in range(12):
-            m[b, s] = bool(consonant_pair(np.array([b + 48]), np.array([s + 72]))[0])
-    return m
+    """[12 bass pc, 12 soprano pc] consonant: the graph's own rule (``CONSONANT_TWO_VOICE``)."""
+    bass, soprano = np.arange(12)[:, None], np.arange(12)[None, :]
+    return CONSONANT_TWO_VOICE[(soprano - bass) % 12].astype(np.float64)
 
 
 def _pc_probs(
